@@ -1,0 +1,44 @@
+//! THE ROOT APP: mounts every service under `/api` and wraps them in the common layers.
+//! It routes and logs; everything else lives in the services.
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::env::Config;
+use crate::middlewares::{catch_panic, logging, request_id, timeout};
+use crate::platform::openapi::{self, ApiDoc};
+use crate::platform::{fallback, state::AppState};
+use crate::routes;
+
+/// Builds the whole application for the given state.
+pub fn build(state: AppState) -> Router {
+    let config = state.config.clone();
+    let (api, spec) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .nest("/api/health", routes::health::router())
+        .split_for_parts();
+
+    with_common_layers(api.merge(openapi::router(spec)), &config).with_state(state)
+}
+
+/// The fallbacks and layers every route gets: request id, request log, panic net, time
+/// limit and body limit (routes may lower or raise it with their own `DefaultBodyLimit`).
+pub fn with_common_layers(router: Router<AppState>, config: &Config) -> Router<AppState> {
+    router
+        .fallback(fallback::not_found)
+        .method_not_allowed_fallback(fallback::method_not_allowed)
+        .layer(
+            ServiceBuilder::new()
+                .layer(axum::middleware::from_fn(request_id::assign))
+                .layer(axum::middleware::from_fn(logging::log_request))
+                .layer(CatchPanicLayer::custom(catch_panic::into_response))
+                .layer(axum::middleware::from_fn_with_state(
+                    config.request_timeout,
+                    timeout::limit,
+                ))
+                .layer(DefaultBodyLimit::max(config.body_limit_bytes)),
+        )
+}

@@ -1,0 +1,316 @@
+//! Every setting Toolshed reads: its env var, its flag, its default and its validation.
+//!
+//! This is the single source of truth for configuration (the `env.ts` of the original
+//! design). Settings are read once at start-up, validated all together, and handed to the
+//! services inside `AppState`; no other module reads the process environment.
+//!
+//! Flags win over env vars, env vars win over defaults (clap does the layering). Values are
+//! taken as strings and validated here, so that one run reports *every* bad setting at once
+//! instead of stopping at the first.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+/// The raw settings as given on the command line or in the environment.
+#[derive(Debug, Clone, Default, Args)]
+pub struct SettingsArgs {
+    /// Address to listen on (an IP address, or `localhost`). [env: HOST] [default: 127.0.0.1]
+    #[arg(long, env = "HOST", global = true, hide_env = true)]
+    pub host: Option<String>,
+    /// Port to listen on; 0 picks a free one. [env: PORT] [default: 8000]
+    #[arg(long, env = "PORT", global = true, hide_env = true)]
+    pub port: Option<String>,
+    /// development | production | test. [env: ENV] [default: development]
+    #[arg(long = "env", env = "ENV", global = true, hide_env = true)]
+    pub run_env: Option<String>,
+    /// trace | debug | info | warn | error. [env: LOG_LEVEL] [default: info]
+    #[arg(long, env = "LOG_LEVEL", global = true, hide_env = true)]
+    pub log_level: Option<String>,
+    /// pretty | json. [env: LOG_FORMAT] [default: pretty in development, json otherwise]
+    #[arg(long, env = "LOG_FORMAT", global = true, hide_env = true)]
+    pub log_format: Option<String>,
+    /// Directory of the embedded store. [env: TOOLSHED_DATA_DIR] [default: ./data]
+    #[arg(long, env = "TOOLSHED_DATA_DIR", global = true, hide_env = true)]
+    pub data_dir: Option<String>,
+    /// Seconds in-flight requests and running tasks get to finish on shutdown.
+    /// [env: TOOLSHED_SHUTDOWN_GRACE_S] [default: 10]
+    #[arg(
+        long,
+        env = "TOOLSHED_SHUTDOWN_GRACE_S",
+        global = true,
+        hide_env = true
+    )]
+    pub shutdown_grace_s: Option<String>,
+    /// Default request body limit in bytes. [env: TOOLSHED_BODY_LIMIT_BYTES] [default: 1048576]
+    #[arg(
+        long,
+        env = "TOOLSHED_BODY_LIMIT_BYTES",
+        global = true,
+        hide_env = true
+    )]
+    pub body_limit_bytes: Option<String>,
+    /// Seconds a handler may take before the request fails with 503.
+    /// [env: TOOLSHED_REQUEST_TIMEOUT_S] [default: 30]
+    #[arg(
+        long,
+        env = "TOOLSHED_REQUEST_TIMEOUT_S",
+        global = true,
+        hide_env = true
+    )]
+    pub request_timeout_s: Option<String>,
+}
+
+/// Where the instance runs; changes defaults, never behaviour of the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunEnv {
+    Development,
+    Production,
+    Test,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines, coloured on a terminal.
+    Pretty,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The validated configuration, read once at start-up.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub host: IpAddr,
+    pub port: u16,
+    pub run_env: RunEnv,
+    pub log_level: tracing::Level,
+    pub log_format: LogFormat,
+    pub data_dir: PathBuf,
+    pub shutdown_grace: Duration,
+    pub body_limit_bytes: usize,
+    pub request_timeout: Duration,
+}
+
+/// Every invalid setting found, one line each.
+#[derive(Debug)]
+pub struct ConfigErrors(pub Vec<String>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "invalid configuration:")?;
+        for line in &self.0 {
+            writeln!(f, "  - {line}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// Collects parse failures so that all of them are reported together.
+struct Validator {
+    errors: Vec<String>,
+}
+
+impl Validator {
+    /// Parses one setting; on failure records "NAME (--flag) = "value": accepts …".
+    fn take<T>(
+        &mut self,
+        names: (&str, &str),
+        raw: Option<&str>,
+        default: T,
+        accepts: &str,
+        parse: impl Fn(&str) -> Option<T>,
+    ) -> T {
+        let Some(raw) = raw else { return default };
+        match parse(raw.trim()) {
+            Some(value) => value,
+            None => {
+                let (env, flag) = names;
+                self.errors
+                    .push(format!("{env} (--{flag}) = {raw:?}: expected {accepts}"));
+                default
+            }
+        }
+    }
+}
+
+fn parse_host(s: &str) -> Option<IpAddr> {
+    if s.eq_ignore_ascii_case("localhost") {
+        return Some(IpAddr::from([127, 0, 0, 1]));
+    }
+    s.parse().ok()
+}
+
+fn parse_run_env(s: &str) -> Option<RunEnv> {
+    match s.to_ascii_lowercase().as_str() {
+        "development" | "dev" => Some(RunEnv::Development),
+        "production" | "prod" => Some(RunEnv::Production),
+        "test" => Some(RunEnv::Test),
+        _ => None,
+    }
+}
+
+fn parse_level(s: &str) -> Option<tracing::Level> {
+    match s.to_ascii_lowercase().as_str() {
+        "trace" => Some(tracing::Level::TRACE),
+        "debug" => Some(tracing::Level::DEBUG),
+        "info" => Some(tracing::Level::INFO),
+        "warn" | "warning" => Some(tracing::Level::WARN),
+        "error" => Some(tracing::Level::ERROR),
+        _ => None,
+    }
+}
+
+fn parse_format(s: &str) -> Option<LogFormat> {
+    match s.to_ascii_lowercase().as_str() {
+        "pretty" => Some(LogFormat::Pretty),
+        "json" => Some(LogFormat::Json),
+        _ => None,
+    }
+}
+
+/// A whole number within `min..=max`.
+fn parse_bounded(s: &str, min: u64, max: u64) -> Option<u64> {
+    s.parse::<u64>().ok().filter(|n| (min..=max).contains(n))
+}
+
+impl Config {
+    /// Validates the raw settings, reporting every bad one at once.
+    pub fn from_args(args: &SettingsArgs) -> Result<Config, ConfigErrors> {
+        let mut v = Validator { errors: Vec::new() };
+        let host = v.take(
+            ("HOST", "host"),
+            args.host.as_deref(),
+            IpAddr::from([127, 0, 0, 1]),
+            "an IP address such as 127.0.0.1 or 0.0.0.0, or localhost",
+            parse_host,
+        );
+        let port = v.take(
+            ("PORT", "port"),
+            args.port.as_deref(),
+            8000,
+            "a whole number from 0 to 65535",
+            |s| s.parse::<u16>().ok(),
+        );
+        let run_env = v.take(
+            ("ENV", "env"),
+            args.run_env.as_deref(),
+            RunEnv::Development,
+            "one of development, production, test",
+            parse_run_env,
+        );
+        let log_level = v.take(
+            ("LOG_LEVEL", "log-level"),
+            args.log_level.as_deref(),
+            tracing::Level::INFO,
+            "one of trace, debug, info, warn, error",
+            parse_level,
+        );
+        let default_format = match run_env {
+            RunEnv::Development => LogFormat::Pretty,
+            RunEnv::Production | RunEnv::Test => LogFormat::Json,
+        };
+        let log_format = v.take(
+            ("LOG_FORMAT", "log-format"),
+            args.log_format.as_deref(),
+            default_format,
+            "one of pretty, json",
+            parse_format,
+        );
+        let data_dir = v.take(
+            ("TOOLSHED_DATA_DIR", "data-dir"),
+            args.data_dir.as_deref(),
+            PathBuf::from("./data"),
+            "a non-empty directory path",
+            |s| (!s.is_empty()).then(|| PathBuf::from(s)),
+        );
+        let shutdown_grace_s = v.take(
+            ("TOOLSHED_SHUTDOWN_GRACE_S", "shutdown-grace-s"),
+            args.shutdown_grace_s.as_deref(),
+            10,
+            "a whole number of seconds from 0 to 3600",
+            |s| parse_bounded(s, 0, 3600),
+        );
+        let body_limit_bytes = v.take(
+            ("TOOLSHED_BODY_LIMIT_BYTES", "body-limit-bytes"),
+            args.body_limit_bytes.as_deref(),
+            1024 * 1024,
+            "a whole number of bytes from 1024 to 1073741824",
+            |s| parse_bounded(s, 1024, 1 << 30),
+        );
+        let request_timeout_s = v.take(
+            ("TOOLSHED_REQUEST_TIMEOUT_S", "request-timeout-s"),
+            args.request_timeout_s.as_deref(),
+            30,
+            "a whole number of seconds from 1 to 86400",
+            |s| parse_bounded(s, 1, 86_400),
+        );
+        if !v.errors.is_empty() {
+            return Err(ConfigErrors(v.errors));
+        }
+        Ok(Config {
+            host,
+            port,
+            run_env,
+            log_level,
+            log_format,
+            data_dir,
+            shutdown_grace: Duration::from_secs(shutdown_grace_s),
+            body_limit_bytes: usize::try_from(body_limit_bytes).unwrap_or(usize::MAX),
+            request_timeout: Duration::from_secs(request_timeout_s),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_apply_when_nothing_is_set() {
+        let config = Config::from_args(&SettingsArgs::default()).expect("defaults are valid");
+        assert_eq!(config.port, 8000);
+        assert_eq!(config.host, IpAddr::from([127, 0, 0, 1]));
+        assert_eq!(config.log_format, LogFormat::Pretty);
+        assert_eq!(config.data_dir, PathBuf::from("./data"));
+        assert_eq!(config.body_limit_bytes, 1024 * 1024);
+    }
+
+    #[test]
+    fn production_defaults_to_json_logs() {
+        let args = SettingsArgs {
+            run_env: Some("production".into()),
+            ..Default::default()
+        };
+        let config = Config::from_args(&args).expect("valid");
+        assert_eq!(config.log_format, LogFormat::Json);
+    }
+
+    #[test]
+    fn every_bad_setting_is_reported_at_once() {
+        let args = SettingsArgs {
+            port: Some("abc".into()),
+            log_level: Some("loud".into()),
+            host: Some("not-an-ip".into()),
+            ..Default::default()
+        };
+        let errors = Config::from_args(&args).expect_err("invalid").0;
+        assert_eq!(errors.len(), 3, "{errors:?}");
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.starts_with("PORT (--port) = \"abc\""))
+        );
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.contains("LOG_LEVEL") && e.contains("trace"))
+        );
+        assert!(errors.iter().any(|e| e.starts_with("HOST")));
+    }
+}

@@ -1,0 +1,14 @@
+//! Toolshed: a personal backend in one binary.
+//!
+//! `main.rs` is the command line; this library holds the app so tests and benchmarks can
+//! build it in-process.
+#![forbid(unsafe_code)]
+
+pub mod app;
+pub mod build_info;
+pub mod env;
+pub mod middlewares;
+pub mod platform;
+pub mod routes;
+pub mod server;
+pub mod storage;

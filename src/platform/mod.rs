@@ -1,0 +1,8 @@
+//! General-purpose code every service may use, and nothing service-specific.
+
+pub mod error;
+pub mod extract;
+pub mod fallback;
+pub mod openapi;
+pub mod state;
+pub mod telemetry;

@@ -1,0 +1,81 @@
+//! The OpenAPI document generated from the route definitions (`/openapi.json`) and an
+//! interactive reference page (`/reference`) whose assets are inside the binary, so it works
+//! with no internet, as in an enclave.
+
+use axum::Router;
+use axum::http::header;
+use axum::response::{Html, IntoResponse};
+use axum::routing::get;
+use utoipa::OpenApi;
+
+use crate::platform::error::ErrorBody;
+use crate::platform::state::AppState;
+
+/// The document's fixed parts; every route adds itself through `utoipa-axum`.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Toolshed",
+        description = "A personal backend in one binary. Every service lives under `/api`; every error is `{\"error\": \"...\", \"code\": \"...\"}`.",
+        license(name = "MIT")
+    ),
+    components(schemas(ErrorBody))
+)]
+pub struct ApiDoc;
+
+/// RapiDoc's standalone bundle (npm `rapidoc`, MIT; see assets/reference/).
+const RAPIDOC_JS: &[u8] = include_bytes!("../../assets/reference/rapidoc-min.js");
+
+const REFERENCE_HTML: &str = r#"<!doctype html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <meta name="viewport" content="width=device-width, initial-scale=1">
+  <title>Toolshed API reference</title>
+  <link rel="icon" href="/favicon.ico">
+  <script type="module" src="/reference/rapidoc-min.js"></script>
+</head>
+<body>
+  <rapi-doc spec-url="/openapi.json" render-style="read" show-header="false"
+            allow-try="true" allow-server-selection="false" theme="light"></rapi-doc>
+</body>
+</html>
+"#;
+
+const FAVICON_SVG: &str = r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 100 100"><text y=".9em" font-size="90">🪓</text></svg>"#;
+
+/// Routes for the document, the reference page and its assets.
+pub fn router(spec: utoipa::openapi::OpenApi) -> Router<AppState> {
+    // Rendered once: the document never changes while the process runs.
+    let spec_json = spec
+        .to_pretty_json()
+        .unwrap_or_else(|e| format!("{{\"error\":\"cannot render the OpenAPI document: {e}\"}}"));
+    Router::new()
+        .route(
+            "/openapi.json",
+            get(move || async move {
+                (
+                    [(header::CONTENT_TYPE, "application/json")],
+                    spec_json.clone(),
+                )
+            }),
+        )
+        .route("/reference", get(|| async { Html(REFERENCE_HTML) }))
+        .route(
+            "/reference/rapidoc-min.js",
+            get(|| async {
+                (
+                    [
+                        (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+                        (header::CACHE_CONTROL, "public, max-age=86400"),
+                    ],
+                    RAPIDOC_JS,
+                )
+                    .into_response()
+            }),
+        )
+        .route(
+            "/favicon.ico",
+            get(|| async { ([(header::CONTENT_TYPE, "image/svg+xml")], FAVICON_SVG) }),
+        )
+}

@@ -1,0 +1,4 @@
+//! One folder per service; the path of the folder is the URL under `/api`. The services are
+//! mounted in one list in `app.rs`.
+
+pub mod health;

@@ -1,0 +1,119 @@
+//! Running the app: open the store, bind, serve until a signal, then shut down gracefully.
+//!
+//! Building the app (`app::build`) is separate from running it, so tests and benchmarks can
+//! drive the router without a socket.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::app;
+use crate::env::Config;
+use crate::platform::state::AppState;
+use crate::storage::{Durability, StorageError, Store};
+
+/// Why the server could not start or run.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot open the store in {dir}: {source}")]
+    Store {
+        dir: String,
+        #[source]
+        source: StorageError,
+    },
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("server error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Resolves when SIGINT or SIGTERM arrives.
+async fn signalled() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let terminate = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut signal) => {
+                    signal.recv().await;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                    std::future::pending::<()>().await;
+                }
+            }
+        };
+        tokio::select! {
+            _ = interrupt => {},
+            _ = terminate => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}
+
+/// Serves until SIGINT/SIGTERM, then lets in-flight requests finish within the grace.
+pub async fn run(config: Config) -> Result<(), ServeError> {
+    let shutdown = CancellationToken::new();
+    let trigger = shutdown.clone();
+    tokio::spawn(async move {
+        signalled().await;
+        tracing::info!("shutdown signal received");
+        trigger.cancel();
+    });
+    serve(config, shutdown).await
+}
+
+/// Serves until `shutdown` is cancelled.
+pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<(), ServeError> {
+    let started_at = Instant::now();
+    let store =
+        Store::open(&config.data_dir, Durability::Normal).map_err(|source| ServeError::Store {
+            dir: config.data_dir.display().to_string(),
+            source,
+        })?;
+    let addr = std::net::SocketAddr::from((config.host, config.port));
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: addr.to_string(),
+            source,
+        })?;
+    let local = listener.local_addr()?;
+    let grace = config.shutdown_grace;
+    let state = AppState {
+        config: Arc::new(config),
+        store,
+        started_at,
+    };
+    let router = app::build(state);
+    tracing::info!(
+        addr = %local,
+        startup_ms = started_at.elapsed().as_secs_f64() * 1000.0,
+        "listening"
+    );
+
+    let server = axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+        .into_future();
+    let grace_over = async {
+        shutdown.cancelled().await;
+        tokio::time::sleep(grace).await;
+    };
+    tokio::select! {
+        result = server => result?,
+        _ = grace_over => {
+            tracing::warn!(grace_s = grace.as_secs(), "grace period over, dropping unfinished requests");
+        }
+    }
+    tracing::info!("stopped");
+    Ok(())
+}

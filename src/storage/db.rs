@@ -1,0 +1,330 @@
+//! The SQLite engine under the store: one writer thread with group commit, and a few
+//! reader connections.
+//!
+//! Why this shape: SQLite allows one writer at a time. A dedicated thread owns the write
+//! connection and takes every write job waiting in its channel into one transaction, so
+//! thousands of concurrent writes share one commit (group commit). Each job runs inside its
+//! own savepoint, so one job failing (a failed check, a bad key) never undoes its
+//! neighbours. A job's caller hears back only after the transaction has committed: an
+//! acknowledged write is in the WAL. Readers run on the caller's thread with their own
+//! connections (WAL lets them read while the writer writes); point reads take microseconds.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::storage::error::{Result, StorageError};
+use crate::storage::schema;
+
+/// How many write jobs share one transaction at most.
+const MAX_BATCH: usize = 2048;
+/// Reader connections; reads are short, a few suffice for two cores.
+const READERS: usize = 4;
+
+/// When a commit is flushed to disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// WAL with `synchronous=NORMAL`: a commit survives a crash of the process; only a power
+    /// loss or OS crash can lose the last commits.
+    Normal,
+    /// `synchronous=FULL`: every commit is fsynced before it is acknowledged.
+    Full,
+}
+
+/// What a write job sees: the write connection inside the batch transaction, and the clock
+/// and versionstamp of its commit.
+pub struct WriteCtx<'a> {
+    pub conn: &'a Connection,
+    next_version: &'a mut u64,
+    version: Option<u64>,
+    /// Milliseconds since the Unix epoch when the batch started.
+    pub now_ms: i64,
+}
+
+impl WriteCtx<'_> {
+    /// The versionstamp of this job's commit: increasing across the whole store, shared by
+    /// every mutation of the job.
+    pub fn version(&mut self) -> u64 {
+        if let Some(v) = self.version {
+            return v;
+        }
+        *self.next_version += 1;
+        self.version = Some(*self.next_version);
+        *self.next_version
+    }
+}
+
+/// A job the writer runs, type-erased so one channel carries every kind.
+trait WriteJob: Send {
+    fn run(&mut self, ctx: &mut WriteCtx<'_>) -> bool;
+    fn finish(self: Box<Self>, committed: std::result::Result<(), String>);
+}
+
+struct Job<T, F> {
+    work: Option<F>,
+    outcome: Option<Result<T>>,
+    reply: oneshot::Sender<Result<T>>,
+}
+
+impl<T, F> WriteJob for Job<T, F>
+where
+    T: Send,
+    F: FnOnce(&mut WriteCtx<'_>) -> Result<T> + Send,
+{
+    fn run(&mut self, ctx: &mut WriteCtx<'_>) -> bool {
+        let Some(work) = self.work.take() else {
+            return false;
+        };
+        let outcome = work(ctx);
+        let ok = outcome.is_ok();
+        self.outcome = Some(outcome);
+        ok
+    }
+
+    fn finish(self: Box<Self>, committed: std::result::Result<(), String>) {
+        let outcome = match (committed, self.outcome) {
+            // A job that failed was rolled back whatever became of the batch.
+            (_, Some(Err(job_err))) => Err(job_err),
+            (Ok(()), Some(Ok(value))) => Ok(value),
+            (Err(e), _) => Err(StorageError::Commit(e)),
+            (Ok(()), None) => Err(StorageError::Closed),
+        };
+        // The caller may have gone away (request cancelled); the write stands regardless.
+        let _ = self.reply.send(outcome);
+    }
+}
+
+/// A handle on the database: cheap to share behind an `Arc`.
+pub struct Db {
+    path: PathBuf,
+    jobs: mpsc::UnboundedSender<Box<dyn WriteJob>>,
+    readers: Vec<Mutex<Connection>>,
+    next_reader: AtomicUsize,
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+fn configure(conn: &Connection, durability: Durability) -> Result<()> {
+    let sync = match durability {
+        Durability::Normal => "NORMAL",
+        Durability::Full => "FULL",
+    };
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.execute_batch(&format!(
+        "PRAGMA journal_mode=WAL; PRAGMA synchronous={sync}; PRAGMA foreign_keys=ON;"
+    ))?;
+    Ok(())
+}
+
+impl Db {
+    /// Opens (creating if needed) the database file and starts the writer thread.
+    pub fn open(path: &Path, durability: Durability) -> Result<Db> {
+        let writer = Connection::open(path)?;
+        configure(&writer, durability)?;
+        schema::migrate(&writer)?;
+        let next_version: u64 = writer
+            .query_row("SELECT v FROM meta WHERE k = 'version'", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .optional()?
+            .map(|v| u64::try_from(v).unwrap_or(0))
+            .unwrap_or(0);
+
+        let mut readers = Vec::with_capacity(READERS);
+        for _ in 0..READERS {
+            let conn = Connection::open_with_flags(
+                path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )?;
+            conn.busy_timeout(std::time::Duration::from_secs(5))?;
+            readers.push(Mutex::new(conn));
+        }
+
+        let (tx, rx) = mpsc::unbounded_channel();
+        std::thread::Builder::new()
+            .name("toolshed-db-writer".into())
+            .spawn(move || writer_loop(writer, rx, next_version))
+            .map_err(|e| StorageError::Invalid(format!("cannot start the writer thread: {e}")))?;
+        Ok(Db {
+            path: path.to_owned(),
+            jobs: tx,
+            readers,
+            next_reader: AtomicUsize::new(0),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `work` in the writer's next transaction and answers once it has committed.
+    /// An `Err` from `work` rolls back only this job.
+    pub async fn write<T, F>(&self, work: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut WriteCtx<'_>) -> Result<T> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let job = Job {
+            work: Some(work),
+            outcome: None,
+            reply,
+        };
+        self.jobs
+            .send(Box::new(job))
+            .map_err(|_| StorageError::Closed)?;
+        answer.await.map_err(|_| StorageError::Closed)?
+    }
+
+    /// Runs `work` on a reader connection, on the calling thread.
+    pub fn read<T>(&self, work: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let start = self.next_reader.fetch_add(1, Ordering::Relaxed);
+        for i in 0..self.readers.len() {
+            if let Ok(conn) = self.readers[(start + i) % self.readers.len()].try_lock() {
+                return work(&conn);
+            }
+        }
+        let conn = self.readers[start % self.readers.len()]
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        work(&conn)
+    }
+}
+
+fn writer_loop(
+    conn: Connection,
+    mut jobs: mpsc::UnboundedReceiver<Box<dyn WriteJob>>,
+    mut next_version: u64,
+) {
+    let mut batch: Vec<Box<dyn WriteJob>> = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = jobs.blocking_recv() {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let committed = run_batch(&conn, &mut batch, &mut next_version);
+        if committed.is_err() {
+            let _ = conn.execute_batch("ROLLBACK");
+            // Versions handed out in a failed batch are skipped, never reused.
+        }
+        for job in batch.drain(..) {
+            job.finish(committed.clone());
+        }
+    }
+}
+
+fn run_batch(
+    conn: &Connection,
+    batch: &mut [Box<dyn WriteJob>],
+    next_version: &mut u64,
+) -> std::result::Result<(), String> {
+    conn.execute_batch("BEGIN IMMEDIATE")
+        .map_err(|e| e.to_string())?;
+    let now_ms = now_ms();
+    for job in batch.iter_mut() {
+        conn.execute_batch("SAVEPOINT job")
+            .map_err(|e| e.to_string())?;
+        let mut ctx = WriteCtx {
+            conn,
+            next_version,
+            version: None,
+            now_ms,
+        };
+        let ok = job.run(&mut ctx);
+        let end = if ok {
+            "RELEASE job"
+        } else {
+            "ROLLBACK TO job; RELEASE job"
+        };
+        conn.execute_batch(end).map_err(|e| e.to_string())?;
+    }
+    conn.prepare_cached("INSERT INTO meta (k, v) VALUES ('version', ?1) ON CONFLICT(k) DO UPDATE SET v = excluded.v")
+        .and_then(|mut s| s.execute([i64::try_from(*next_version).unwrap_or(i64::MAX)]))
+        .map_err(|e| e.to_string())?;
+    conn.execute_batch("COMMIT").map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_db() -> (tempdir::Dir, Db) {
+        let dir = tempdir::Dir::new();
+        let db = Db::open(&dir.path().join("t.db"), Durability::Normal).expect("open");
+        (dir, db)
+    }
+
+    /// A tiny temp-dir helper so unit tests need no extra crate.
+    pub(crate) mod tempdir {
+        pub struct Dir(std::path::PathBuf);
+        impl Dir {
+            pub fn new() -> Dir {
+                let path =
+                    std::env::temp_dir().join(format!("toolshed-db-{}", uuid::Uuid::new_v4()));
+                std::fs::create_dir_all(&path).expect("mkdir");
+                Dir(path)
+            }
+            pub fn path(&self) -> &std::path::Path {
+                &self.0
+            }
+        }
+        impl Drop for Dir {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_dir_all(&self.0);
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_job_does_not_undo_its_batch_neighbours() {
+        let (_dir, db) = temp_db();
+        let ok = db.write(|ctx| {
+            ctx.conn
+                .execute("INSERT INTO meta (k, v) VALUES ('a', 1)", [])?;
+            Ok(())
+        });
+        let failing = db.write(|ctx| -> Result<()> {
+            ctx.conn
+                .execute("INSERT INTO meta (k, v) VALUES ('b', 1)", [])?;
+            Err(StorageError::invalid("no"))
+        });
+        let (ok, failing) = tokio::join!(ok, failing);
+        assert!(ok.is_ok());
+        assert!(failing.is_err());
+        let keys: Vec<String> = db
+            .read(|c| {
+                let mut s = c.prepare("SELECT k FROM meta WHERE k IN ('a','b') ORDER BY k")?;
+                let rows = s.query_map([], |r| r.get(0))?;
+                Ok(rows.collect::<rusqlite::Result<Vec<String>>>()?)
+            })
+            .expect("read");
+        assert_eq!(keys, vec!["a".to_string()]);
+    }
+
+    #[tokio::test]
+    async fn versions_increase_and_survive_reopen() {
+        let dir = tempdir::Dir::new();
+        let path = dir.path().join("t.db");
+        let first = {
+            let db = Db::open(&path, Durability::Normal).expect("open");
+            db.write(|ctx| Ok(ctx.version())).await.expect("write")
+        };
+        let db = Db::open(&path, Durability::Normal).expect("reopen");
+        let second = db.write(|ctx| Ok(ctx.version())).await.expect("write");
+        assert!(second > first, "{second} > {first}");
+    }
+}

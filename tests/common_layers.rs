@@ -1,0 +1,163 @@
+//! The layers every route gets (JSON errors for bad bodies, body limit, panic net, time
+//! limit), proved on throw-away routes built in-process with the real layer stack.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{Request, StatusCode};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::Value;
+use tower::ServiceExt;
+
+use toolshed::app::with_common_layers;
+use toolshed::env::{Config, SettingsArgs};
+use toolshed::platform::extract::AppJson;
+use toolshed::platform::state::AppState;
+use toolshed::storage::{Durability, Store};
+
+#[derive(Deserialize)]
+struct Greeting {
+    #[allow(dead_code)]
+    name: String,
+}
+
+async fn greet(AppJson(_): AppJson<Greeting>) -> &'static str {
+    "hi"
+}
+
+async fn boom() -> &'static str {
+    panic!("deliberate test panic")
+}
+
+async fn slow() -> &'static str {
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    "late"
+}
+
+fn test_app(dir: &common::TempDir) -> Router {
+    let args = SettingsArgs {
+        request_timeout_s: Some("1".into()),
+        body_limit_bytes: Some("2048".into()),
+        ..Default::default()
+    };
+    let config = Config::from_args(&args).expect("config");
+    let state = AppState {
+        config: Arc::new(config.clone()),
+        store: Store::open(dir.path(), Durability::Normal).expect("store"),
+        started_at: Instant::now(),
+    };
+    let routes = Router::new()
+        .route("/greet", post(greet))
+        .route(
+            "/greet-big",
+            post(greet).layer(DefaultBodyLimit::max(64 * 1024)),
+        )
+        .route("/boom", get(boom))
+        .route("/slow", get(slow));
+    with_common_layers(routes, &config).with_state(state)
+}
+
+async fn call(app: &Router, request: Request<Body>) -> (StatusCode, Value) {
+    let response = app.clone().oneshot(request).await.expect("infallible");
+    let status = response.status();
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .expect("body");
+    let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    (status, body)
+}
+
+fn post_json(uri: &str, content_type: &str, body: impl Into<Body>) -> Request<Body> {
+    Request::post(uri)
+        .header("content-type", content_type)
+        .body(body.into())
+        .expect("request")
+}
+
+#[tokio::test]
+async fn malformed_json_is_400_saying_what_is_wrong() {
+    let dir = common::TempDir::new();
+    let app = test_app(&dir);
+    let (status, body) = call(&app, post_json("/greet", "application/json", "{\"name\": ")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body["error"].as_str().expect("error").contains("EOF"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn json_of_the_wrong_shape_is_422() {
+    let dir = common::TempDir::new();
+    let app = test_app(&dir);
+    let (status, body) = call(
+        &app,
+        post_json("/greet", "application/json", "{\"nom\": 1}"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        body["error"].as_str().expect("error").contains("name"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn wrong_content_type_is_415() {
+    let dir = common::TempDir::new();
+    let app = test_app(&dir);
+    let (status, body) = call(&app, post_json("/greet", "text/plain", "{\"name\": \"x\"}")).await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_eq!(body["code"], "unsupported_media_type");
+}
+
+#[tokio::test]
+async fn body_over_the_limit_is_413_and_routes_can_raise_it() {
+    let dir = common::TempDir::new();
+    let app = test_app(&dir);
+    let big = format!("{{\"name\": \"{}\"}}", "x".repeat(10_000));
+    let (status, body) = call(&app, post_json("/greet", "application/json", big.clone())).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(body["code"], "payload_too_large");
+    let (status, _) = call(&app, post_json("/greet-big", "application/json", big)).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_panicking_handler_answers_500_json_and_the_app_lives_on() {
+    let dir = common::TempDir::new();
+    let app = test_app(&dir);
+    let request = || Request::get("/boom").body(Body::empty()).expect("request");
+    let (status, body) = call(&app, request()).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(body["code"], "internal");
+    let (status, _) = call(&app, request()).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "still serving");
+    let (status, _) = call(
+        &app,
+        post_json("/greet", "application/json", "{\"name\": \"x\"}"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_slow_handler_is_cut_off_with_503_json() {
+    let dir = common::TempDir::new();
+    let app = test_app(&dir);
+    let started = Instant::now();
+    let (status, body) = call(
+        &app,
+        Request::get("/slow").body(Body::empty()).expect("request"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(body["code"], "timeout");
+    assert!(started.elapsed() < Duration::from_secs(3));
+}

@@ -1,0 +1,316 @@
+//! The foundation, black-box: the real binary on port 0, spoken to over HTTP.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::{client, spawn};
+use serde_json::Value;
+
+#[tokio::test]
+async fn health_answers_ok_with_timestamp_version_and_uptime() {
+    let server = spawn();
+    let response = client()
+        .get(server.url("/api/health"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["status"], "OK");
+    assert!(body["timestamp"].as_i64().expect("timestamp") > 1_700_000_000_000);
+    assert_eq!(body["version"], env!("CARGO_PKG_VERSION"));
+    assert!(body["uptime_s"].as_f64().expect("uptime") >= 0.0);
+}
+
+#[tokio::test]
+async fn ready_is_200_when_storage_is_writable() {
+    let server = spawn();
+    let response = client()
+        .get(server.url("/api/health/ready"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["checks"]["storage"], "ok");
+}
+
+#[tokio::test]
+async fn ready_is_503_with_the_reason_when_storage_is_not_writable() {
+    // Another process holds the database's write lock, so the store cannot write.
+    let server = spawn();
+    let db = server.data_dir.join("toolshed.db");
+    let mut locker = Command::new("python3")
+        .args([
+            "-c",
+            "import sqlite3,sys,time\n\
+             c=sqlite3.connect(sys.argv[1],isolation_level=None,timeout=1)\n\
+             c.execute('BEGIN EXCLUSIVE')\n\
+             print('locked',flush=True)\n\
+             time.sleep(12)",
+            db.to_str().expect("utf8 path"),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(locker.stdout.take().expect("stdout")),
+        &mut line,
+    )
+    .expect("read");
+    assert_eq!(line.trim(), "locked");
+    let response = client()
+        .get(server.url("/api/health/ready"))
+        .send()
+        .await
+        .expect("send");
+    let _ = locker.kill();
+    let _ = locker.wait();
+    assert_eq!(response.status(), 503);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["code"], "not_ready");
+    assert!(
+        body["error"].as_str().expect("error").contains("storage"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn unknown_path_is_404_json_and_wrong_method_is_405_json() {
+    let server = spawn();
+    let http = client();
+    let response = http
+        .get(server.url("/api/no-such-thing"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 404);
+    let body: Value = response.json().await.expect("json");
+    assert!(
+        body["error"]
+            .as_str()
+            .expect("error")
+            .contains("/api/no-such-thing")
+    );
+
+    let response = http
+        .delete(server.url("/api/health"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 405);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["code"], "method_not_allowed");
+}
+
+#[tokio::test]
+async fn request_id_is_echoed_when_sane_and_generated_otherwise() {
+    let server = spawn();
+    let http = client();
+    let response = http
+        .get(server.url("/api/health"))
+        .header("x-request-id", "trace-abc-123")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.headers()["x-request-id"], "trace-abc-123");
+
+    let response = http
+        .get(server.url("/api/health"))
+        .header("x-request-id", "bad id with spaces")
+        .send()
+        .await
+        .expect("send");
+    let id = response.headers()["x-request-id"].to_str().expect("ascii");
+    assert_ne!(id, "bad id with spaces");
+    assert!(uuid::Uuid::parse_str(id).is_ok(), "{id} is a UUID");
+
+    let response = http
+        .get(server.url("/api/health"))
+        .send()
+        .await
+        .expect("send");
+    let id = response.headers()["x-request-id"].to_str().expect("ascii");
+    assert!(uuid::Uuid::parse_str(id).is_ok(), "{id} is a UUID");
+}
+
+#[tokio::test]
+async fn every_request_is_logged_as_one_json_line_with_its_fields() {
+    let server = spawn();
+    client()
+        .get(server.url("/api/health?x=1"))
+        .header("x-request-id", "log-line-test")
+        .send()
+        .await
+        .expect("send");
+    let line = server
+        .wait_for_log(|l| l["message"] == "request" && l["span"]["request_id"] == "log-line-test");
+    assert_eq!(line["method"], "GET");
+    assert_eq!(line["path"], "/api/health");
+    assert_eq!(line["route"], "/api/health");
+    assert_eq!(line["status"], 200);
+    assert!(line["latency_ms"].as_f64().is_some(), "{line}");
+    assert!(line["size"].as_u64().expect("size") > 0, "{line}");
+
+    client()
+        .get(server.url("/api/nope/1"))
+        .send()
+        .await
+        .expect("send");
+    let line = server.wait_for_log(|l| l["message"] == "request" && l["path"] == "/api/nope/1");
+    assert_eq!(line["status"], 404);
+}
+
+#[tokio::test]
+async fn openapi_document_is_3_1_and_covers_the_routes() {
+    let server = spawn();
+    let doc: Value = client()
+        .get(server.url("/openapi.json"))
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    assert!(doc["openapi"].as_str().expect("version").starts_with("3.1"));
+    assert!(doc["paths"]["/api/health"]["get"].is_object());
+    assert!(doc["paths"]["/api/health/ready"]["get"].is_object());
+    assert!(doc["components"]["schemas"]["ErrorBody"].is_object());
+}
+
+#[tokio::test]
+async fn reference_page_and_its_assets_are_served_from_the_binary() {
+    let server = spawn();
+    let http = client();
+    let page = http
+        .get(server.url("/reference"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.expect("text");
+    assert!(html.contains("/openapi.json"));
+    // Nothing may come from the internet: every script the page loads is local.
+    assert!(
+        !html.contains("http://") && !html.contains("https://"),
+        "{html}"
+    );
+    let script = http
+        .get(server.url("/reference/rapidoc-min.js"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(script.status(), 200);
+    assert!(script.bytes().await.expect("bytes").len() > 100_000);
+    let icon = http
+        .get(server.url("/favicon.ico"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(icon.status(), 200);
+}
+
+#[test]
+fn invalid_settings_stop_the_program_with_one_message_naming_each() {
+    let output = Command::new(common::binary())
+        .env_clear()
+        .env("PORT", "abc")
+        .env("LOG_LEVEL", "shouty")
+        .env("ENV", "staging")
+        .output()
+        .expect("run");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("PORT") && stderr.contains("abc"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("LOG_LEVEL") && stderr.contains("trace, debug"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("ENV") && stderr.contains("development"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn flags_win_over_env_vars() {
+    // A bad env var is overridden by a good flag, so the program starts (and is stopped).
+    let temp = common::TempDir::new();
+    let output = Command::new(common::binary())
+        .env_clear()
+        .env("PORT", "abc")
+        .args(["--port", "0", "--log-level", "bogus"])
+        .env("TOOLSHED_DATA_DIR", temp.path())
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        !stderr.contains("PORT"),
+        "the flag replaced PORT=abc: {stderr}"
+    );
+    assert!(
+        stderr.contains("LOG_LEVEL (--log-level) = \"bogus\""),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn version_prints_version_commit_date_and_target() {
+    let output = Command::new(common::binary())
+        .arg("version")
+        .output()
+        .expect("run");
+    assert!(output.status.success());
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(text.contains(env!("CARGO_PKG_VERSION")), "{text}");
+    assert!(text.contains("commit:"), "{text}");
+    assert!(text.contains("built: 20"), "{text}");
+    assert!(text.contains("target: "), "{text}");
+}
+
+#[tokio::test]
+async fn sigterm_and_sigint_stop_the_server_with_exit_code_0() {
+    for signal in ["TERM", "INT"] {
+        let mut server = spawn();
+        let ok = client()
+            .get(server.url("/api/health"))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(ok.status(), 200);
+        server.signal(signal);
+        assert_eq!(
+            server.wait_exit(Duration::from_secs(10)),
+            Some(0),
+            "SIG{signal}"
+        );
+        assert!(
+            client()
+                .get(server.url("/api/health"))
+                .send()
+                .await
+                .is_err()
+        );
+    }
+}
+
+#[tokio::test]
+async fn data_dir_is_created_when_missing() {
+    let temp = common::TempDir::new();
+    let nested = temp.path().join("a/b/c");
+    let server = common::spawn_in(&nested, &[]);
+    let response = client()
+        .get(server.url("/api/health/ready"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 200);
+    assert!(nested.join("toolshed.db").exists());
+}

@@ -1,0 +1,56 @@
+//! A snapshot of the whole OpenAPI document, so that any API change shows up in review.
+//! After an intended change: `UPDATE_SNAPSHOTS=1 cargo test --test openapi_snapshot`.
+
+mod common;
+
+use std::path::Path;
+
+use serde_json::Value;
+
+#[tokio::test]
+async fn openapi_document_matches_the_snapshot() {
+    let server = common::spawn();
+    let doc: Value = common::client()
+        .get(server.url("/openapi.json"))
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    let rendered = serde_json::to_string_pretty(&doc).expect("render") + "\n";
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots/openapi.json");
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&path, &rendered).expect("write snapshot");
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        expected == rendered,
+        "the OpenAPI document changed; review it and run UPDATE_SNAPSHOTS=1 cargo test --test openapi_snapshot\n--- got ---\n{rendered}"
+    );
+}
+
+#[tokio::test]
+async fn every_operation_documents_its_responses_and_examples() {
+    let server = common::spawn();
+    let doc: Value = common::client()
+        .get(server.url("/openapi.json"))
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    let paths = doc["paths"].as_object().expect("paths");
+    assert!(!paths.is_empty());
+    for (path, item) in paths {
+        assert!(path.starts_with("/api/"), "{path} is under /api");
+        for (method, op) in item.as_object().expect("item") {
+            let responses = op["responses"].as_object().expect("responses");
+            assert!(!responses.is_empty(), "{method} {path} documents responses");
+            assert!(op["summary"].is_string(), "{method} {path} has a summary");
+        }
+    }
+}
