@@ -10,18 +10,32 @@ use utoipa_axum::router::OpenApiRouter;
 
 use crate::env::Config;
 use crate::middlewares::{catch_panic, logging, request_id, timeout};
+use crate::platform::fallback;
 use crate::platform::openapi::{self, ApiDoc};
-use crate::platform::{fallback, state::AppState};
+use crate::platform::state::{AppHandle, AppState};
 use crate::routes;
+use crate::storage::worker::Workers;
 
 /// Builds the whole application for the given state.
 pub fn build(state: AppState) -> Router {
     let config = state.config.clone();
     let (api, spec) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/health", routes::health::router())
+        .nest("/api/kv", routes::kv::router())
+        .nest("/api/queue", routes::queue::router())
         .split_for_parts();
 
     with_common_layers(api.merge(openapi::router(spec)), &config).with_state(state)
+}
+
+/// The task kinds this instance runs, one line per kind. Kinds that call services do so
+/// over HTTP (in-process), through `app`.
+pub fn register_task_kinds(workers: &mut Workers, config: &Config, app: &AppHandle) {
+    workers.register(
+        routes::queue::http_task::KIND,
+        config.queue_concurrency,
+        routes::queue::http_task::HttpTask::new(app.clone()),
+    );
 }
 
 /// The fallbacks and layers every route gets: request id, request log, panic net, time

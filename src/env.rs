@@ -15,6 +15,8 @@ use std::time::Duration;
 
 use clap::Args;
 
+use crate::storage::Durability;
+
 /// The raw settings as given on the command line or in the environment.
 #[derive(Debug, Clone, Default, Args)]
 pub struct SettingsArgs {
@@ -62,6 +64,34 @@ pub struct SettingsArgs {
         hide_env = true
     )]
     pub request_timeout_s: Option<String>,
+    /// normal (survives a crash of the process) | full (fsync every commit; survives power
+    /// loss). [env: TOOLSHED_SQLITE_SYNC] [default: normal]
+    #[arg(long, env = "TOOLSHED_SQLITE_SYNC", global = true, hide_env = true)]
+    pub sqlite_sync: Option<String>,
+    /// Largest KV value and task payload in bytes. [env: TOOLSHED_KV_MAX_VALUE_BYTES] [default: 1048576]
+    #[arg(
+        long,
+        env = "TOOLSHED_KV_MAX_VALUE_BYTES",
+        global = true,
+        hide_env = true
+    )]
+    pub kv_max_value_bytes: Option<String>,
+    /// Attempts of one task kind run at once. [env: TOOLSHED_QUEUE_CONCURRENCY] [default: 16]
+    #[arg(
+        long,
+        env = "TOOLSHED_QUEUE_CONCURRENCY",
+        global = true,
+        hide_env = true
+    )]
+    pub queue_concurrency: Option<String>,
+    /// Seconds succeeded tasks are kept. [env: TOOLSHED_TASK_RETENTION_S] [default: 604800]
+    #[arg(
+        long,
+        env = "TOOLSHED_TASK_RETENTION_S",
+        global = true,
+        hide_env = true
+    )]
+    pub task_retention_s: Option<String>,
 }
 
 /// Where the instance runs; changes defaults, never behaviour of the API.
@@ -93,6 +123,10 @@ pub struct Config {
     pub shutdown_grace: Duration,
     pub body_limit_bytes: usize,
     pub request_timeout: Duration,
+    pub durability: Durability,
+    pub kv_max_value_bytes: usize,
+    pub queue_concurrency: usize,
+    pub task_retention: Duration,
 }
 
 /// Every invalid setting found, one line each.
@@ -250,6 +284,38 @@ impl Config {
             "a whole number of seconds from 1 to 86400",
             |s| parse_bounded(s, 1, 86_400),
         );
+        let durability = v.take(
+            ("TOOLSHED_SQLITE_SYNC", "sqlite-sync"),
+            args.sqlite_sync.as_deref(),
+            Durability::Normal,
+            "one of normal, full",
+            |s| match s.to_ascii_lowercase().as_str() {
+                "normal" => Some(Durability::Normal),
+                "full" => Some(Durability::Full),
+                _ => None,
+            },
+        );
+        let kv_max_value_bytes = v.take(
+            ("TOOLSHED_KV_MAX_VALUE_BYTES", "kv-max-value-bytes"),
+            args.kv_max_value_bytes.as_deref(),
+            1024 * 1024,
+            "a whole number of bytes from 1024 to 16777216",
+            |s| parse_bounded(s, 1024, 16 * 1024 * 1024),
+        );
+        let queue_concurrency = v.take(
+            ("TOOLSHED_QUEUE_CONCURRENCY", "queue-concurrency"),
+            args.queue_concurrency.as_deref(),
+            16,
+            "a whole number from 1 to 1024",
+            |s| parse_bounded(s, 1, 1024),
+        );
+        let task_retention_s = v.take(
+            ("TOOLSHED_TASK_RETENTION_S", "task-retention-s"),
+            args.task_retention_s.as_deref(),
+            7 * 24 * 3600,
+            "a whole number of seconds from 0 to 31536000",
+            |s| parse_bounded(s, 0, 365 * 24 * 3600),
+        );
         if !v.errors.is_empty() {
             return Err(ConfigErrors(v.errors));
         }
@@ -263,6 +329,10 @@ impl Config {
             shutdown_grace: Duration::from_secs(shutdown_grace_s),
             body_limit_bytes: usize::try_from(body_limit_bytes).unwrap_or(usize::MAX),
             request_timeout: Duration::from_secs(request_timeout_s),
+            durability,
+            kv_max_value_bytes: usize::try_from(kv_max_value_bytes).unwrap_or(usize::MAX),
+            queue_concurrency: usize::try_from(queue_concurrency).unwrap_or(16),
+            task_retention: Duration::from_secs(task_retention_s),
         })
     }
 }

@@ -11,8 +11,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::app;
 use crate::env::Config;
-use crate::platform::state::AppState;
-use crate::storage::{Durability, StorageError, Store};
+use crate::platform::state::{AppHandle, AppState};
+use crate::storage::worker::Workers;
+use crate::storage::{StorageError, Store, StoreOptions};
 
 /// Why the server could not start or run.
 #[derive(Debug, thiserror::Error)]
@@ -75,11 +76,18 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
 /// Serves until `shutdown` is cancelled.
 pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<(), ServeError> {
     let started_at = Instant::now();
-    let store =
-        Store::open(&config.data_dir, Durability::Normal).map_err(|source| ServeError::Store {
-            dir: config.data_dir.display().to_string(),
-            source,
-        })?;
+    let store = Store::open(
+        &config.data_dir,
+        StoreOptions {
+            durability: config.durability,
+            max_value_bytes: config.kv_max_value_bytes,
+            task_retention: config.task_retention,
+        },
+    )
+    .map_err(|source| ServeError::Store {
+        dir: config.data_dir.display().to_string(),
+        source,
+    })?;
     let addr = std::net::SocketAddr::from((config.host, config.port));
     let listener = TcpListener::bind(addr)
         .await
@@ -89,12 +97,21 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<(), Se
         })?;
     let local = listener.local_addr()?;
     let grace = config.shutdown_grace;
+
+    let app_handle = AppHandle::default();
+    let mut workers = Workers::new(store.queue.clone());
+    app::register_task_kinds(&mut workers, &config, &app_handle);
+    let workers = Arc::new(workers);
     let state = AppState {
         config: Arc::new(config),
-        store,
+        store: store.clone(),
+        workers: workers.clone(),
         started_at,
     };
     let router = app::build(state);
+    let _ = app_handle.set(router.clone());
+    let maintenance = store.spawn_maintenance(shutdown.clone());
+    let worker_loop = tokio::spawn(workers.run(shutdown.clone(), grace));
     tracing::info!(
         addr = %local,
         startup_ms = started_at.elapsed().as_secs_f64() * 1000.0,
@@ -114,6 +131,9 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<(), Se
             tracing::warn!(grace_s = grace.as_secs(), "grace period over, dropping unfinished requests");
         }
     }
+    // Running tasks get the same grace as requests (they drain in parallel).
+    let _ = worker_loop.await;
+    let _ = maintenance.await;
     tracing::info!("stopped");
     Ok(())
 }

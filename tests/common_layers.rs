@@ -19,7 +19,8 @@ use toolshed::app::with_common_layers;
 use toolshed::env::{Config, SettingsArgs};
 use toolshed::platform::extract::AppJson;
 use toolshed::platform::state::AppState;
-use toolshed::storage::{Durability, Store};
+use toolshed::storage::worker::Workers;
+use toolshed::storage::{Store, StoreOptions};
 
 #[derive(Deserialize)]
 struct Greeting {
@@ -47,9 +48,11 @@ fn test_app(dir: &common::TempDir) -> Router {
         ..Default::default()
     };
     let config = Config::from_args(&args).expect("config");
+    let store = Store::open(dir.path(), StoreOptions::default()).expect("store");
     let state = AppState {
         config: Arc::new(config.clone()),
-        store: Store::open(dir.path(), Durability::Normal).expect("store"),
+        workers: Arc::new(Workers::new(store.queue.clone())),
+        store,
         started_at: Instant::now(),
     };
     let routes = Router::new()

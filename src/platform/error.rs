@@ -120,6 +120,21 @@ impl From<PathRejection> for AppError {
     }
 }
 
+/// Input problems keep their message; failures of the store itself are logged and hidden.
+impl From<crate::storage::StorageError> for AppError {
+    fn from(e: crate::storage::StorageError) -> Self {
+        use crate::storage::StorageError as E;
+        match e {
+            E::Invalid(m) => AppError::bad_request(m),
+            E::TooLarge(m) => AppError::payload_too_large(m),
+            E::NotFound(m) => AppError::not_found(m),
+            E::Conflict(m) => AppError::conflict(m),
+            E::Closed => AppError::unavailable("the store is shutting down"),
+            other => AppError::internal(other),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

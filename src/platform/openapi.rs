@@ -45,7 +45,12 @@ const REFERENCE_HTML: &str = r#"<!doctype html>
 const FAVICON_SVG: &str = r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 100 100"><text y=".9em" font-size="90">🪓</text></svg>"#;
 
 /// Routes for the document, the reference page and its assets.
-pub fn router(spec: utoipa::openapi::OpenApi) -> Router<AppState> {
+pub fn router(mut spec: utoipa::openapi::OpenApi) -> Router<AppState> {
+    // axum spells a catch-all segment `{*key}`; OpenAPI knows only `{key}`.
+    spec.paths.paths = std::mem::take(&mut spec.paths.paths)
+        .into_iter()
+        .map(|(path, item)| (path.replace("{*", "{"), item))
+        .collect();
     // Rendered once: the document never changes while the process runs.
     let spec_json = spec
         .to_pretty_json()

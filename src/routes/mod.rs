@@ -2,3 +2,5 @@
 //! mounted in one list in `app.rs`.
 
 pub mod health;
+pub mod kv;
+pub mod queue;

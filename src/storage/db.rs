@@ -24,6 +24,8 @@ use crate::storage::schema;
 const MAX_BATCH: usize = 2048;
 /// Reader connections; reads are short, a few suffice for two cores.
 const READERS: usize = 4;
+/// Prepared statements kept per connection; the store uses a few dozen.
+const STATEMENT_CACHE: usize = 64;
 
 /// When a commit is flushed to disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,6 +122,7 @@ fn configure(conn: &Connection, durability: Durability) -> Result<()> {
         Durability::Full => "FULL",
     };
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     conn.execute_batch(&format!(
         "PRAGMA journal_mode=WAL; PRAGMA synchronous={sync}; PRAGMA foreign_keys=ON;"
     ))?;
@@ -147,6 +150,7 @@ impl Db {
                 OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
             )?;
             conn.busy_timeout(std::time::Duration::from_secs(5))?;
+            conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
             readers.push(Mutex::new(conn));
         }
 
@@ -232,8 +236,7 @@ fn run_batch(
     batch: &mut [Box<dyn WriteJob>],
     next_version: &mut u64,
 ) -> std::result::Result<(), String> {
-    conn.execute_batch("BEGIN IMMEDIATE")
-        .map_err(|e| e.to_string())?;
+    exec_cached(conn, "BEGIN IMMEDIATE")?;
     let now_ms = now_ms();
     for job in batch.iter_mut() {
         conn.execute_batch("SAVEPOINT job")
@@ -245,48 +248,36 @@ fn run_batch(
             now_ms,
         };
         let ok = job.run(&mut ctx);
-        let end = if ok {
-            "RELEASE job"
-        } else {
-            "ROLLBACK TO job; RELEASE job"
-        };
-        conn.execute_batch(end).map_err(|e| e.to_string())?;
+        if !ok {
+            exec_cached(conn, "ROLLBACK TO job")?;
+        }
+        exec_cached(conn, "RELEASE job")?;
     }
     conn.prepare_cached("INSERT INTO meta (k, v) VALUES ('version', ?1) ON CONFLICT(k) DO UPDATE SET v = excluded.v")
         .and_then(|mut s| s.execute([i64::try_from(*next_version).unwrap_or(i64::MAX)]))
         .map_err(|e| e.to_string())?;
-    conn.execute_batch("COMMIT").map_err(|e| e.to_string())
+    exec_cached(conn, "COMMIT")
+}
+
+/// Runs a fixed statement through the statement cache: the batch loop runs a few per job,
+/// and parsing them each time would cost more than the work.
+fn exec_cached(conn: &Connection, sql: &str) -> std::result::Result<(), String> {
+    conn.prepare_cached(sql)
+        .and_then(|mut stmt| stmt.execute([]))
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn temp_db() -> (tempdir::Dir, Db) {
-        let dir = tempdir::Dir::new();
+    use crate::storage::test_support::Dir;
+
+    fn temp_db() -> (Dir, Db) {
+        let dir = Dir::new();
         let db = Db::open(&dir.path().join("t.db"), Durability::Normal).expect("open");
         (dir, db)
-    }
-
-    /// A tiny temp-dir helper so unit tests need no extra crate.
-    pub(crate) mod tempdir {
-        pub struct Dir(std::path::PathBuf);
-        impl Dir {
-            pub fn new() -> Dir {
-                let path =
-                    std::env::temp_dir().join(format!("toolshed-db-{}", uuid::Uuid::new_v4()));
-                std::fs::create_dir_all(&path).expect("mkdir");
-                Dir(path)
-            }
-            pub fn path(&self) -> &std::path::Path {
-                &self.0
-            }
-        }
-        impl Drop for Dir {
-            fn drop(&mut self) {
-                let _ = std::fs::remove_dir_all(&self.0);
-            }
-        }
     }
 
     #[tokio::test]
@@ -317,7 +308,7 @@ mod tests {
 
     #[tokio::test]
     async fn versions_increase_and_survive_reopen() {
-        let dir = tempdir::Dir::new();
+        let dir = Dir::new();
         let path = dir.path().join("t.db");
         let first = {
             let db = Db::open(&path, Durability::Normal).expect("open");

@@ -1,14 +1,26 @@
 //! The embedded engine: SQLite files in the data directory, with no knowledge of HTTP.
 //!
-//! `routes/` puts thin HTTP faces over it; every other service may use it for caches and
-//! jobs.
+//! `db` is the engine (one writer thread with group commit, reader connections), `key` the
+//! ordered key encoding, `kv` the Deno-KV-style store, `queue` the durable task queue and
+//! `worker` the loop that runs tasks. `routes/kv` and `routes/queue` are thin HTTP faces
+//! over this; every other service may use it for caches and jobs.
 
 pub mod db;
 pub mod error;
+pub mod key;
+pub mod key_json;
+pub mod kv;
+pub mod queue;
 mod schema;
+#[cfg(test)]
+mod test_support;
+pub mod worker;
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
 
 pub use db::{Db, Durability};
 pub use error::StorageError;
@@ -16,23 +28,57 @@ pub use error::StorageError;
 /// The database file inside the data directory.
 pub const DB_FILE: &str = "toolshed.db";
 
+/// How often expired entries and old finished tasks are purged.
+const MAINTENANCE_EVERY: Duration = Duration::from_secs(5);
+/// The most rows one purge step removes, so a purge never holds the writer for long.
+const PURGE_BATCH: usize = 1000;
+
+/// Tunables of the store (set from `env.rs`).
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    pub durability: Durability,
+    /// Largest KV value and task payload.
+    pub max_value_bytes: usize,
+    /// How long succeeded tasks are kept for inspection.
+    pub task_retention: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            durability: Durability::Normal,
+            max_value_bytes: 1024 * 1024,
+            task_retention: Duration::from_secs(7 * 24 * 3600),
+        }
+    }
+}
+
 /// Every storage handle a service may use, cheap to clone.
 #[derive(Clone)]
 pub struct Store {
     pub db: Arc<Db>,
+    pub kv: kv::Kv,
+    pub queue: queue::Queue,
+    options: StoreOptions,
 }
 
 impl Store {
     /// Opens the store in `data_dir`, creating the directory if it is missing.
-    pub fn open(data_dir: &Path, durability: Durability) -> Result<Store, StorageError> {
+    pub fn open(data_dir: &Path, options: StoreOptions) -> Result<Store, StorageError> {
         std::fs::create_dir_all(data_dir).map_err(|e| {
             StorageError::invalid(format!(
                 "cannot create data directory {}: {e}",
                 data_dir.display()
             ))
         })?;
-        let db = Arc::new(Db::open(&data_dir.join(DB_FILE), durability)?);
-        Ok(Store { db })
+        let db = Arc::new(Db::open(&data_dir.join(DB_FILE), options.durability)?);
+        let signal = queue::QueueSignal::default();
+        Ok(Store {
+            kv: kv::Kv::new(db.clone(), options.max_value_bytes, signal.clone()),
+            queue: queue::Queue::new(db.clone(), signal, options.max_value_bytes),
+            db,
+            options,
+        })
     }
 
     /// Proves the store accepts a durable write; used by the readiness probe.
@@ -45,5 +91,27 @@ impl Store {
                 Ok(())
             })
             .await
+    }
+
+    /// Purges expired KV entries and old succeeded tasks in the background until `shutdown`.
+    pub fn spawn_maintenance(&self, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
+        let store = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(MAINTENANCE_EVERY) => {}
+                }
+                if let Err(e) = store.kv.purge_expired(PURGE_BATCH).await {
+                    tracing::warn!(error = %e, "cannot purge expired entries");
+                }
+                let retention =
+                    i64::try_from(store.options.task_retention.as_millis()).unwrap_or(i64::MAX);
+                let before = db::now_ms().saturating_sub(retention);
+                if let Err(e) = store.queue.purge_succeeded(before, PURGE_BATCH).await {
+                    tracing::warn!(error = %e, "cannot purge old tasks");
+                }
+            }
+        })
     }
 }

@@ -8,6 +8,36 @@ use crate::storage::error::Result;
 const MIGRATIONS: &[&str] = &[
     // 1: bookkeeping.
     "CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v ANY) STRICT;",
+    // 2: the key-value store and the task queue.
+    "CREATE TABLE kv (
+        key BLOB PRIMARY KEY,
+        value BLOB NOT NULL,
+        encoding INTEGER NOT NULL,
+        versionstamp INTEGER NOT NULL,
+        expires_at INTEGER
+     ) STRICT, WITHOUT ROWID;
+     CREATE INDEX kv_expiry ON kv (expires_at) WHERE expires_at IS NOT NULL;
+     CREATE TABLE tasks (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        status TEXT NOT NULL,
+        attempts INTEGER NOT NULL,
+        max_attempts INTEGER NOT NULL,
+        backoff_ms TEXT NOT NULL,
+        keys_if_undelivered TEXT NOT NULL,
+        timeout_ms INTEGER NOT NULL,
+        run_at INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        lease INTEGER,
+        lease_until INTEGER,
+        last_error TEXT,
+        result TEXT
+     ) STRICT;
+     CREATE INDEX tasks_due ON tasks (kind, run_at) WHERE status IN ('pending', 'retrying');
+     CREATE INDEX tasks_by_status ON tasks (status, id);
+     CREATE INDEX tasks_running ON tasks (lease_until) WHERE status = 'running';",
 ];
 
 /// Brings the schema up to date inside one transaction.

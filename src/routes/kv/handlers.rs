@@ -1,0 +1,325 @@
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::Value;
+
+use super::schemas::{
+    AtomicBody, AtomicResult, EntryBody, GetMany, ListPage, ListQuery, ManyEntries, MutationBody,
+    PutEntry, Versionstamp,
+};
+use crate::platform::error::{AppError, ErrorBody};
+use crate::platform::extract::{AppJson, AppPath, AppQuery};
+use crate::platform::state::AppState;
+use crate::storage::key::Key;
+use crate::storage::key_json::{key_from_json, key_from_path};
+use crate::storage::kv::{
+    Atomic, Check, Commit, KvValue, ListOptions, Mutation, Selector, format_versionstamp,
+    parse_versionstamp,
+};
+use crate::storage::queue::NewTask;
+
+const MAX_LIST_LIMIT: usize = 1000;
+const MAX_GET_MANY: usize = 1000;
+
+fn json_key(value: &Value, what: &str) -> Result<Key, AppError> {
+    key_from_json(value).map_err(|e| AppError::bad_request(format!("{what}: {e}")))
+}
+
+/// Read one entry.
+#[utoipa::path(
+    get,
+    path = "/entries/{*key}",
+    tag = "kv",
+    params(("key" = String, Path, description = "`/`-separated string parts, e.g. `users/ada`")),
+    responses(
+        (status = 200, description = "The entry", body = EntryBody),
+        (status = 404, description = "No such key (or it expired)", body = ErrorBody),
+    )
+)]
+pub async fn get_entry(
+    State(state): State<AppState>,
+    AppPath(path): AppPath<String>,
+) -> Result<Json<EntryBody>, AppError> {
+    let key = key_from_path(&path);
+    match state.store.kv.get(&key)? {
+        Some(entry) => Ok(Json(entry.into())),
+        None => Err(AppError::not_found(format!("no entry at {path}"))),
+    }
+}
+
+/// Write one entry: `application/json` `{"value": …, "expire_in_ms"?: n}`, or raw bytes
+/// with `application/octet-stream` (expiry then from `?expire_in_ms=`).
+#[utoipa::path(
+    put,
+    path = "/entries/{*key}",
+    tag = "kv",
+    params(
+        ("key" = String, Path, description = "`/`-separated string parts"),
+        ("expire_in_ms" = Option<u64>, Query, description = "Expiry for a raw-bytes body"),
+    ),
+    request_body(content(
+        (PutEntry = "application/json"),
+        (Vec<u8> = "application/octet-stream"),
+    )),
+    responses(
+        (status = 200, description = "Stored", body = Versionstamp),
+        (status = 400, description = "Malformed body or key", body = ErrorBody),
+        (status = 413, description = "Value or key over the limit", body = ErrorBody),
+        (status = 415, description = "Neither JSON nor octet-stream", body = ErrorBody),
+        (status = 422, description = "JSON of the wrong shape", body = ErrorBody),
+    )
+)]
+pub async fn put_entry(
+    State(state): State<AppState>,
+    AppPath(path): AppPath<String>,
+    AppQuery(query): AppQuery<ExpiryQuery>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Versionstamp>, AppError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let media = content_type.split(';').next().unwrap_or("").trim();
+    let (value, expire_in_ms) = match media {
+        "application/json" => {
+            let Json(put) = Json::<PutEntry>::from_bytes(&body)?;
+            (
+                KvValue::Json(put.value),
+                put.expire_in_ms.or(query.expire_in_ms),
+            )
+        }
+        "application/octet-stream" => (KvValue::Bytes(body.to_vec()), query.expire_in_ms),
+        other => {
+            return Err(AppError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                format!(
+                    "content-type {other:?} is not accepted; send application/json or application/octet-stream"
+                ),
+            ));
+        }
+    };
+    let versionstamp = state
+        .store
+        .kv
+        .set(key_from_path(&path), value, expire_in_ms)
+        .await?;
+    Ok(Json(Versionstamp {
+        versionstamp: format_versionstamp(versionstamp),
+    }))
+}
+
+/// `?expire_in_ms=` for raw-bytes writes.
+#[derive(Debug, serde::Deserialize)]
+pub struct ExpiryQuery {
+    pub expire_in_ms: Option<u64>,
+}
+
+/// Delete one entry (deleting an absent key is not an error).
+#[utoipa::path(
+    delete,
+    path = "/entries/{*key}",
+    tag = "kv",
+    params(("key" = String, Path, description = "`/`-separated string parts")),
+    responses((status = 200, description = "Deleted", body = Versionstamp))
+)]
+pub async fn delete_entry(
+    State(state): State<AppState>,
+    AppPath(path): AppPath<String>,
+) -> Result<Json<Versionstamp>, AppError> {
+    let versionstamp = state.store.kv.delete(key_from_path(&path)).await?;
+    Ok(Json(Versionstamp {
+        versionstamp: format_versionstamp(versionstamp),
+    }))
+}
+
+/// List entries by prefix or range, in key order, a page at a time.
+#[utoipa::path(
+    get,
+    path = "/list",
+    tag = "kv",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "A page of entries", body = ListPage),
+        (status = 400, description = "Bad limit or cursor", body = ErrorBody),
+    )
+)]
+pub async fn list(
+    State(state): State<AppState>,
+    AppQuery(query): AppQuery<ListQuery>,
+) -> Result<Json<ListPage>, AppError> {
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=MAX_LIST_LIMIT).contains(&limit) {
+        return Err(AppError::bad_request(format!(
+            "limit must be from 1 to {MAX_LIST_LIMIT}"
+        )));
+    }
+    let selector = Selector {
+        prefix: query.prefix.as_deref().map(|p| {
+            if p.is_empty() {
+                Vec::new()
+            } else {
+                key_from_path(p)
+            }
+        }),
+        start: query.start.as_deref().map(key_from_path),
+        end: query.end.as_deref().map(key_from_path),
+    };
+    let options = ListOptions {
+        limit,
+        reverse: query.reverse.unwrap_or(false),
+        cursor: query.cursor,
+    };
+    let page = state.store.kv.list(&selector, &options)?;
+    Ok(Json(ListPage {
+        entries: page.entries.into_iter().map(EntryBody::from).collect(),
+        cursor: page.cursor,
+    }))
+}
+
+/// Read several keys from one snapshot.
+#[utoipa::path(
+    post,
+    path = "/get-many",
+    tag = "kv",
+    request_body = GetMany,
+    responses(
+        (status = 200, description = "One slot per key, null where absent", body = ManyEntries),
+        (status = 400, description = "A bad key", body = ErrorBody),
+    )
+)]
+pub async fn get_many(
+    State(state): State<AppState>,
+    AppJson(body): AppJson<GetMany>,
+) -> Result<Json<ManyEntries>, AppError> {
+    if body.keys.len() > MAX_GET_MANY {
+        return Err(AppError::bad_request(format!(
+            "at most {MAX_GET_MANY} keys per call"
+        )));
+    }
+    let keys = body
+        .keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| json_key(k, &format!("keys[{i}]")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let entries = state.store.kv.get_many(&keys)?;
+    Ok(Json(ManyEntries {
+        entries: entries
+            .into_iter()
+            .map(|e| e.map(EntryBody::from))
+            .collect(),
+    }))
+}
+
+/// Apply checks, mutations and enqueues together — or nothing, answering 409 `{"ok": false}`
+/// when a check fails.
+#[utoipa::path(
+    post,
+    path = "/atomic",
+    tag = "kv",
+    request_body = AtomicBody,
+    responses(
+        (status = 200, description = "Committed", body = AtomicResult),
+        (status = 400, description = "A bad key, versionstamp or operand", body = ErrorBody),
+        (status = 409, description = "A check failed; nothing was applied", body = AtomicResult,
+         example = json!({"ok": false})),
+        (status = 413, description = "Over a limit (100 checks, 1000 mutations, value size)", body = ErrorBody),
+    )
+)]
+pub async fn atomic(
+    State(state): State<AppState>,
+    AppJson(body): AppJson<AtomicBody>,
+) -> Result<Response, AppError> {
+    let mut op = Atomic::default();
+    for (i, check) in body.checks.iter().enumerate() {
+        let versionstamp = match &check.versionstamp {
+            None => None,
+            Some(text) => Some(parse_versionstamp(text).ok_or_else(|| {
+                AppError::bad_request(format!(
+                    "checks[{i}].versionstamp must be 20 hex digits or null"
+                ))
+            })?),
+        };
+        op.checks.push(Check {
+            key: json_key(&check.key, &format!("checks[{i}].key"))?,
+            versionstamp,
+        });
+    }
+    for (i, mutation) in body.mutations.into_iter().enumerate() {
+        let at = |what: &str| format!("mutations[{i}].{what}");
+        op.mutations.push(match mutation {
+            MutationBody::Set {
+                key,
+                value,
+                expire_in_ms,
+            } => Mutation::Set {
+                key: json_key(&key, &at("key"))?,
+                value: KvValue::Json(value),
+                expire_in_ms,
+            },
+            MutationBody::Delete { key } => Mutation::Delete {
+                key: json_key(&key, &at("key"))?,
+            },
+            MutationBody::Sum { key, value } => Mutation::Sum {
+                key: json_key(&key, &at("key"))?,
+                value,
+            },
+            MutationBody::Min { key, value } => Mutation::Min {
+                key: json_key(&key, &at("key"))?,
+                value,
+            },
+            MutationBody::Max { key, value } => Mutation::Max {
+                key: json_key(&key, &at("key"))?,
+                value,
+            },
+        });
+    }
+    for (i, enqueue) in body.enqueues.into_iter().enumerate() {
+        let kind = enqueue.kind.unwrap_or_else(|| "http".to_owned());
+        if !state.workers.knows(&kind) {
+            return Err(AppError::bad_request(format!(
+                "enqueues[{i}].kind {kind:?} is not a task kind here; known: {}",
+                state.workers.kind_names().join(", ")
+            )));
+        }
+        let keys_if_undelivered = enqueue
+            .keys_if_undelivered
+            .iter()
+            .enumerate()
+            .map(|(j, k)| json_key(k, &format!("enqueues[{i}].keys_if_undelivered[{j}]")))
+            .collect::<Result<Vec<_>, _>>()?;
+        op.enqueues.push(NewTask {
+            kind,
+            payload: enqueue.payload,
+            delay_ms: enqueue.delay_ms,
+            backoff_schedule_ms: enqueue.backoff_schedule_ms,
+            keys_if_undelivered,
+            max_attempts: enqueue.max_attempts,
+            timeout_ms: enqueue.timeout_ms,
+        });
+    }
+    Ok(match state.store.kv.atomic(op).await? {
+        Commit::Ok {
+            versionstamp,
+            task_ids,
+        } => Json(AtomicResult {
+            ok: true,
+            versionstamp: Some(format_versionstamp(versionstamp)),
+            task_ids: Some(task_ids),
+        })
+        .into_response(),
+        Commit::CheckFailed => (
+            StatusCode::CONFLICT,
+            Json(AtomicResult {
+                ok: false,
+                versionstamp: None,
+                task_ids: None,
+            }),
+        )
+            .into_response(),
+    })
+}

@@ -1,0 +1,203 @@
+//! The KV service's request and response bodies (keys in the JSON form of
+//! `storage::key_json`).
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+
+use crate::storage::key_json::key_to_json;
+use crate::storage::kv::{Entry, KvValue, format_versionstamp};
+
+/// One stored entry.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"key": ["users", "ada"], "value": {"name": "Ada"}, "versionstamp": "00000000000000070000", "encoding": "json", "expires_at": null}))]
+pub struct EntryBody {
+    /// The key, in the JSON form of typed keys.
+    #[schema(value_type = Vec<Object>)]
+    pub key: Value,
+    /// The value: JSON as stored, or base64 text when `encoding` is `bytes`.
+    #[schema(value_type = Object)]
+    pub value: Value,
+    /// 20 hex digits, increasing across the whole store.
+    pub versionstamp: String,
+    /// `json` or `bytes`.
+    pub encoding: &'static str,
+    /// When the entry expires (ms since the epoch), if it does.
+    pub expires_at: Option<i64>,
+}
+
+impl From<Entry> for EntryBody {
+    fn from(entry: Entry) -> Self {
+        let (value, encoding) = match entry.value {
+            KvValue::Json(v) => (v, "json"),
+            KvValue::Bytes(b) => (Value::from(STANDARD.encode(b)), "bytes"),
+        };
+        EntryBody {
+            key: key_to_json(&entry.key),
+            value,
+            versionstamp: format_versionstamp(entry.versionstamp),
+            encoding,
+            expires_at: entry.expires_at,
+        }
+    }
+}
+
+/// `PUT /api/kv/entries/{key}` with `application/json`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"value": {"name": "Ada"}, "expire_in_ms": 60000}))]
+pub struct PutEntry {
+    /// Any JSON value.
+    #[schema(value_type = Object)]
+    pub value: Value,
+    /// Remove the entry after this many milliseconds.
+    pub expire_in_ms: Option<u64>,
+}
+
+/// The versionstamp of a commit.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"versionstamp": "00000000000000070000"}))]
+pub struct Versionstamp {
+    pub versionstamp: String,
+}
+
+/// Query of `GET /api/kv/list`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// List keys under this `/`-separated prefix of string parts (the prefix key itself is
+    /// not listed).
+    pub prefix: Option<String>,
+    /// Inclusive start key, `/`-separated string parts.
+    pub start: Option<String>,
+    /// Exclusive end key, `/`-separated string parts.
+    pub end: Option<String>,
+    /// Entries per page, 1 to 1000 (default 100).
+    pub limit: Option<usize>,
+    /// Newest key first.
+    pub reverse: Option<bool>,
+    /// From the previous page's `cursor`.
+    pub cursor: Option<String>,
+}
+
+/// A page of a listing.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"entries": [{"key": ["users", "ada"], "value": {"name": "Ada"}, "versionstamp": "00000000000000070000", "encoding": "json", "expires_at": null}], "cursor": null}))]
+pub struct ListPage {
+    pub entries: Vec<EntryBody>,
+    /// Pass as `cursor` to get the next page; `null` when this is the last.
+    pub cursor: Option<String>,
+}
+
+/// `POST /api/kv/get-many`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"keys": [["users", "ada"], ["counters", {"int": 1}]]}))]
+pub struct GetMany {
+    /// Up to 1000 keys, each in the JSON form of typed keys.
+    #[schema(value_type = Vec<Vec<Object>>)]
+    pub keys: Vec<Value>,
+}
+
+/// One slot per key asked, `null` where absent.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ManyEntries {
+    pub entries: Vec<Option<EntryBody>>,
+}
+
+/// A condition: the key has this versionstamp, or (`null`) is absent.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CheckBody {
+    #[schema(value_type = Vec<Object>)]
+    pub key: Value,
+    pub versionstamp: Option<String>,
+}
+
+/// A change.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+pub enum MutationBody {
+    /// Set the key to a JSON value.
+    Set {
+        #[schema(value_type = Vec<Object>)]
+        key: Value,
+        #[schema(value_type = Object)]
+        value: Value,
+        expire_in_ms: Option<u64>,
+    },
+    /// Remove the key.
+    Delete {
+        #[schema(value_type = Vec<Object>)]
+        key: Value,
+    },
+    /// Add to an integer value (absent counts as 0).
+    Sum {
+        #[schema(value_type = Vec<Object>)]
+        key: Value,
+        value: i64,
+    },
+    /// Keep the smaller integer.
+    Min {
+        #[schema(value_type = Vec<Object>)]
+        key: Value,
+        value: i64,
+    },
+    /// Keep the larger integer.
+    Max {
+        #[schema(value_type = Vec<Object>)]
+        key: Value,
+        value: i64,
+    },
+}
+
+/// A task enqueued by the same commit (see `POST /api/queue/tasks` for the fields).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EnqueueBody {
+    /// The task kind; `http` by default.
+    pub kind: Option<String>,
+    #[schema(value_type = Object)]
+    pub payload: Value,
+    #[serde(default)]
+    pub delay_ms: u64,
+    pub backoff_schedule_ms: Option<Vec<u64>>,
+    #[serde(default)]
+    #[schema(value_type = Vec<Vec<Object>>)]
+    pub keys_if_undelivered: Vec<Value>,
+    pub max_attempts: Option<u32>,
+    pub timeout_ms: Option<u64>,
+}
+
+/// `POST /api/kv/atomic`: all applied together, or nothing when a check fails.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "checks": [{"key": ["users", "ada"], "versionstamp": null}],
+    "mutations": [
+        {"type": "set", "key": ["users", "ada"], "value": {"name": "Ada"}},
+        {"type": "sum", "key": ["stats", "users"], "value": 1}
+    ],
+    "enqueues": [{"kind": "http", "payload": {"method": "GET", "path": "/api/health"}}]
+}))]
+pub struct AtomicBody {
+    #[serde(default)]
+    pub checks: Vec<CheckBody>,
+    #[serde(default)]
+    pub mutations: Vec<MutationBody>,
+    #[serde(default)]
+    pub enqueues: Vec<EnqueueBody>,
+}
+
+/// The outcome of an atomic operation (409 with `{"ok": false}` when a check failed).
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"ok": true, "versionstamp": "00000000000000080000", "task_ids": []}))]
+pub struct AtomicResult {
+    pub ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub versionstamp: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub task_ids: Option<Vec<i64>>,
+}

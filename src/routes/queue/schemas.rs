@@ -1,0 +1,142 @@
+//! The queue service's request and response bodies.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+
+use crate::storage::queue::Task;
+
+/// `POST /api/queue/tasks`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "kind": "http",
+    "payload": {"method": "PUT", "path": "/api/kv/entries/greetings/hello",
+                "headers": {"content-type": "application/json"}, "body": {"value": "world"}},
+    "delay_ms": 0,
+    "backoff_schedule_ms": [1000, 5000, 10000],
+    "keys_if_undelivered": [["failed", "greeting"]]
+}))]
+pub struct EnqueueRequest {
+    /// The task kind; `http` (the default) calls one of this instance's own `/api` routes.
+    pub kind: Option<String>,
+    /// For `http`: `{method, path, headers?, body?}`.
+    #[schema(value_type = Object)]
+    pub payload: Value,
+    /// Wait this long before the first attempt (at most 30 days).
+    #[serde(default)]
+    pub delay_ms: u64,
+    /// Waits between attempts, in ms; default Deno's `[100, 1000, 5000, 30000, 60000]`.
+    pub backoff_schedule_ms: Option<Vec<u64>>,
+    /// KV keys (JSON form) that receive the payload if the task dies.
+    #[serde(default)]
+    #[schema(value_type = Vec<Vec<Object>>)]
+    pub keys_if_undelivered: Vec<Value>,
+    /// Attempts in all; default one more than the backoff schedule's entries.
+    pub max_attempts: Option<u32>,
+    /// How long one attempt may run, in ms (default 60000).
+    pub timeout_ms: Option<u64>,
+}
+
+/// `{method, path, headers, body}` of an `http` task.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HttpTaskPayload {
+    /// GET, POST, PUT, PATCH, DELETE …
+    pub method: String,
+    /// A path of this instance under `/api/`, with its query string if any.
+    pub path: String,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Sent as JSON when present.
+    #[schema(value_type = Object)]
+    pub body: Option<Value>,
+}
+
+/// The answer to an enqueue: the task is durable.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"id": 17, "status": "pending", "run_at": 1795487569255_i64}))]
+pub struct Enqueued {
+    pub id: i64,
+    pub status: &'static str,
+    /// When the first attempt may start (ms since the epoch).
+    pub run_at: i64,
+}
+
+/// A task as stored.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "id": 17, "kind": "http", "status": "succeeded", "attempts": 1, "max_attempts": 6,
+    "run_at": 1795487569255_i64, "created_at": 1795487569255_i64, "updated_at": 1795487569260_i64,
+    "last_error": null,
+    "result": {"status": 200, "headers": {"content-type": "application/json"}, "body": {"versionstamp": "00000000000000090000"}},
+    "payload": {"method": "PUT", "path": "/api/kv/entries/greetings/hello", "body": {"value": "world"}}
+}))]
+pub struct TaskBody {
+    pub id: i64,
+    pub kind: String,
+    /// pending | running | succeeded | retrying | dead
+    pub status: &'static str,
+    pub attempts: u32,
+    pub max_attempts: u32,
+    /// When the next attempt may start (ms since the epoch).
+    pub run_at: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub last_error: Option<String>,
+    /// For `http` tasks: `{status, headers, body}` of the last answer.
+    #[schema(value_type = Option<Object>)]
+    pub result: Option<Value>,
+    #[schema(value_type = Object)]
+    pub payload: Value,
+}
+
+impl From<Task> for TaskBody {
+    fn from(t: Task) -> Self {
+        TaskBody {
+            id: t.id,
+            kind: t.kind,
+            status: t.status.as_str(),
+            attempts: t.attempts,
+            max_attempts: t.max_attempts,
+            run_at: t.run_at,
+            created_at: t.created_at,
+            updated_at: t.updated_at,
+            last_error: t.last_error,
+            result: t.result,
+            payload: t.payload,
+        }
+    }
+}
+
+/// Query of `GET /api/queue/tasks`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// Only tasks with this status.
+    pub status: Option<String>,
+    /// Tasks per page, 1 to 1000 (default 100).
+    pub limit: Option<usize>,
+    /// From the previous page's `cursor`.
+    pub cursor: Option<String>,
+}
+
+/// A page of tasks, oldest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TaskPage {
+    pub tasks: Vec<TaskBody>,
+    /// Pass as `cursor` for the next page; `null` on the last.
+    pub cursor: Option<String>,
+}
+
+/// Counts per status and the wait of the oldest due task.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"counts": {"pending": 2, "running": 1, "succeeded": 40, "retrying": 0, "dead": 1}, "total": 44, "oldest_pending_age_ms": 12}))]
+pub struct StatsBody {
+    pub counts: BTreeMap<&'static str, u64>,
+    pub total: u64,
+    /// How long the oldest due task has waited to start (0 when none is waiting).
+    pub oldest_pending_age_ms: i64,
+}

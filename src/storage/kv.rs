@@ -1,0 +1,819 @@
+//! The key-value store: Deno KV's semantics (typed tuple keys, versionstamps, prefix and
+//! range listing with cursors, atomic check-and-mutate with enqueues) over one SQLite table.
+
+use std::sync::Arc;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use rusqlite::{Connection, OptionalExtension, params};
+use serde_json::Value;
+
+use crate::storage::db::{Db, WriteCtx, now_ms};
+use crate::storage::error::{Result, StorageError};
+use crate::storage::key::{self, Key, KeyPart};
+use crate::storage::queue::{self, NewTask, QueueSignal};
+
+/// At most this many checks in one atomic operation (as in Deno KV).
+pub const MAX_CHECKS: usize = 100;
+/// At most this many mutations plus enqueues in one atomic operation (as in Deno KV).
+pub const MAX_MUTATIONS: usize = 1000;
+/// The longest `expire_in_ms` accepted: 10 years.
+pub const MAX_EXPIRE_IN_MS: u64 = 10 * 365 * 24 * 3600 * 1000;
+
+const ENCODING_JSON: i64 = 1;
+const ENCODING_BYTES: i64 = 2;
+
+/// A stored value: JSON, or raw bytes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum KvValue {
+    Json(Value),
+    Bytes(Vec<u8>),
+}
+
+impl KvValue {
+    fn encode(&self) -> Result<(Vec<u8>, i64)> {
+        match self {
+            KvValue::Json(v) => serde_json::to_vec(v)
+                .map(|b| (b, ENCODING_JSON))
+                .map_err(|e| StorageError::invalid(format!("value is not serialisable: {e}"))),
+            KvValue::Bytes(b) => Ok((b.clone(), ENCODING_BYTES)),
+        }
+    }
+
+    fn decode(raw: Vec<u8>, encoding: i64) -> Result<KvValue> {
+        match encoding {
+            ENCODING_JSON => serde_json::from_slice(&raw)
+                .map(KvValue::Json)
+                .map_err(|e| StorageError::Corrupt(format!("stored JSON: {e}"))),
+            ENCODING_BYTES => Ok(KvValue::Bytes(raw)),
+            other => Err(StorageError::Corrupt(format!("value encoding {other}"))),
+        }
+    }
+}
+
+/// One entry as read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    pub key: Key,
+    pub value: KvValue,
+    pub versionstamp: u64,
+    /// Milliseconds since the Unix epoch after which the entry is gone.
+    pub expires_at: Option<i64>,
+}
+
+/// Versionstamps are shown as 20 hex digits, like Deno's: an 8-byte counter and 2 zero bytes.
+pub fn format_versionstamp(v: u64) -> String {
+    format!("{v:016x}0000")
+}
+
+/// Parses a versionstamp written by [`format_versionstamp`].
+pub fn parse_versionstamp(s: &str) -> Option<u64> {
+    if s.len() != 20 || !s.ends_with("0000") {
+        return None;
+    }
+    u64::from_str_radix(&s[..16], 16).ok()
+}
+
+/// Which keys a list covers.
+#[derive(Debug, Clone, Default)]
+pub struct Selector {
+    /// Keys strictly under this prefix (the prefix key itself is not listed).
+    pub prefix: Option<Key>,
+    /// Inclusive lower bound.
+    pub start: Option<Key>,
+    /// Exclusive upper bound.
+    pub end: Option<Key>,
+}
+
+/// How to list.
+#[derive(Debug, Clone)]
+pub struct ListOptions {
+    pub limit: usize,
+    pub reverse: bool,
+    /// Opaque: from a previous page of the same selector.
+    pub cursor: Option<String>,
+}
+
+/// One page of a listing; `cursor` is set when more entries follow.
+#[derive(Debug, Clone)]
+pub struct Page {
+    pub entries: Vec<Entry>,
+    pub cursor: Option<String>,
+}
+
+/// A condition of an atomic operation.
+#[derive(Debug, Clone)]
+pub struct Check {
+    pub key: Key,
+    /// The versionstamp the key must have; `None` means the key must be absent.
+    pub versionstamp: Option<u64>,
+}
+
+/// A change in an atomic operation.
+#[derive(Debug, Clone)]
+pub enum Mutation {
+    Set {
+        key: Key,
+        value: KvValue,
+        expire_in_ms: Option<u64>,
+    },
+    Delete {
+        key: Key,
+    },
+    /// Adds to an integer value (absent counts as 0).
+    Sum {
+        key: Key,
+        value: i64,
+    },
+    /// Keeps the smaller of the stored integer and this one (absent takes this one).
+    Min {
+        key: Key,
+        value: i64,
+    },
+    /// Keeps the larger of the stored integer and this one (absent takes this one).
+    Max {
+        key: Key,
+        value: i64,
+    },
+}
+
+/// Checks, mutations and enqueues applied together or not at all.
+#[derive(Debug, Clone, Default)]
+pub struct Atomic {
+    pub checks: Vec<Check>,
+    pub mutations: Vec<Mutation>,
+    pub enqueues: Vec<NewTask>,
+}
+
+/// The outcome of an atomic operation.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Commit {
+    /// Everything was applied with this versionstamp; `task_ids` are the enqueued tasks.
+    Ok {
+        versionstamp: u64,
+        task_ids: Vec<i64>,
+    },
+    /// A check did not hold; nothing was applied.
+    CheckFailed,
+}
+
+/// The key-value store.
+#[derive(Clone)]
+pub struct Kv {
+    db: Arc<Db>,
+    max_value_bytes: usize,
+    queue: QueueSignal,
+}
+
+type Row = (Vec<u8>, Vec<u8>, i64, i64, Option<i64>);
+
+fn row_to_entry(row: Row) -> Result<Entry> {
+    let (raw_key, raw_value, encoding, version, expires_at) = row;
+    Ok(Entry {
+        key: key::decode(&raw_key)?,
+        value: KvValue::decode(raw_value, encoding)?,
+        versionstamp: u64::try_from(version).unwrap_or(0),
+        expires_at,
+    })
+}
+
+fn get_raw(conn: &Connection, encoded: &[u8], now: i64) -> Result<Option<Entry>> {
+    let row: Option<Row> = conn
+        .prepare_cached(
+            "SELECT key, value, encoding, versionstamp, expires_at FROM kv
+             WHERE key = ?1 AND (expires_at IS NULL OR expires_at > ?2)",
+        )?
+        .query_row(params![encoded, now], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })
+        .optional()?;
+    row.map(row_to_entry).transpose()
+}
+
+/// Writes one entry; used by atomic commits and by the queue's dead letters.
+pub(crate) fn put_raw(
+    conn: &Connection,
+    encoded: &[u8],
+    value: &KvValue,
+    version: u64,
+    expires_at: Option<i64>,
+) -> Result<()> {
+    let (raw, encoding) = value.encode()?;
+    conn.prepare_cached(
+        "INSERT INTO kv (key, value, encoding, versionstamp, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT(key) DO UPDATE SET value = excluded.value, encoding = excluded.encoding,
+           versionstamp = excluded.versionstamp, expires_at = excluded.expires_at",
+    )?
+    .execute(params![
+        encoded,
+        raw,
+        encoding,
+        i64::try_from(version).unwrap_or(i64::MAX),
+        expires_at
+    ])?;
+    Ok(())
+}
+
+fn integer_of(entry: Option<&Entry>, op: &str) -> Result<Option<i64>> {
+    match entry.map(|e| &e.value) {
+        None => Ok(None),
+        Some(KvValue::Json(Value::Number(n))) if n.as_i64().is_some() => Ok(n.as_i64()),
+        Some(_) => Err(StorageError::invalid(format!(
+            "{op} needs the stored value to be an integer"
+        ))),
+    }
+}
+
+impl Kv {
+    pub fn new(db: Arc<Db>, max_value_bytes: usize, queue: QueueSignal) -> Kv {
+        Kv {
+            db,
+            max_value_bytes,
+            queue,
+        }
+    }
+
+    fn check_value(&self, value: &KvValue) -> Result<()> {
+        let size = match value {
+            KvValue::Bytes(b) => b.len(),
+            KvValue::Json(v) => serde_json::to_vec(v).map(|b| b.len()).unwrap_or(usize::MAX),
+        };
+        if size > self.max_value_bytes {
+            return Err(StorageError::TooLarge(format!(
+                "value is {size} bytes; the limit is {}",
+                self.max_value_bytes
+            )));
+        }
+        Ok(())
+    }
+
+    /// Reads one key; expired entries are absent.
+    pub fn get(&self, key: &[KeyPart]) -> Result<Option<Entry>> {
+        let encoded = key::encode(key)?;
+        self.db.read(|conn| get_raw(conn, &encoded, now_ms()))
+    }
+
+    /// Reads several keys in one snapshot.
+    pub fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Entry>>> {
+        let encoded = keys
+            .iter()
+            .map(|k| key::encode(k))
+            .collect::<Result<Vec<_>>>()?;
+        let now = now_ms();
+        self.db.read(|conn| {
+            // One read transaction, so all keys come from the same snapshot.
+            conn.execute_batch("BEGIN")?;
+            let result = encoded.iter().map(|k| get_raw(conn, k, now)).collect();
+            conn.execute_batch("COMMIT")?;
+            result
+        })
+    }
+
+    /// Sets one key; answers the new versionstamp.
+    pub async fn set(&self, key: Key, value: KvValue, expire_in_ms: Option<u64>) -> Result<u64> {
+        let op = Atomic {
+            mutations: vec![Mutation::Set {
+                key,
+                value,
+                expire_in_ms,
+            }],
+            ..Default::default()
+        };
+        match self.atomic(op).await? {
+            Commit::Ok { versionstamp, .. } => Ok(versionstamp),
+            Commit::CheckFailed => Err(StorageError::Conflict("unexpected check failure".into())),
+        }
+    }
+
+    /// Deletes one key (absent keys are fine); answers the versionstamp of the commit.
+    pub async fn delete(&self, key: Key) -> Result<u64> {
+        let op = Atomic {
+            mutations: vec![Mutation::Delete { key }],
+            ..Default::default()
+        };
+        match self.atomic(op).await? {
+            Commit::Ok { versionstamp, .. } => Ok(versionstamp),
+            Commit::CheckFailed => Err(StorageError::Conflict("unexpected check failure".into())),
+        }
+    }
+
+    /// Applies checks, mutations and enqueues together, or nothing if a check fails.
+    pub async fn atomic(&self, op: Atomic) -> Result<Commit> {
+        if op.checks.len() > MAX_CHECKS {
+            return Err(StorageError::TooLarge(format!(
+                "{} checks; the limit is {MAX_CHECKS}",
+                op.checks.len()
+            )));
+        }
+        let changes = op.mutations.len() + op.enqueues.len();
+        if changes > MAX_MUTATIONS {
+            return Err(StorageError::TooLarge(format!(
+                "{changes} mutations and enqueues; the limit is {MAX_MUTATIONS}"
+            )));
+        }
+        // Validate everything before touching the writer, so bad input costs nothing there.
+        let checks = op
+            .checks
+            .into_iter()
+            .map(|c| Ok((key::encode(&c.key)?, c.versionstamp)))
+            .collect::<Result<Vec<_>>>()?;
+        let mut mutations = Vec::with_capacity(op.mutations.len());
+        for m in op.mutations {
+            let encoded = match &m {
+                Mutation::Set {
+                    key,
+                    value,
+                    expire_in_ms,
+                } => {
+                    self.check_value(value)?;
+                    if expire_in_ms.is_some_and(|ms| ms == 0 || ms > MAX_EXPIRE_IN_MS) {
+                        return Err(StorageError::invalid(format!(
+                            "expire_in_ms must be from 1 to {MAX_EXPIRE_IN_MS}"
+                        )));
+                    }
+                    key::encode(key)?
+                }
+                Mutation::Delete { key }
+                | Mutation::Sum { key, .. }
+                | Mutation::Min { key, .. }
+                | Mutation::Max { key, .. } => key::encode(key)?,
+            };
+            mutations.push((encoded, m));
+        }
+        for task in &op.enqueues {
+            task.validate()?;
+        }
+        let enqueues = op.enqueues;
+        let has_enqueues = !enqueues.is_empty();
+
+        let commit = self
+            .db
+            .write(move |ctx| apply(ctx, &checks, &mutations, &enqueues))
+            .await?;
+        if has_enqueues && matches!(commit, Commit::Ok { .. }) {
+            self.queue.wake();
+        }
+        Ok(commit)
+    }
+
+    /// Lists a page of entries in key order (or reverse).
+    pub fn list(&self, selector: &Selector, options: &ListOptions) -> Result<Page> {
+        let (mut lo, mut hi) = bounds(selector)?;
+        if let Some(cursor) = &options.cursor {
+            let after = URL_SAFE_NO_PAD
+                .decode(cursor)
+                .map_err(|_| StorageError::invalid("cursor is not valid"))?;
+            if after < lo || after >= hi {
+                return Err(StorageError::invalid(
+                    "cursor does not belong to this selection",
+                ));
+            }
+            if options.reverse {
+                hi = after;
+            } else {
+                lo = after;
+                lo.push(0x00);
+            }
+        }
+        let limit = options.limit.max(1);
+        let sql = if options.reverse {
+            "SELECT key, value, encoding, versionstamp, expires_at FROM kv
+             WHERE key >= ?1 AND key < ?2 AND (expires_at IS NULL OR expires_at > ?3)
+             ORDER BY key DESC LIMIT ?4"
+        } else {
+            "SELECT key, value, encoding, versionstamp, expires_at FROM kv
+             WHERE key >= ?1 AND key < ?2 AND (expires_at IS NULL OR expires_at > ?3)
+             ORDER BY key LIMIT ?4"
+        };
+        let now = now_ms();
+        let rows: Vec<Row> = self.db.read(|conn| {
+            let mut stmt = conn.prepare_cached(sql)?;
+            let rows = stmt.query_map(
+                params![lo, hi, now, i64::try_from(limit + 1).unwrap_or(i64::MAX)],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+            )?;
+            Ok(rows.collect::<rusqlite::Result<Vec<Row>>>()?)
+        })?;
+        let more = rows.len() > limit;
+        let mut entries = Vec::with_capacity(limit.min(rows.len()));
+        let mut last_key = None;
+        for row in rows.into_iter().take(limit) {
+            last_key = Some(row.0.clone());
+            entries.push(row_to_entry(row)?);
+        }
+        let cursor = if more {
+            last_key.map(|k| URL_SAFE_NO_PAD.encode(k))
+        } else {
+            None
+        };
+        Ok(Page { entries, cursor })
+    }
+
+    /// Removes up to `limit` expired entries; answers how many went.
+    pub async fn purge_expired(&self, limit: usize) -> Result<usize> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.db
+            .write(move |ctx| {
+                let n = ctx
+                    .conn
+                    .prepare_cached(
+                        "DELETE FROM kv WHERE key IN
+                         (SELECT key FROM kv WHERE expires_at <= ?1 LIMIT ?2)",
+                    )?
+                    .execute(params![ctx.now_ms, limit])?;
+                Ok(n)
+            })
+            .await
+    }
+}
+
+/// The byte range `[lo, hi)` a selector covers.
+fn bounds(selector: &Selector) -> Result<(Vec<u8>, Vec<u8>)> {
+    let encode_opt = |k: &Option<Key>| k.as_deref().map(key::encode_prefix).transpose();
+    let (start, end) = (encode_opt(&selector.start)?, encode_opt(&selector.end)?);
+    let (mut lo, mut hi) = match &selector.prefix {
+        Some(prefix) => {
+            let p = key::encode_prefix(prefix)?;
+            let mut lo = p.clone();
+            lo.push(0x00);
+            let mut hi = p;
+            hi.push(0xFF);
+            (lo, hi)
+        }
+        None => (Vec::new(), vec![0xFF]),
+    };
+    if let Some(start) = start {
+        lo = lo.max(start);
+    }
+    if let Some(end) = end {
+        hi = hi.min(end);
+    }
+    if lo > hi {
+        hi = lo.clone();
+    }
+    Ok((lo, hi))
+}
+
+fn apply(
+    ctx: &mut WriteCtx<'_>,
+    checks: &[(Vec<u8>, Option<u64>)],
+    mutations: &[(Vec<u8>, Mutation)],
+    enqueues: &[NewTask],
+) -> Result<Commit> {
+    let now = ctx.now_ms;
+    for (encoded, expected) in checks {
+        let current = get_raw(ctx.conn, encoded, now)?.map(|e| e.versionstamp);
+        if current != *expected {
+            return Ok(Commit::CheckFailed);
+        }
+    }
+    let version = ctx.version();
+    for (encoded, mutation) in mutations {
+        match mutation {
+            Mutation::Set {
+                value,
+                expire_in_ms,
+                ..
+            } => {
+                let expires_at = expire_in_ms
+                    .map(|ms| now.saturating_add(i64::try_from(ms).unwrap_or(i64::MAX)));
+                put_raw(ctx.conn, encoded, value, version, expires_at)?;
+            }
+            Mutation::Delete { .. } => {
+                ctx.conn
+                    .prepare_cached("DELETE FROM kv WHERE key = ?1")?
+                    .execute([encoded])?;
+            }
+            Mutation::Sum { value, .. }
+            | Mutation::Min { value, .. }
+            | Mutation::Max { value, .. } => {
+                let current = get_raw(ctx.conn, encoded, now)?;
+                let (op, combined) = match mutation {
+                    Mutation::Sum { .. } => (
+                        "sum",
+                        integer_of(current.as_ref(), "sum")?
+                            .map_or(Some(*value), |c| c.checked_add(*value)),
+                    ),
+                    Mutation::Min { .. } => (
+                        "min",
+                        Some(
+                            integer_of(current.as_ref(), "min")?.map_or(*value, |c| c.min(*value)),
+                        ),
+                    ),
+                    _ => (
+                        "max",
+                        Some(
+                            integer_of(current.as_ref(), "max")?.map_or(*value, |c| c.max(*value)),
+                        ),
+                    ),
+                };
+                let combined = combined.ok_or_else(|| {
+                    StorageError::invalid(format!("{op} overflows a 64-bit integer"))
+                })?;
+                // The entry keeps its expiry, as the value changes but not its lifetime.
+                let expires_at = current.and_then(|e| e.expires_at);
+                put_raw(
+                    ctx.conn,
+                    encoded,
+                    &KvValue::Json(Value::from(combined)),
+                    version,
+                    expires_at,
+                )?;
+            }
+        }
+    }
+    let mut task_ids = Vec::with_capacity(enqueues.len());
+    for task in enqueues {
+        task_ids.push(queue::insert(ctx.conn, now, task)?);
+    }
+    Ok(Commit::Ok {
+        versionstamp: version,
+        task_ids,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::Store;
+    use crate::storage::test_support::Dir;
+
+    fn s(x: &str) -> KeyPart {
+        KeyPart::String(x.into())
+    }
+
+    fn store(dir: &Dir) -> Store {
+        Store::open(dir.path(), crate::storage::StoreOptions::default()).expect("store")
+    }
+
+    #[tokio::test]
+    async fn set_get_delete_with_increasing_versionstamps() {
+        let dir = Dir::new();
+        let kv = store(&dir).kv;
+        let v1 = kv
+            .set(vec![s("a")], KvValue::Json(Value::from(1)), None)
+            .await
+            .expect("set");
+        let v2 = kv
+            .set(vec![s("a")], KvValue::Json(Value::from(2)), None)
+            .await
+            .expect("set");
+        assert!(v2 > v1);
+        let entry = kv.get(&[s("a")]).expect("get").expect("present");
+        assert_eq!(entry.value, KvValue::Json(Value::from(2)));
+        assert_eq!(entry.versionstamp, v2);
+        kv.delete(vec![s("a")]).await.expect("delete");
+        assert!(kv.get(&[s("a")]).expect("get").is_none());
+    }
+
+    #[tokio::test]
+    async fn atomic_checks_apply_all_or_nothing() {
+        let dir = Dir::new();
+        let kv = store(&dir).kv;
+        let v = kv
+            .set(vec![s("x")], KvValue::Json(Value::from("old")), None)
+            .await
+            .expect("set");
+        let stale = Atomic {
+            checks: vec![Check {
+                key: vec![s("x")],
+                versionstamp: Some(v + 1),
+            }],
+            mutations: vec![Mutation::Set {
+                key: vec![s("y")],
+                value: KvValue::Json(Value::from(1)),
+                expire_in_ms: None,
+            }],
+            ..Default::default()
+        };
+        assert_eq!(kv.atomic(stale).await.expect("atomic"), Commit::CheckFailed);
+        assert!(kv.get(&[s("y")]).expect("get").is_none(), "nothing applied");
+
+        let fresh = Atomic {
+            checks: vec![
+                Check {
+                    key: vec![s("x")],
+                    versionstamp: Some(v),
+                },
+                Check {
+                    key: vec![s("absent")],
+                    versionstamp: None,
+                },
+            ],
+            mutations: vec![
+                Mutation::Set {
+                    key: vec![s("y")],
+                    value: KvValue::Json(Value::from(1)),
+                    expire_in_ms: None,
+                },
+                Mutation::Sum {
+                    key: vec![s("n")],
+                    value: 5,
+                },
+                Mutation::Sum {
+                    key: vec![s("n")],
+                    value: 2,
+                },
+                Mutation::Max {
+                    key: vec![s("m")],
+                    value: 3,
+                },
+                Mutation::Min {
+                    key: vec![s("m")],
+                    value: -4,
+                },
+                Mutation::Delete { key: vec![s("x")] },
+            ],
+            ..Default::default()
+        };
+        let Commit::Ok { versionstamp, .. } = kv.atomic(fresh).await.expect("atomic") else {
+            panic!("checks hold");
+        };
+        let y = kv.get(&[s("y")]).expect("get").expect("y");
+        assert_eq!(y.versionstamp, versionstamp, "one versionstamp per commit");
+        assert_eq!(
+            kv.get(&[s("n")]).expect("get").expect("n").value,
+            KvValue::Json(Value::from(7))
+        );
+        assert_eq!(
+            kv.get(&[s("m")]).expect("get").expect("m").value,
+            KvValue::Json(Value::from(-4))
+        );
+        assert!(kv.get(&[s("x")]).expect("get").is_none());
+    }
+
+    #[tokio::test]
+    async fn a_failing_mutation_rolls_back_the_whole_operation() {
+        let dir = Dir::new();
+        let kv = store(&dir).kv;
+        kv.set(
+            vec![s("text")],
+            KvValue::Json(Value::from("not a number")),
+            None,
+        )
+        .await
+        .expect("set");
+        let op = Atomic {
+            mutations: vec![
+                Mutation::Set {
+                    key: vec![s("z")],
+                    value: KvValue::Json(Value::from(1)),
+                    expire_in_ms: None,
+                },
+                Mutation::Sum {
+                    key: vec![s("text")],
+                    value: 1,
+                },
+            ],
+            ..Default::default()
+        };
+        assert!(matches!(kv.atomic(op).await, Err(StorageError::Invalid(_))));
+        assert!(kv.get(&[s("z")]).expect("get").is_none());
+    }
+
+    #[tokio::test]
+    async fn expired_entries_vanish_from_reads_at_once_and_are_purged() {
+        let dir = Dir::new();
+        let kv = store(&dir).kv;
+        kv.set(vec![s("t")], KvValue::Json(Value::from(1)), Some(30))
+            .await
+            .expect("set");
+        assert!(kv.get(&[s("t")]).expect("get").is_some());
+        tokio::time::sleep(std::time::Duration::from_millis(60)).await;
+        assert!(kv.get(&[s("t")]).expect("get").is_none());
+        let page = kv
+            .list(
+                &Selector::default(),
+                &ListOptions {
+                    limit: 10,
+                    reverse: false,
+                    cursor: None,
+                },
+            )
+            .expect("list");
+        assert!(page.entries.is_empty());
+        assert_eq!(kv.purge_expired(100).await.expect("purge"), 1);
+    }
+
+    #[tokio::test]
+    async fn cursors_page_through_a_prefix_both_ways() {
+        let dir = Dir::new();
+        let kv = store(&dir).kv;
+        for i in 0..7 {
+            kv.set(
+                vec![s("p"), KeyPart::Int(i)],
+                KvValue::Json(Value::from(i)),
+                None,
+            )
+            .await
+            .expect("set");
+        }
+        kv.set(
+            vec![s("p")],
+            KvValue::Json(Value::from("the prefix itself")),
+            None,
+        )
+        .await
+        .expect("set");
+        kv.set(
+            vec![s("q"), KeyPart::Int(0)],
+            KvValue::Json(Value::from(0)),
+            None,
+        )
+        .await
+        .expect("set");
+        for reverse in [false, true] {
+            let selector = Selector {
+                prefix: Some(vec![s("p")]),
+                ..Default::default()
+            };
+            let mut seen = Vec::new();
+            let mut cursor = None;
+            loop {
+                let page = kv
+                    .list(
+                        &selector,
+                        &ListOptions {
+                            limit: 3,
+                            reverse,
+                            cursor: cursor.clone(),
+                        },
+                    )
+                    .expect("list");
+                seen.extend(page.entries.iter().map(|e| e.key[1].clone()));
+                match page.cursor {
+                    Some(c) => cursor = Some(c),
+                    None => break,
+                }
+            }
+            let mut expected: Vec<KeyPart> = (0..7).map(KeyPart::Int).collect();
+            if reverse {
+                expected.reverse();
+            }
+            assert_eq!(seen, expected, "reverse = {reverse}");
+        }
+        let range = Selector {
+            start: Some(vec![s("p"), KeyPart::Int(2)]),
+            end: Some(vec![s("p"), KeyPart::Int(4)]),
+            prefix: None,
+        };
+        let page = kv
+            .list(
+                &range,
+                &ListOptions {
+                    limit: 100,
+                    reverse: false,
+                    cursor: None,
+                },
+            )
+            .expect("list");
+        assert_eq!(page.entries.len(), 2);
+        let foreign = kv.list(
+            &Selector {
+                prefix: Some(vec![s("q")]),
+                ..Default::default()
+            },
+            &ListOptions {
+                limit: 100,
+                reverse: false,
+                cursor: Some(
+                    URL_SAFE_NO_PAD.encode(key::encode_unchecked(&[s("p"), KeyPart::Int(1)])),
+                ),
+            },
+        );
+        assert!(
+            foreign.is_err(),
+            "a cursor from another selection is refused"
+        );
+    }
+
+    #[tokio::test]
+    async fn limits_are_enforced_with_clear_errors() {
+        let dir = Dir::new();
+        let kv = store(&dir).kv;
+        let big = KvValue::Bytes(vec![0; 2 * 1024 * 1024]);
+        assert!(matches!(
+            kv.set(vec![s("big")], big, None).await,
+            Err(StorageError::TooLarge(_))
+        ));
+        let many = Atomic {
+            mutations: (0..=MAX_MUTATIONS as i64)
+                .map(|i| Mutation::Delete {
+                    key: vec![KeyPart::Int(i)],
+                })
+                .collect(),
+            ..Default::default()
+        };
+        assert!(matches!(
+            kv.atomic(many).await,
+            Err(StorageError::TooLarge(_))
+        ));
+    }
+
+    #[test]
+    fn versionstamps_are_twenty_hex_digits() {
+        assert_eq!(format_versionstamp(1), "00000000000000010000");
+        assert_eq!(parse_versionstamp("00000000000000010000"), Some(1));
+        assert_eq!(parse_versionstamp("zz"), None);
+    }
+}

@@ -1,0 +1,656 @@
+//! The durable task queue: tasks, their states and transitions, in SQLite.
+//!
+//! A task is `pending` until its first attempt, `running` while a worker holds its lease,
+//! `retrying` while it waits for the next attempt after a failure, then `succeeded` or
+//! `dead`. Every transition is one write through the group-committing writer, so an
+//! acknowledged enqueue is durable and a task running when the process dies is put back at
+//! the next start (the crash costs that attempt, as in Deno's queue). A worker holds a lease
+//! token; a completion whose token no longer matches is ignored, so a worker whose lease
+//! expired can never overwrite the task's fate. The dispatch loop lives in `worker.rs`.
+
+use std::sync::Arc;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use rusqlite::{Connection, OptionalExtension, params};
+use serde_json::Value;
+use tokio::sync::Notify;
+
+use crate::storage::db::{Db, WriteCtx, now_ms};
+use crate::storage::error::{Result, StorageError};
+use crate::storage::key::{self, Key};
+use crate::storage::kv::{self, KvValue};
+
+/// Deno's default backoff schedule (milliseconds before attempts 2, 3, …).
+pub const DEFAULT_BACKOFF_MS: [u64; 5] = [100, 1000, 5000, 30000, 60000];
+/// The longest delay before a first attempt, as in Deno: 30 days.
+pub const MAX_DELAY_MS: u64 = 30 * 24 * 3600 * 1000;
+/// At most this many backoff entries, each at most one day.
+pub const MAX_BACKOFF_ENTRIES: usize = 20;
+pub const MAX_BACKOFF_MS: u64 = 24 * 3600 * 1000;
+/// At most this many attempts in all.
+pub const MAX_ATTEMPTS: u32 = 100;
+/// How long one attempt may run unless the task says otherwise, and the most it may ask.
+pub const DEFAULT_TIMEOUT_MS: u64 = 60_000;
+pub const MAX_TIMEOUT_MS: u64 = 3600 * 1000;
+/// A lease outlives the attempt's timeout by this margin before the reaper takes it back.
+pub const LEASE_MARGIN_MS: i64 = 5_000;
+
+/// Where a task is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Pending,
+    Running,
+    Succeeded,
+    Retrying,
+    Dead,
+}
+
+impl Status {
+    pub const ALL: [Status; 5] = [
+        Status::Pending,
+        Status::Running,
+        Status::Succeeded,
+        Status::Retrying,
+        Status::Dead,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pending => "pending",
+            Status::Running => "running",
+            Status::Succeeded => "succeeded",
+            Status::Retrying => "retrying",
+            Status::Dead => "dead",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Status> {
+        Status::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+}
+
+/// A task to enqueue.
+#[derive(Debug, Clone)]
+pub struct NewTask {
+    pub kind: String,
+    pub payload: Value,
+    /// Wait this long before the first attempt.
+    pub delay_ms: u64,
+    /// Waits between attempts; `None` takes [`DEFAULT_BACKOFF_MS`].
+    pub backoff_schedule_ms: Option<Vec<u64>>,
+    /// Where the payload is written if the task dies.
+    pub keys_if_undelivered: Vec<Key>,
+    /// Attempts in all; `None` means one more than the backoff schedule has entries.
+    pub max_attempts: Option<u32>,
+    /// How long one attempt may run.
+    pub timeout_ms: Option<u64>,
+}
+
+impl NewTask {
+    /// A task with Deno's defaults.
+    pub fn new(kind: impl Into<String>, payload: Value) -> NewTask {
+        NewTask {
+            kind: kind.into(),
+            payload,
+            delay_ms: 0,
+            backoff_schedule_ms: None,
+            keys_if_undelivered: Vec::new(),
+            max_attempts: None,
+            timeout_ms: None,
+        }
+    }
+
+    /// Refuses out-of-range options with a message naming the limit.
+    pub fn validate(&self) -> Result<()> {
+        if self.kind.is_empty() || self.kind.len() > 64 {
+            return Err(StorageError::invalid("kind must be 1 to 64 characters"));
+        }
+        if self.delay_ms > MAX_DELAY_MS {
+            return Err(StorageError::invalid(format!(
+                "delay_ms must be at most {MAX_DELAY_MS} (30 days)"
+            )));
+        }
+        if let Some(schedule) = &self.backoff_schedule_ms {
+            if schedule.len() > MAX_BACKOFF_ENTRIES
+                || schedule.iter().any(|&ms| ms > MAX_BACKOFF_MS)
+            {
+                return Err(StorageError::invalid(format!(
+                    "backoff_schedule_ms takes at most {MAX_BACKOFF_ENTRIES} entries of at most {MAX_BACKOFF_MS} ms"
+                )));
+            }
+        }
+        if self
+            .max_attempts
+            .is_some_and(|n| n == 0 || n > MAX_ATTEMPTS)
+        {
+            return Err(StorageError::invalid(format!(
+                "max_attempts must be from 1 to {MAX_ATTEMPTS}"
+            )));
+        }
+        if self
+            .timeout_ms
+            .is_some_and(|ms| ms == 0 || ms > MAX_TIMEOUT_MS)
+        {
+            return Err(StorageError::invalid(format!(
+                "timeout_ms must be from 1 to {MAX_TIMEOUT_MS}"
+            )));
+        }
+        for key in &self.keys_if_undelivered {
+            key::encode(key)?;
+        }
+        Ok(())
+    }
+}
+
+/// A task as stored.
+#[derive(Debug, Clone)]
+pub struct Task {
+    pub id: i64,
+    pub kind: String,
+    pub payload: Value,
+    pub status: Status,
+    pub attempts: u32,
+    pub max_attempts: u32,
+    /// When the next attempt may start (ms since the epoch).
+    pub run_at: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub last_error: Option<String>,
+    pub result: Option<Value>,
+}
+
+/// A task handed to a worker, with the lease that lets it report back.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub id: i64,
+    pub kind: String,
+    pub payload: Value,
+    /// This attempt's number, from 1.
+    pub attempt: u32,
+    pub lease: i64,
+    pub timeout_ms: u64,
+}
+
+/// How an attempt ended.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    Succeeded(Value),
+    /// Try again along the backoff schedule, if attempts remain.
+    Retry(String),
+    /// Give up now: the task is dead.
+    Fatal(String),
+}
+
+/// Counts per status and the wait of the oldest due task.
+#[derive(Debug, Clone, Default)]
+pub struct Stats {
+    pub counts: Vec<(Status, u64)>,
+    /// How long the oldest task that is due has waited to start, in ms (0 when none).
+    pub oldest_pending_age_ms: i64,
+}
+
+/// Wakes the dispatch loop when there is new work; shared with the KV store, whose atomic
+/// operations can enqueue.
+#[derive(Clone, Default)]
+pub struct QueueSignal(Arc<Notify>);
+
+impl QueueSignal {
+    pub fn wake(&self) {
+        self.0.notify_one();
+    }
+
+    pub async fn woken(&self) {
+        self.0.notified().await;
+    }
+}
+
+const TASK_COLUMNS: &str = "id, kind, payload, status, attempts, max_attempts, run_at, created_at, updated_at, last_error, result";
+
+fn json_text(v: &Value) -> Result<String> {
+    serde_json::to_string(v).map_err(|e| StorageError::invalid(format!("not serialisable: {e}")))
+}
+
+fn parse_json(text: &str, what: &str) -> Result<Value> {
+    serde_json::from_str(text).map_err(|e| StorageError::Corrupt(format!("{what}: {e}")))
+}
+
+fn to_u32(n: i64) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+fn to_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn task_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Task, String, Option<String>)> {
+    let status: String = r.get(3)?;
+    let task = Task {
+        id: r.get(0)?,
+        kind: r.get(1)?,
+        payload: Value::Null,
+        status: Status::parse(&status).unwrap_or(Status::Dead),
+        attempts: to_u32(r.get(4)?),
+        max_attempts: to_u32(r.get(5)?),
+        run_at: r.get(6)?,
+        created_at: r.get(7)?,
+        updated_at: r.get(8)?,
+        last_error: r.get(9)?,
+        result: None,
+    };
+    Ok((task, r.get(2)?, r.get(10)?))
+}
+
+fn finish_task(parts: (Task, String, Option<String>)) -> Result<Task> {
+    let (mut task, payload, result) = parts;
+    task.payload = parse_json(&payload, "task payload")?;
+    task.result = result.map(|r| parse_json(&r, "task result")).transpose()?;
+    Ok(task)
+}
+
+/// Inserts a validated task inside the caller's write transaction; answers its id.
+pub(crate) fn insert(conn: &Connection, now: i64, task: &NewTask) -> Result<i64> {
+    let backoff = task
+        .backoff_schedule_ms
+        .clone()
+        .unwrap_or_else(|| DEFAULT_BACKOFF_MS.to_vec());
+    let max_attempts = task
+        .max_attempts
+        .unwrap_or_else(|| u32::try_from(backoff.len() + 1).unwrap_or(MAX_ATTEMPTS));
+    let keys: Vec<String> = task
+        .keys_if_undelivered
+        .iter()
+        .map(|k| Ok(URL_SAFE_NO_PAD.encode(key::encode(k)?)))
+        .collect::<Result<_>>()?;
+    let id = conn
+        .prepare_cached(
+            "INSERT INTO tasks (kind, payload, status, attempts, max_attempts, backoff_ms,
+               keys_if_undelivered, timeout_ms, run_at, created_at, updated_at)
+             VALUES (?1, ?2, 'pending', 0, ?3, ?4, ?5, ?6, ?7, ?8, ?8) RETURNING id",
+        )?
+        .query_row(
+            params![
+                task.kind,
+                json_text(&task.payload)?,
+                max_attempts,
+                json_text(&Value::from(backoff))?,
+                json_text(&Value::from(keys))?,
+                to_i64(task.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS)),
+                now.saturating_add(to_i64(task.delay_ms)),
+                now,
+            ],
+            |r| r.get(0),
+        )?;
+    Ok(id)
+}
+
+/// Decides the fate of a task whose attempt failed (or was interrupted), inside a write.
+fn fail(ctx: &mut WriteCtx<'_>, id: i64, error: &str, fatal: bool, retry_now: bool) -> Result<()> {
+    let (attempts, max_attempts, backoff, keys, payload): (i64, i64, String, String, String) = ctx
+        .conn
+        .prepare_cached(
+            "SELECT attempts, max_attempts, backoff_ms, keys_if_undelivered, payload FROM tasks WHERE id = ?1",
+        )?
+        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?;
+    let now = ctx.now_ms;
+    if !fatal && attempts < max_attempts {
+        let schedule: Vec<u64> = serde_json::from_str(&backoff).unwrap_or_default();
+        // Attempt n waits schedule[n-1]; past the end the last entry repeats.
+        let index = usize::try_from(attempts.max(1) - 1).unwrap_or(0);
+        let wait = schedule
+            .get(index)
+            .or(schedule.last())
+            .copied()
+            .unwrap_or(0);
+        let run_at = if retry_now {
+            now
+        } else {
+            now.saturating_add(to_i64(wait))
+        };
+        ctx.conn
+            .prepare_cached(
+                "UPDATE tasks SET status = 'retrying', run_at = ?2, last_error = ?3, lease = NULL,
+                   lease_until = NULL, updated_at = ?4 WHERE id = ?1",
+            )?
+            .execute(params![id, run_at, error, now])?;
+        return Ok(());
+    }
+    ctx.conn
+        .prepare_cached(
+            "UPDATE tasks SET status = 'dead', last_error = ?2, lease = NULL, lease_until = NULL,
+               updated_at = ?3 WHERE id = ?1",
+        )?
+        .execute(params![id, error, now])?;
+    // Dead letters: the payload goes to every key the task named, as in Deno.
+    let keys: Vec<String> = serde_json::from_str(&keys).unwrap_or_default();
+    if !keys.is_empty() {
+        let value = KvValue::Json(parse_json(&payload, "task payload")?);
+        let version = ctx.version();
+        for encoded in keys {
+            let raw = URL_SAFE_NO_PAD
+                .decode(encoded)
+                .map_err(|_| StorageError::Corrupt("keys_if_undelivered".into()))?;
+            kv::put_raw(ctx.conn, &raw, &value, version, None)?;
+        }
+    }
+    Ok(())
+}
+
+/// The task queue's storage side.
+#[derive(Clone)]
+pub struct Queue {
+    db: Arc<Db>,
+    pub(crate) signal: QueueSignal,
+    max_payload_bytes: usize,
+}
+
+impl Queue {
+    pub fn new(db: Arc<Db>, signal: QueueSignal, max_payload_bytes: usize) -> Queue {
+        Queue {
+            db,
+            signal,
+            max_payload_bytes,
+        }
+    }
+
+    /// Enqueues durably: answers once the task is committed.
+    pub async fn enqueue(&self, task: NewTask) -> Result<Task> {
+        task.validate()?;
+        let size = serde_json::to_vec(&task.payload).map_or(usize::MAX, |b| b.len());
+        if size > self.max_payload_bytes {
+            return Err(StorageError::TooLarge(format!(
+                "payload is {size} bytes; the limit is {}",
+                self.max_payload_bytes
+            )));
+        }
+        let task = self
+            .db
+            .write(move |ctx| {
+                let id = insert(ctx.conn, ctx.now_ms, &task)?;
+                get_in(ctx.conn, id)?.ok_or_else(|| StorageError::NotFound("task vanished".into()))
+            })
+            .await?;
+        self.signal.wake();
+        Ok(task)
+    }
+
+    /// Reads one task.
+    pub fn get(&self, id: i64) -> Result<Option<Task>> {
+        self.db.read(|conn| get_in(conn, id))
+    }
+
+    /// Lists tasks in id order (oldest first), optionally of one status, after `after_id`.
+    pub fn list(&self, status: Option<Status>, after_id: i64, limit: usize) -> Result<Vec<Task>> {
+        let sql = format!(
+            "SELECT {TASK_COLUMNS} FROM tasks WHERE (?1 IS NULL OR status = ?1) AND id > ?2 ORDER BY id LIMIT ?3"
+        );
+        self.db.read(|conn| {
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let rows = stmt.query_map(
+                params![status.map(Status::as_str), after_id, to_i64(limit as u64)],
+                task_from_row,
+            )?;
+            rows.map(|r| finish_task(r?)).collect()
+        })
+    }
+
+    /// Counts per status and the wait of the oldest due task.
+    pub fn stats(&self) -> Result<Stats> {
+        let now = now_ms();
+        self.db.read(|conn| {
+            let mut stmt =
+                conn.prepare_cached("SELECT status, COUNT(*) FROM tasks GROUP BY status")?;
+            let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+            let mut counts: Vec<(Status, u64)> = Status::ALL.iter().map(|s| (*s, 0)).collect();
+            for row in rows {
+                let (status, n) = row?;
+                if let Some(slot) = counts.iter_mut().find(|(s, _)| s.as_str() == status) {
+                    slot.1 = u64::try_from(n).unwrap_or(0);
+                }
+            }
+            let oldest: Option<i64> = conn
+                .prepare_cached(
+                    "SELECT MIN(run_at) FROM tasks WHERE status IN ('pending', 'retrying')",
+                )?
+                .query_row([], |r| r.get(0))?;
+            Ok(Stats {
+                counts,
+                oldest_pending_age_ms: oldest.map_or(0, |t| (now - t).max(0)),
+            })
+        })
+    }
+
+    /// Puts a dead task back to pending with fresh attempts.
+    pub async fn retry(&self, id: i64) -> Result<Task> {
+        let task = self
+            .db
+            .write(move |ctx| {
+                let task = get_in(ctx.conn, id)?
+                    .ok_or_else(|| StorageError::NotFound(format!("no task {id}")))?;
+                if task.status != Status::Dead {
+                    return Err(StorageError::Conflict(format!(
+                        "task {id} is {}; only dead tasks can be retried",
+                        task.status.as_str()
+                    )));
+                }
+                ctx.conn
+                    .prepare_cached(
+                        "UPDATE tasks SET status = 'pending', attempts = 0, run_at = ?2, result = NULL,
+                           updated_at = ?2 WHERE id = ?1",
+                    )?
+                    .execute(params![id, ctx.now_ms])?;
+                get_in(ctx.conn, id)?.ok_or_else(|| StorageError::NotFound(format!("no task {id}")))
+            })
+            .await?;
+        self.signal.wake();
+        Ok(task)
+    }
+
+    /// Deletes a task that is not running.
+    pub async fn delete(&self, id: i64) -> Result<()> {
+        self.db
+            .write(move |ctx| {
+                let task = get_in(ctx.conn, id)?
+                    .ok_or_else(|| StorageError::NotFound(format!("no task {id}")))?;
+                if task.status == Status::Running {
+                    return Err(StorageError::Conflict(format!(
+                        "task {id} is running; delete it once it has finished"
+                    )));
+                }
+                ctx.conn
+                    .prepare_cached("DELETE FROM tasks WHERE id = ?1")?
+                    .execute([id])?;
+                Ok(())
+            })
+            .await
+    }
+
+    /// Takes up to `limit` due tasks of `kind` and leases them to this process.
+    pub async fn claim(&self, kind: &str, limit: usize, lease: i64) -> Result<Vec<Claimed>> {
+        let kind = kind.to_owned();
+        self.db
+            .write(move |ctx| {
+                let mut stmt = ctx.conn.prepare_cached(
+                    "UPDATE tasks SET status = 'running', attempts = attempts + 1, lease = ?3,
+                       lease_until = ?4 + timeout_ms + ?5, updated_at = ?4
+                     WHERE id IN (SELECT id FROM tasks WHERE kind = ?1 AND status IN ('pending', 'retrying')
+                                  AND run_at <= ?4 ORDER BY run_at, id LIMIT ?2)
+                     RETURNING id, payload, attempts, timeout_ms",
+                )?;
+                let rows = stmt.query_map(
+                    params![kind, to_i64(limit as u64), lease, ctx.now_ms, LEASE_MARGIN_MS],
+                    |r| {
+                        Ok((
+                            r.get::<_, i64>(0)?,
+                            r.get::<_, String>(1)?,
+                            r.get::<_, i64>(2)?,
+                            r.get::<_, i64>(3)?,
+                        ))
+                    },
+                )?;
+                let mut claimed = Vec::new();
+                for row in rows {
+                    let (id, payload, attempts, timeout_ms) = row?;
+                    claimed.push(Claimed {
+                        id,
+                        kind: kind.clone(),
+                        payload: parse_json(&payload, "task payload")?,
+                        attempt: to_u32(attempts),
+                        lease,
+                        timeout_ms: u64::try_from(timeout_ms).unwrap_or(DEFAULT_TIMEOUT_MS),
+                    });
+                }
+                Ok(claimed)
+            })
+            .await
+    }
+
+    /// Records how an attempt ended. Answers `false` when the lease was no longer held
+    /// (the outcome is then ignored).
+    pub async fn complete(&self, id: i64, lease: i64, outcome: Outcome) -> Result<bool> {
+        let result_text = match &outcome {
+            Outcome::Succeeded(v) => Some(json_text(v)?),
+            _ => None,
+        };
+        self.db
+            .write(move |ctx| {
+                let held: Option<i64> = ctx
+                    .conn
+                    .prepare_cached(
+                        "SELECT id FROM tasks WHERE id = ?1 AND lease = ?2 AND status = 'running'",
+                    )?
+                    .query_row(params![id, lease], |r| r.get(0))
+                    .optional()?;
+                if held.is_none() {
+                    return Ok(false);
+                }
+                match outcome {
+                    Outcome::Succeeded(_) => {
+                        ctx.conn
+                            .prepare_cached(
+                                "UPDATE tasks SET status = 'succeeded', result = ?2, last_error = NULL,
+                                   lease = NULL, lease_until = NULL, updated_at = ?3 WHERE id = ?1",
+                            )?
+                            .execute(params![id, result_text, ctx.now_ms])?;
+                    }
+                    Outcome::Retry(error) => fail(ctx, id, &error, false, false)?,
+                    Outcome::Fatal(error) => fail(ctx, id, &error, true, false)?,
+                }
+                Ok(true)
+            })
+            .await
+    }
+
+    /// Takes back tasks whose lease ran out (their worker hung or vanished); each such
+    /// attempt counts as failed. Answers how many.
+    pub async fn reap_expired_leases(&self) -> Result<usize> {
+        self.db
+            .write(|ctx| {
+                let ids: Vec<i64> = {
+                    let mut stmt = ctx.conn.prepare_cached(
+                        "SELECT id FROM tasks WHERE status = 'running' AND lease_until < ?1",
+                    )?;
+                    let rows = stmt.query_map([ctx.now_ms], |r| r.get(0))?;
+                    rows.collect::<rusqlite::Result<_>>()?
+                };
+                for &id in &ids {
+                    fail(
+                        ctx,
+                        id,
+                        "the attempt's lease expired (timed out)",
+                        false,
+                        false,
+                    )?;
+                }
+                Ok(ids.len())
+            })
+            .await
+    }
+
+    /// At start-up: every `running` task belongs to a process that died; the interrupted
+    /// attempt counts, and the task runs again at once if attempts remain.
+    pub async fn recover_interrupted(&self) -> Result<usize> {
+        self.db
+            .write(|ctx| {
+                let ids: Vec<i64> = {
+                    let mut stmt = ctx
+                        .conn
+                        .prepare_cached("SELECT id FROM tasks WHERE status = 'running'")?;
+                    let rows = stmt.query_map([], |r| r.get(0))?;
+                    rows.collect::<rusqlite::Result<_>>()?
+                };
+                for &id in &ids {
+                    fail(
+                        ctx,
+                        id,
+                        "interrupted: the process stopped during the attempt",
+                        false,
+                        true,
+                    )?;
+                }
+                Ok(ids.len())
+            })
+            .await
+    }
+
+    /// On graceful shutdown: attempts still running after the grace are handed back
+    /// without counting, to run at the next start.
+    pub async fn release(&self, ids: Vec<(i64, i64)>) -> Result<()> {
+        self.db
+            .write(move |ctx| {
+                for (id, lease) in ids {
+                    ctx.conn
+                        .prepare_cached(
+                            "UPDATE tasks SET status = CASE WHEN attempts > 1 THEN 'retrying' ELSE 'pending' END,
+                               attempts = attempts - 1, lease = NULL, lease_until = NULL, run_at = ?3, updated_at = ?3
+                             WHERE id = ?1 AND lease = ?2 AND status = 'running'",
+                        )?
+                        .execute(params![id, lease, ctx.now_ms])?;
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    /// When the next pending task is due, if any.
+    pub fn next_due(&self, kinds: &[String]) -> Result<Option<i64>> {
+        self.db.read(|conn| {
+            let mut soonest: Option<i64> = None;
+            let mut stmt = conn.prepare_cached(
+                "SELECT MIN(run_at) FROM tasks WHERE kind = ?1 AND status IN ('pending', 'retrying')",
+            )?;
+            for kind in kinds {
+                let t: Option<i64> = stmt.query_row([kind], |r| r.get(0))?;
+                soonest = match (soonest, t) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+            }
+            Ok(soonest)
+        })
+    }
+
+    /// Deletes succeeded tasks last updated before `before_ms`, up to `limit`.
+    pub async fn purge_succeeded(&self, before_ms: i64, limit: usize) -> Result<usize> {
+        self.db
+            .write(move |ctx| {
+                Ok(ctx
+                    .conn
+                    .prepare_cached(
+                        "DELETE FROM tasks WHERE id IN (SELECT id FROM tasks WHERE status = 'succeeded'
+                           AND updated_at < ?1 LIMIT ?2)",
+                    )?
+                    .execute(params![before_ms, to_i64(limit as u64)])?)
+            })
+            .await
+    }
+}
+
+fn get_in(conn: &Connection, id: i64) -> Result<Option<Task>> {
+    let sql = format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id = ?1");
+    let row = conn
+        .prepare_cached(&sql)?
+        .query_row([id], task_from_row)
+        .optional()?;
+    row.map(finish_task).transpose()
+}
