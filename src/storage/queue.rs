@@ -654,3 +654,221 @@ fn get_in(conn: &Connection, id: i64) -> Result<Option<Task>> {
         .optional()?;
     row.map(finish_task).transpose()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::key::KeyPart;
+    use crate::storage::test_support::Dir;
+    use crate::storage::{Store, StoreOptions};
+    use serde_json::json;
+
+    fn store(dir: &Dir) -> Store {
+        Store::open(dir.path(), StoreOptions::default()).expect("store")
+    }
+
+    fn quick(kind: &str) -> NewTask {
+        NewTask {
+            backoff_schedule_ms: Some(vec![0, 0]),
+            keys_if_undelivered: vec![vec![
+                KeyPart::String("dead".into()),
+                KeyPart::String(kind.into()),
+            ]],
+            ..NewTask::new(kind, json!({"n": 1}))
+        }
+    }
+
+    #[tokio::test]
+    async fn failures_follow_the_schedule_then_the_task_dies_into_its_keys() {
+        let dir = Dir::new();
+        let store = store(&dir);
+        let task = store.queue.enqueue(quick("k")).await.expect("enqueue");
+        assert_eq!((task.status, task.max_attempts), (Status::Pending, 3));
+        for attempt in 1..=3 {
+            let claimed = store.queue.claim("k", 10, attempt).await.expect("claim");
+            assert_eq!(claimed.len(), 1, "attempt {attempt}");
+            assert_eq!(claimed[0].attempt, attempt as u32);
+            let held = store
+                .queue
+                .complete(task.id, attempt, Outcome::Retry(format!("boom {attempt}")))
+                .await
+                .expect("complete");
+            assert!(held);
+        }
+        let dead = store.queue.get(task.id).expect("get").expect("task");
+        assert_eq!(dead.status, Status::Dead);
+        assert_eq!(dead.attempts, 3);
+        assert_eq!(dead.last_error.as_deref(), Some("boom 3"));
+        let letter = store
+            .kv
+            .get(&[KeyPart::String("dead".into()), KeyPart::String("k".into())])
+            .expect("get")
+            .expect("dead letter written");
+        assert_eq!(
+            letter.value,
+            crate::storage::kv::KvValue::Json(json!({"n": 1}))
+        );
+        assert!(
+            store
+                .queue
+                .claim("k", 10, 9)
+                .await
+                .expect("claim")
+                .is_empty()
+        );
+    }
+
+    #[tokio::test]
+    async fn retries_wait_for_their_backoff() {
+        let dir = Dir::new();
+        let store = store(&dir);
+        let task = store
+            .queue
+            .enqueue(NewTask {
+                backoff_schedule_ms: Some(vec![60_000]),
+                ..NewTask::new("k", json!(null))
+            })
+            .await
+            .expect("enqueue");
+        store.queue.claim("k", 1, 1).await.expect("claim");
+        store
+            .queue
+            .complete(task.id, 1, Outcome::Retry("x".into()))
+            .await
+            .expect("complete");
+        let waiting = store.queue.get(task.id).expect("get").expect("task");
+        assert_eq!(waiting.status, Status::Retrying);
+        assert!(waiting.run_at >= now_ms() + 50_000);
+        assert!(
+            store
+                .queue
+                .claim("k", 1, 2)
+                .await
+                .expect("claim")
+                .is_empty(),
+            "not due yet"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_worker_whose_lease_expired_cannot_complete_the_task() {
+        let dir = Dir::new();
+        let store = store(&dir);
+        let task = store.queue.enqueue(quick("k")).await.expect("enqueue");
+        store.queue.claim("k", 1, 100).await.expect("claim");
+        // The lease runs out (the worker hung): the reaper takes the task back.
+        store
+            .db
+            .write(move |ctx| {
+                ctx.conn
+                    .execute("UPDATE tasks SET lease_until = 0 WHERE id = ?1", [task.id])?;
+                Ok(())
+            })
+            .await
+            .expect("expire");
+        assert_eq!(store.queue.reap_expired_leases().await.expect("reap"), 1);
+        let again = store.queue.claim("k", 1, 200).await.expect("claim");
+        assert_eq!(again.len(), 1, "redelivered to a new worker");
+        let stale = store
+            .queue
+            .complete(task.id, 100, Outcome::Succeeded(json!("stale")))
+            .await
+            .expect("complete");
+        assert!(!stale, "the old lease is refused");
+        let current = store.queue.get(task.id).expect("get").expect("task");
+        assert_eq!(current.status, Status::Running);
+        assert!(
+            store
+                .queue
+                .complete(task.id, 200, Outcome::Succeeded(json!("ok")))
+                .await
+                .expect("complete")
+        );
+        let done = store.queue.get(task.id).expect("get").expect("task");
+        assert_eq!(
+            (done.status, done.result),
+            (Status::Succeeded, Some(json!("ok")))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_task_running_when_the_process_died_runs_again_after_restart() {
+        let dir = Dir::new();
+        let id = {
+            let store = store(&dir);
+            let task = store.queue.enqueue(quick("k")).await.expect("enqueue");
+            store.queue.claim("k", 1, 1).await.expect("claim");
+            task.id
+            // Dropped without completing: as if the process had been killed.
+        };
+        let store = store(&dir);
+        assert_eq!(store.queue.recover_interrupted().await.expect("recover"), 1);
+        let task = store.queue.get(id).expect("get").expect("task");
+        assert_eq!(task.status, Status::Retrying);
+        assert!(
+            task.last_error
+                .as_deref()
+                .is_some_and(|e| e.contains("interrupted"))
+        );
+        let claimed = store.queue.claim("k", 1, 2).await.expect("claim");
+        assert_eq!(claimed.len(), 1, "due at once");
+        assert_eq!(claimed[0].attempt, 2, "the interrupted attempt counted");
+    }
+
+    #[tokio::test]
+    async fn released_tasks_keep_their_attempts() {
+        let dir = Dir::new();
+        let store = store(&dir);
+        let task = store.queue.enqueue(quick("k")).await.expect("enqueue");
+        store.queue.claim("k", 1, 7).await.expect("claim");
+        store
+            .queue
+            .release(vec![(task.id, 7)])
+            .await
+            .expect("release");
+        let task = store.queue.get(task.id).expect("get").expect("task");
+        assert_eq!((task.status, task.attempts), (Status::Pending, 0));
+    }
+
+    #[tokio::test]
+    async fn only_dead_tasks_retry_and_running_tasks_cannot_be_deleted() {
+        let dir = Dir::new();
+        let store = store(&dir);
+        let task = store.queue.enqueue(quick("k")).await.expect("enqueue");
+        assert!(matches!(
+            store.queue.retry(task.id).await,
+            Err(StorageError::Conflict(_))
+        ));
+        store.queue.claim("k", 1, 1).await.expect("claim");
+        assert!(matches!(
+            store.queue.delete(task.id).await,
+            Err(StorageError::Conflict(_))
+        ));
+        store
+            .queue
+            .complete(task.id, 1, Outcome::Fatal("no".into()))
+            .await
+            .expect("complete");
+        let revived = store.queue.retry(task.id).await.expect("retry");
+        assert_eq!((revived.status, revived.attempts), (Status::Pending, 0));
+        store.queue.delete(task.id).await.expect("delete");
+        assert!(store.queue.get(task.id).expect("get").is_none());
+        assert!(matches!(
+            store.queue.delete(task.id).await,
+            Err(StorageError::NotFound(_))
+        ));
+    }
+
+    #[test]
+    fn options_out_of_range_are_refused() {
+        let mut task = NewTask::new("k", json!(1));
+        task.delay_ms = MAX_DELAY_MS + 1;
+        assert!(task.validate().is_err());
+        let mut task = NewTask::new("k", json!(1));
+        task.max_attempts = Some(0);
+        assert!(task.validate().is_err());
+        let mut task = NewTask::new("k", json!(1));
+        task.backoff_schedule_ms = Some(vec![MAX_BACKOFF_MS + 1]);
+        assert!(task.validate().is_err());
+    }
+}

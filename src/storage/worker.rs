@@ -238,3 +238,134 @@ async fn attempt(
     drop(permit);
     queue.signal.wake();
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::queue::{NewTask, Status};
+    use crate::storage::test_support::Dir;
+    use crate::storage::{Store, StoreOptions};
+    use serde_json::json;
+    use std::sync::atomic::AtomicUsize;
+
+    async fn wait_for(store: &Store, id: i64, status: Status) -> crate::storage::queue::Task {
+        for _ in 0..400 {
+            let task = store.queue.get(id).expect("get").expect("task");
+            if task.status == status {
+                return task;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("task {id} never became {status:?}");
+    }
+
+    #[tokio::test]
+    async fn workers_retry_failures_until_success_within_their_concurrency() {
+        let dir = Dir::new();
+        let store = Store::open(dir.path(), StoreOptions::default()).expect("store");
+        let calls = Arc::new(AtomicUsize::new(0));
+        let running = Arc::new(AtomicUsize::new(0));
+        let peak = Arc::new(AtomicUsize::new(0));
+        let mut workers = Workers::new(store.queue.clone());
+        let (c, r, p) = (calls.clone(), running.clone(), peak.clone());
+        workers.register("flaky", 2, move |payload: Value, attempt: u32| {
+            let (c, r, p) = (c.clone(), r.clone(), p.clone());
+            async move {
+                c.fetch_add(1, Ordering::SeqCst);
+                let now = r.fetch_add(1, Ordering::SeqCst) + 1;
+                p.fetch_max(now, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                r.fetch_sub(1, Ordering::SeqCst);
+                if payload["fail_times"].as_u64().unwrap_or(0) >= u64::from(attempt) {
+                    Outcome::Retry(format!("attempt {attempt} failed"))
+                } else {
+                    Outcome::Succeeded(json!({"attempt": attempt}))
+                }
+            }
+        });
+        let shutdown = CancellationToken::new();
+        let loop_handle =
+            tokio::spawn(Arc::new(workers).run(shutdown.clone(), Duration::from_secs(5)));
+        let mut ids = Vec::new();
+        for _ in 0..6 {
+            let task = NewTask {
+                backoff_schedule_ms: Some(vec![10, 10, 10]),
+                ..NewTask::new("flaky", json!({"fail_times": 2}))
+            };
+            ids.push(store.queue.enqueue(task).await.expect("enqueue").id);
+        }
+        for id in ids {
+            let task = wait_for(&store, id, Status::Succeeded).await;
+            assert_eq!(task.attempts, 3);
+            assert_eq!(task.result, Some(json!({"attempt": 3})));
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 18);
+        assert!(peak.load(Ordering::SeqCst) <= 2, "concurrency limit held");
+        shutdown.cancel();
+        loop_handle.await.expect("loop ends");
+    }
+
+    #[tokio::test]
+    async fn slow_attempts_time_out_and_panics_are_failures_not_crashes() {
+        let dir = Dir::new();
+        let store = Store::open(dir.path(), StoreOptions::default()).expect("store");
+        let mut workers = Workers::new(store.queue.clone());
+        workers.register("slow", 4, |_: Value, _: u32| async {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            Outcome::Succeeded(json!(null))
+        });
+        workers.register("panicky", 4, |_: Value, _: u32| async {
+            panic!("handler bug");
+        });
+        let shutdown = CancellationToken::new();
+        let loop_handle =
+            tokio::spawn(Arc::new(workers).run(shutdown.clone(), Duration::from_secs(1)));
+        let slow = store
+            .queue
+            .enqueue(NewTask {
+                timeout_ms: Some(50),
+                max_attempts: Some(1),
+                ..NewTask::new("slow", json!(1))
+            })
+            .await
+            .expect("enqueue");
+        let panicky = store
+            .queue
+            .enqueue(NewTask {
+                max_attempts: Some(1),
+                ..NewTask::new("panicky", json!(1))
+            })
+            .await
+            .expect("enqueue");
+        let slow = wait_for(&store, slow.id, Status::Dead).await;
+        assert!(slow.last_error.expect("error").contains("timed out"));
+        let panicky = wait_for(&store, panicky.id, Status::Dead).await;
+        assert!(panicky.last_error.expect("error").contains("panicked"));
+        shutdown.cancel();
+        loop_handle.await.expect("loop ends");
+    }
+
+    #[tokio::test]
+    async fn shutdown_hands_back_attempts_still_running_after_the_grace() {
+        let dir = Dir::new();
+        let store = Store::open(dir.path(), StoreOptions::default()).expect("store");
+        let mut workers = Workers::new(store.queue.clone());
+        workers.register("long", 4, |_: Value, _: u32| async {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            Outcome::Succeeded(json!(null))
+        });
+        let shutdown = CancellationToken::new();
+        let loop_handle =
+            tokio::spawn(Arc::new(workers).run(shutdown.clone(), Duration::from_millis(100)));
+        let task = store
+            .queue
+            .enqueue(NewTask::new("long", json!(1)))
+            .await
+            .expect("enqueue");
+        wait_for(&store, task.id, Status::Running).await;
+        shutdown.cancel();
+        loop_handle.await.expect("loop ends");
+        let task = store.queue.get(task.id).expect("get").expect("task");
+        assert_eq!((task.status, task.attempts), (Status::Pending, 0));
+    }
+}

@@ -107,21 +107,43 @@ impl TaskHandler for HttpTask {
             };
             let body = serde_json::from_slice::<Value>(&bytes)
                 .unwrap_or_else(|_| Value::from(String::from_utf8_lossy(&bytes).into_owned()));
-            let result = json!({"status": status.as_u16(), "headers": headers, "body": body});
-            if status.is_success() {
-                Outcome::Succeeded(result)
-            } else if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
-                Outcome::Retry(format!("the route answered {status}: {body}"))
-            } else {
-                Outcome::Fatal(format!("the route answered {status}: {body}"))
-            }
+            outcome_for(status, headers, body)
         })
+    }
+}
+
+/// 2xx succeeds; 429 and 5xx may pass, so retry; any other status will not change.
+fn outcome_for(status: StatusCode, headers: BTreeMap<String, String>, body: Value) -> Outcome {
+    if status.is_success() {
+        Outcome::Succeeded(json!({"status": status.as_u16(), "headers": headers, "body": body}))
+    } else if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+        Outcome::Retry(format!("the route answered {status}: {body}"))
+    } else {
+        Outcome::Fatal(format!("the route answered {status}: {body}"))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn classifies_answers() {
+        let outcome = |code: u16| {
+            outcome_for(
+                StatusCode::from_u16(code).expect("status"),
+                BTreeMap::new(),
+                json!(null),
+            )
+        };
+        assert!(matches!(outcome(200), Outcome::Succeeded(_)));
+        assert!(matches!(outcome(204), Outcome::Succeeded(_)));
+        assert!(matches!(outcome(429), Outcome::Retry(_)));
+        assert!(matches!(outcome(503), Outcome::Retry(_)));
+        assert!(matches!(outcome(500), Outcome::Retry(_)));
+        assert!(matches!(outcome(404), Outcome::Fatal(_)));
+        assert!(matches!(outcome(400), Outcome::Fatal(_)));
+    }
 
     #[test]
     fn refuses_paths_outside_api_and_bad_methods() {

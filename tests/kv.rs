@@ -1,0 +1,326 @@
+//! The KV service over HTTP.
+
+mod common;
+
+use common::{client, spawn};
+use serde_json::{Value, json};
+
+async fn put(server: &common::TestServer, path: &str, body: Value) -> reqwest::Response {
+    client()
+        .put(server.url(&format!("/api/kv/entries/{path}")))
+        .json(&body)
+        .send()
+        .await
+        .expect("send")
+}
+
+#[tokio::test]
+async fn put_get_delete_an_entry() {
+    let server = spawn();
+    let http = client();
+    let response = put(&server, "users/ada", json!({"value": {"name": "Ada"}})).await;
+    assert_eq!(response.status(), 200);
+    let first: Value = response.json().await.expect("json");
+    let versionstamp = first["versionstamp"]
+        .as_str()
+        .expect("versionstamp")
+        .to_owned();
+    assert_eq!(versionstamp.len(), 20);
+
+    let entry: Value = http
+        .get(server.url("/api/kv/entries/users/ada"))
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(entry["key"], json!(["users", "ada"]));
+    assert_eq!(entry["value"], json!({"name": "Ada"}));
+    assert_eq!(entry["versionstamp"], versionstamp.as_str());
+
+    let second: Value = put(&server, "users/ada", json!({"value": 2}))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert!(
+        second["versionstamp"].as_str().expect("vs") > versionstamp.as_str(),
+        "increasing"
+    );
+
+    let deleted = http
+        .delete(server.url("/api/kv/entries/users/ada"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(deleted.status(), 200);
+    let gone = http
+        .get(server.url("/api/kv/entries/users/ada"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(gone.status(), 404);
+    let body: Value = gone.json().await.expect("json");
+    assert!(body["error"].as_str().expect("error").contains("users/ada"));
+}
+
+#[tokio::test]
+async fn raw_bytes_values_round_trip_as_base64() {
+    let server = spawn();
+    let response = client()
+        .put(server.url("/api/kv/entries/blobs/one"))
+        .header("content-type", "application/octet-stream")
+        .body(vec![0u8, 1, 2, 255])
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 200);
+    let entry: Value = client()
+        .get(server.url("/api/kv/entries/blobs/one"))
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(entry["encoding"], "bytes");
+    assert_eq!(entry["value"], "AAEC/w==");
+}
+
+#[tokio::test]
+async fn expiring_entries_disappear() {
+    let server = spawn();
+    put(&server, "tmp/x", json!({"value": 1, "expire_in_ms": 100})).await;
+    let entry = client()
+        .get(server.url("/api/kv/entries/tmp/x"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(entry.status(), 200);
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let entry = client()
+        .get(server.url("/api/kv/entries/tmp/x"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(entry.status(), 404);
+}
+
+#[tokio::test]
+async fn list_pages_through_a_prefix_in_order_with_a_cursor() {
+    let server = spawn();
+    for name in ["c", "a", "e", "b", "d"] {
+        put(&server, &format!("letters/{name}"), json!({"value": name})).await;
+    }
+    put(&server, "other/z", json!({"value": "z"})).await;
+    let http = client();
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut url = server.url("/api/kv/list?prefix=letters&limit=2");
+        if let Some(c) = &cursor {
+            url.push_str(&format!("&cursor={c}"));
+        }
+        let page: Value = http
+            .get(url)
+            .send()
+            .await
+            .expect("send")
+            .json()
+            .await
+            .expect("json");
+        for e in page["entries"].as_array().expect("entries") {
+            seen.push(e["value"].as_str().expect("value").to_owned());
+        }
+        match page["cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ["a", "b", "c", "d", "e"]);
+
+    let reversed: Value = http
+        .get(server.url("/api/kv/list?prefix=letters&reverse=true&limit=3"))
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    let values: Vec<&str> = reversed["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .map(|e| e["value"].as_str().expect("v"))
+        .collect();
+    assert_eq!(values, ["e", "d", "c"]);
+    assert!(reversed["cursor"].is_string());
+
+    let range: Value = http
+        .get(server.url("/api/kv/list?start=letters/b&end=letters/d"))
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(range["entries"].as_array().expect("entries").len(), 2);
+
+    let bad = http
+        .get(server.url("/api/kv/list?prefix=letters&cursor=!!!"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(bad.status(), 400);
+    let bad = http
+        .get(server.url("/api/kv/list?limit=0"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(bad.status(), 400);
+    let bad = http
+        .get(server.url("/api/kv/list?limit=abc"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(bad.status(), 400);
+}
+
+#[tokio::test]
+async fn atomic_commits_all_or_answers_409() {
+    let server = spawn();
+    let http = client();
+    let atomic = |body: Value| http.post(server.url("/api/kv/atomic")).json(&body).send();
+    let created = atomic(json!({
+        "checks": [{"key": ["users", {"int": 42}], "versionstamp": null}],
+        "mutations": [
+            {"type": "set", "key": ["users", {"int": 42}], "value": {"name": "Grace"}},
+            {"type": "sum", "key": ["stats", "users"], "value": 1}
+        ]
+    }))
+    .await
+    .expect("send");
+    assert_eq!(created.status(), 200);
+    let created: Value = created.json().await.expect("json");
+    assert_eq!(created["ok"], true);
+    let versionstamp = created["versionstamp"].as_str().expect("vs").to_owned();
+
+    let again = atomic(json!({
+        "checks": [{"key": ["users", {"int": 42}], "versionstamp": null}],
+        "mutations": [{"type": "sum", "key": ["stats", "users"], "value": 1}]
+    }))
+    .await
+    .expect("send");
+    assert_eq!(again.status(), 409);
+    assert_eq!(
+        again.json::<Value>().await.expect("json"),
+        json!({"ok": false})
+    );
+
+    let many: Value = http
+        .post(server.url("/api/kv/get-many"))
+        .json(&json!({"keys": [["users", {"int": 42}], ["stats", "users"], ["nope"]]}))
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(many["entries"][0]["versionstamp"], versionstamp.as_str());
+    assert_eq!(many["entries"][0]["key"], json!(["users", {"int": 42}]));
+    assert_eq!(
+        many["entries"][1]["value"], 1,
+        "the failed operation applied nothing"
+    );
+    assert!(many["entries"][2].is_null());
+
+    let updated = atomic(json!({
+        "checks": [{"key": ["users", {"int": 42}], "versionstamp": versionstamp}],
+        "mutations": [{"type": "delete", "key": ["users", {"int": 42}]}, {"type": "max", "key": ["stats", "users"], "value": 10}]
+    }))
+    .await
+    .expect("send");
+    assert_eq!(updated.status(), 200);
+}
+
+#[tokio::test]
+async fn bad_input_gets_clear_json_errors() {
+    let server = spawn();
+    let http = client();
+    let cases: Vec<(reqwest::RequestBuilder, u16, &str)> = vec![
+        (
+            http.post(server.url("/api/kv/atomic"))
+                .json(&json!({"mutations": [{"type": "set", "key": "notalist", "value": 1}]})),
+            400,
+            "mutations[0].key",
+        ),
+        (
+            http.post(server.url("/api/kv/atomic"))
+                .json(&json!({"checks": [{"key": ["a"], "versionstamp": "xyz"}]})),
+            400,
+            "versionstamp",
+        ),
+        (
+            http.post(server.url("/api/kv/atomic"))
+                .json(&json!({"mutations": [{"type": "explode", "key": ["a"]}]})),
+            422,
+            "explode",
+        ),
+        (
+            http.post(server.url("/api/kv/atomic"))
+                .header("content-type", "application/json")
+                .body("{nope"),
+            400,
+            "",
+        ),
+        (
+            http.put(server.url("/api/kv/entries/a"))
+                .header("content-type", "text/plain")
+                .body("x"),
+            415,
+            "content-type",
+        ),
+        (
+            http.put(server.url("/api/kv/entries/a"))
+                .json(&json!({"valu": 1})),
+            422,
+            "",
+        ),
+        (
+            http.put(server.url("/api/kv/entries/a"))
+                .json(&json!({"value": "x".repeat(1_100_000)})),
+            413,
+            "limit",
+        ),
+        (
+            http.put(server.url(&format!("/api/kv/entries/{}", "k".repeat(3000))))
+                .json(&json!({"value": 1})),
+            413,
+            "key",
+        ),
+        (
+            http.post(server.url("/api/kv/atomic"))
+                .json(&json!({"mutations": [{"type": "sum", "key": ["s"], "value": 1.5}]})),
+            422,
+            "",
+        ),
+    ];
+    for (request, status, needle) in cases {
+        let response = request.send().await.expect("send");
+        assert_eq!(response.status().as_u16(), status, "{needle}");
+        let body: Value = response.json().await.expect("JSON error body");
+        let message = body["error"].as_str().expect("error message");
+        assert!(message.contains(needle), "{message:?} mentions {needle:?}");
+    }
+    let many: Vec<Value> = (0..1001)
+        .map(|i| json!({"type": "delete", "key": [format!("k{i}")]}))
+        .collect();
+    let response = http
+        .post(server.url("/api/kv/atomic"))
+        .json(&json!({"mutations": many}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 413);
+}
