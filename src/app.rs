@@ -1,15 +1,15 @@
-//! THE ROOT APP: mounts every service under `/api` and wraps them in the common layers.
+//! THE ROOT APP: mounts every service (each owns its paths under `/api/<service>`) and wraps
+//! them in the common layers.
 //! It routes and logs; everything else lives in the services.
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use tower::ServiceBuilder;
-use tower_http::catch_panic::CatchPanicLayer;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::env::Config;
-use crate::middlewares::{catch_panic, logging, request_id, timeout};
+use crate::middlewares::{catch_panic, logging, timeout};
 use crate::platform::fallback;
 use crate::platform::openapi::{self, ApiDoc};
 use crate::platform::state::{AppHandle, AppState};
@@ -20,9 +20,9 @@ use crate::storage::worker::Workers;
 pub fn build(state: AppState) -> Router {
     let config = state.config.clone();
     let (api, spec) = OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .nest("/api/health", routes::health::router())
-        .nest("/api/kv", routes::kv::router())
-        .nest("/api/queue", routes::queue::router())
+        .merge(routes::health::router())
+        .merge(routes::kv::router())
+        .merge(routes::queue::router())
         .split_for_parts();
 
     with_common_layers(api.merge(openapi::router(spec)), &config).with_state(state)
@@ -38,7 +38,7 @@ pub fn register_task_kinds(workers: &mut Workers, config: &Config, app: &AppHand
     );
 }
 
-/// The fallbacks and layers every route gets: request id, request log, panic net, time
+/// The fallbacks and layers every route gets: request id and request log, panic net, time
 /// limit and body limit (routes may lower or raise it with their own `DefaultBodyLimit`).
 pub fn with_common_layers(router: Router<AppState>, config: &Config) -> Router<AppState> {
     router
@@ -46,13 +46,11 @@ pub fn with_common_layers(router: Router<AppState>, config: &Config) -> Router<A
         .method_not_allowed_fallback(fallback::method_not_allowed)
         .layer(
             ServiceBuilder::new()
-                .layer(axum::middleware::from_fn(request_id::assign))
-                .layer(axum::middleware::from_fn(logging::log_request))
-                .layer(CatchPanicLayer::custom(catch_panic::into_response))
-                .layer(axum::middleware::from_fn_with_state(
-                    config.request_timeout,
-                    timeout::limit,
-                ))
+                .layer(logging::RequestLogLayer)
+                .layer(catch_panic::CatchPanicLayer)
+                .layer(timeout::TimeoutLayer {
+                    limit: config.request_timeout,
+                })
                 .layer(DefaultBodyLimit::max(config.body_limit_bytes)),
         )
 }

@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::app;
 use crate::env::Config;
-use crate::platform::state::{AppHandle, AppState};
+use crate::platform::state::{AppHandle, AppState, Shared};
 use crate::storage::worker::Workers;
 use crate::storage::{StorageError, Store, StoreOptions};
 
@@ -102,12 +102,12 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<(), Se
     let mut workers = Workers::new(store.queue.clone());
     app::register_task_kinds(&mut workers, &config, &app_handle);
     let workers = Arc::new(workers);
-    let state = AppState {
-        config: Arc::new(config),
+    let state = AppState::new(Shared {
+        config,
         store: store.clone(),
         workers: workers.clone(),
         started_at,
-    };
+    });
     let router = app::build(state);
     let _ = app_handle.set(router.clone());
     let maintenance = store.spawn_maintenance(shutdown.clone());

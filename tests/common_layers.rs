@@ -18,7 +18,7 @@ use tower::ServiceExt;
 use toolshed::app::with_common_layers;
 use toolshed::env::{Config, SettingsArgs};
 use toolshed::platform::extract::AppJson;
-use toolshed::platform::state::AppState;
+use toolshed::platform::state::{AppState, Shared};
 use toolshed::storage::worker::Workers;
 use toolshed::storage::{Store, StoreOptions};
 
@@ -49,12 +49,12 @@ fn test_app(dir: &common::TempDir) -> Router {
     };
     let config = Config::from_args(&args).expect("config");
     let store = Store::open(dir.path(), StoreOptions::default()).expect("store");
-    let state = AppState {
-        config: Arc::new(config.clone()),
+    let state = AppState::new(Shared {
+        config: config.clone(),
         workers: Arc::new(Workers::new(store.queue.clone())),
         store,
         started_at: Instant::now(),
-    };
+    });
     let routes = Router::new()
         .route("/greet", post(greet))
         .route(

@@ -146,8 +146,8 @@ async fn every_request_is_logged_as_one_json_line_with_its_fields() {
         .send()
         .await
         .expect("send");
-    let line = server
-        .wait_for_log(|l| l["message"] == "request" && l["span"]["request_id"] == "log-line-test");
+    let line =
+        server.wait_for_log(|l| l["message"] == "request" && l["request_id"] == "log-line-test");
     assert_eq!(line["method"], "GET");
     assert_eq!(line["path"], "/api/health");
     assert_eq!(line["route"], "/api/health");

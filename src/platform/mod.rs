@@ -3,6 +3,8 @@
 pub mod error;
 pub mod extract;
 pub mod fallback;
+pub mod log_format;
+pub mod log_writer;
 pub mod openapi;
 pub mod state;
 pub mod telemetry;

@@ -12,13 +12,31 @@ use crate::storage::worker::Workers;
 /// `http` tasks). Set once the router is built.
 pub type AppHandle = Arc<OnceLock<axum::Router>>;
 
-/// Shared by every request; cloning is cheap (reference counts).
+/// Shared by every request. Handlers clone it on every call, so it is one reference count;
+/// fields are reached through `Deref`.
 #[derive(Clone)]
-pub struct AppState {
-    pub config: Arc<Config>,
+pub struct AppState(Arc<Shared>);
+
+/// What `AppState` holds.
+pub struct Shared {
+    pub config: Config,
     pub store: Store,
     /// The task kinds this instance runs.
     pub workers: Arc<Workers>,
     /// When this process started serving, for uptime.
     pub started_at: Instant,
+}
+
+impl AppState {
+    pub fn new(shared: Shared) -> AppState {
+        AppState(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
 }

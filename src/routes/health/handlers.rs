@@ -14,7 +14,7 @@ const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 /// Liveness: answers whenever the process does.
 #[utoipa::path(
     get,
-    path = "/",
+    path = "/api/health",
     tag = "health",
     responses((status = 200, description = "The process is up", body = Health))
 )]
@@ -30,7 +30,7 @@ pub async fn health(State(state): State<AppState>) -> Json<Health> {
 /// Readiness: 200 when the embedded store accepts a durable write, 503 with the reason when not.
 #[utoipa::path(
     get,
-    path = "/ready",
+    path = "/api/health/ready",
     tag = "health",
     responses(
         (status = 200, description = "Ready to serve", body = Readiness),

@@ -30,7 +30,7 @@ fn json_key(value: &Value, what: &str) -> Result<Key, AppError> {
 /// Read one entry.
 #[utoipa::path(
     get,
-    path = "/entries/{*key}",
+    path = "/api/kv/entries/{*key}",
     tag = "kv",
     params(("key" = String, Path, description = "`/`-separated string parts, e.g. `users/ada`")),
     responses(
@@ -53,7 +53,7 @@ pub async fn get_entry(
 /// with `application/octet-stream` (expiry then from `?expire_in_ms=`).
 #[utoipa::path(
     put,
-    path = "/entries/{*key}",
+    path = "/api/kv/entries/{*key}",
     tag = "kv",
     params(
         ("key" = String, Path, description = "`/`-separated string parts"),
@@ -121,7 +121,7 @@ pub struct ExpiryQuery {
 /// Delete one entry (deleting an absent key is not an error).
 #[utoipa::path(
     delete,
-    path = "/entries/{*key}",
+    path = "/api/kv/entries/{*key}",
     tag = "kv",
     params(("key" = String, Path, description = "`/`-separated string parts")),
     responses((status = 200, description = "Deleted", body = Versionstamp))
@@ -139,7 +139,7 @@ pub async fn delete_entry(
 /// List entries by prefix or range, in key order, a page at a time.
 #[utoipa::path(
     get,
-    path = "/list",
+    path = "/api/kv/list",
     tag = "kv",
     params(ListQuery),
     responses(
@@ -183,7 +183,7 @@ pub async fn list(
 /// Read several keys from one snapshot.
 #[utoipa::path(
     post,
-    path = "/get-many",
+    path = "/api/kv/get-many",
     tag = "kv",
     request_body = GetMany,
     responses(
@@ -219,7 +219,7 @@ pub async fn get_many(
 /// when a check fails.
 #[utoipa::path(
     post,
-    path = "/atomic",
+    path = "/api/kv/atomic",
     tag = "kv",
     request_body = AtomicBody,
     responses(

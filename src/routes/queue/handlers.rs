@@ -25,7 +25,7 @@ fn parse_id(raw: &str) -> Result<i64, AppError> {
 /// Enqueue a task; answered once it is durable.
 #[utoipa::path(
     post,
-    path = "/tasks",
+    path = "/api/queue/tasks",
     tag = "queue",
     request_body = EnqueueRequest,
     responses(
@@ -81,7 +81,7 @@ pub async fn enqueue(
 /// Read one task: status, attempts, last error and result.
 #[utoipa::path(
     get,
-    path = "/tasks/{id}",
+    path = "/api/queue/tasks/{id}",
     tag = "queue",
     params(("id" = i64, Path, description = "The task's id")),
     responses(
@@ -105,7 +105,7 @@ pub async fn get_task(
 /// List tasks, oldest first, optionally of one status.
 #[utoipa::path(
     get,
-    path = "/tasks",
+    path = "/api/queue/tasks",
     tag = "queue",
     params(ListQuery),
     responses(
@@ -153,7 +153,7 @@ pub async fn list_tasks(
 /// Put a dead task back in the queue with fresh attempts.
 #[utoipa::path(
     post,
-    path = "/tasks/{id}/retry",
+    path = "/api/queue/tasks/{id}/retry",
     tag = "queue",
     params(("id" = i64, Path, description = "The task's id")),
     responses(
@@ -173,7 +173,7 @@ pub async fn retry_task(
 /// Delete a task that is not running.
 #[utoipa::path(
     delete,
-    path = "/tasks/{id}",
+    path = "/api/queue/tasks/{id}",
     tag = "queue",
     params(("id" = i64, Path, description = "The task's id")),
     responses(
@@ -193,7 +193,7 @@ pub async fn delete_task(
 /// Counts per status and the wait of the oldest due task.
 #[utoipa::path(
     get,
-    path = "/stats",
+    path = "/api/queue/stats",
     tag = "queue",
     responses((status = 200, description = "Queue statistics", body = StatsBody))
 )]
