@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use clap::Args;
 
+use crate::platform::outbound::GuardPolicy;
 use crate::storage::Durability;
 
 /// The raw settings as given on the command line or in the environment.
@@ -92,6 +93,25 @@ pub struct SettingsArgs {
         hide_env = true
     )]
     pub task_retention_s: Option<String>,
+    /// Let services that fetch caller-supplied URLs reach internal addresses (loopback,
+    /// private, link-local …): true | false. For local development and tests only.
+    /// [env: TOOLSHED_OUTBOUND_ALLOW_PRIVATE] [default: false]
+    #[arg(
+        long,
+        env = "TOOLSHED_OUTBOUND_ALLOW_PRIVATE",
+        global = true,
+        hide_env = true
+    )]
+    pub outbound_allow_private: Option<String>,
+    /// Comma-separated hosts reachable even when internal.
+    /// [env: TOOLSHED_OUTBOUND_ALLOW_HOSTS] [default: none]
+    #[arg(
+        long,
+        env = "TOOLSHED_OUTBOUND_ALLOW_HOSTS",
+        global = true,
+        hide_env = true
+    )]
+    pub outbound_allow_hosts: Option<String>,
 }
 
 /// Where the instance runs; changes defaults, never behaviour of the API.
@@ -127,6 +147,7 @@ pub struct Config {
     pub kv_max_value_bytes: usize,
     pub queue_concurrency: usize,
     pub task_retention: Duration,
+    pub outbound: GuardPolicy,
 }
 
 /// Every invalid setting found, one line each.
@@ -204,6 +225,14 @@ fn parse_format(s: &str) -> Option<LogFormat> {
     match s.to_ascii_lowercase().as_str() {
         "pretty" => Some(LogFormat::Pretty),
         "json" => Some(LogFormat::Json),
+        _ => None,
+    }
+}
+
+fn parse_bool(s: &str) -> Option<bool> {
+    match s.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Some(true),
+        "false" | "0" | "no" | "off" => Some(false),
         _ => None,
     }
 }
@@ -316,6 +345,33 @@ impl Config {
             "a whole number of seconds from 0 to 31536000",
             |s| parse_bounded(s, 0, 365 * 24 * 3600),
         );
+        let allow_private = v.take(
+            ("TOOLSHED_OUTBOUND_ALLOW_PRIVATE", "outbound-allow-private"),
+            args.outbound_allow_private.as_deref(),
+            false,
+            "true or false",
+            parse_bool,
+        );
+        let allow_hosts = v.take(
+            ("TOOLSHED_OUTBOUND_ALLOW_HOSTS", "outbound-allow-hosts"),
+            args.outbound_allow_hosts.as_deref(),
+            Vec::new(),
+            "comma-separated host names or IP addresses",
+            |s| {
+                let hosts: Vec<String> = s
+                    .split(',')
+                    .map(|h| h.trim().to_ascii_lowercase())
+                    .filter(|h| !h.is_empty())
+                    .collect();
+                hosts
+                    .iter()
+                    .all(|h| {
+                        h.chars()
+                            .all(|c| c.is_ascii_alphanumeric() || ".-:".contains(c))
+                    })
+                    .then_some(hosts)
+            },
+        );
         if !v.errors.is_empty() {
             return Err(ConfigErrors(v.errors));
         }
@@ -333,6 +389,10 @@ impl Config {
             kv_max_value_bytes: usize::try_from(kv_max_value_bytes).unwrap_or(usize::MAX),
             queue_concurrency: usize::try_from(queue_concurrency).unwrap_or(16),
             task_retention: Duration::from_secs(task_retention_s),
+            outbound: GuardPolicy {
+                allow_private,
+                allow_hosts,
+            },
         })
     }
 }

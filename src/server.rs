@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::app;
 use crate::env::Config;
+use crate::platform::outbound::Outbound;
 use crate::platform::state::{AppHandle, AppState, Shared};
 use crate::storage::worker::Workers;
 use crate::storage::{StorageError, Store, StoreOptions};
@@ -102,7 +103,10 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<(), Se
     let mut workers = Workers::new(store.queue.clone());
     app::register_task_kinds(&mut workers, &config, &app_handle);
     let workers = Arc::new(workers);
+    let outbound = Outbound::new(config.outbound.clone())
+        .map_err(|e| ServeError::Io(std::io::Error::other(e.to_string())))?;
     let state = AppState::new(Shared {
+        outbound,
         config,
         store: store.clone(),
         workers: workers.clone(),

@@ -18,6 +18,7 @@ use tower::ServiceExt;
 use toolshed::app::with_common_layers;
 use toolshed::env::{Config, SettingsArgs};
 use toolshed::platform::extract::AppJson;
+use toolshed::platform::outbound::{GuardPolicy, Outbound};
 use toolshed::platform::state::{AppState, Shared};
 use toolshed::storage::worker::Workers;
 use toolshed::storage::{Store, StoreOptions};
@@ -50,6 +51,7 @@ fn test_app(dir: &common::TempDir) -> Router {
     let config = Config::from_args(&args).expect("config");
     let store = Store::open(dir.path(), StoreOptions::default()).expect("store");
     let state = AppState::new(Shared {
+        outbound: Outbound::new(GuardPolicy::default()).expect("client"),
         config: config.clone(),
         workers: Arc::new(Workers::new(store.queue.clone())),
         store,

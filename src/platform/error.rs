@@ -135,6 +135,30 @@ impl From<crate::storage::StorageError> for AppError {
     }
 }
 
+/// Refusals by the guard are the caller's doing (400/403); failures of the other side are a
+/// bad gateway (502) or a gateway timeout (504).
+impl From<crate::platform::outbound::OutboundError> for AppError {
+    fn from(e: crate::platform::outbound::OutboundError) -> Self {
+        use crate::platform::outbound::OutboundError as E;
+        match e {
+            E::BadUrl(m) => AppError::bad_request(m),
+            E::Blocked(m) => AppError::new(StatusCode::FORBIDDEN, "forbidden_address", m),
+            E::Timeout => AppError::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                "upstream_timeout",
+                "the upstream server did not answer in time",
+            ),
+            E::TooManyRedirects => {
+                AppError::new(StatusCode::BAD_GATEWAY, "too_many_redirects", e.to_string())
+            }
+            E::TooLarge(_) => {
+                AppError::new(StatusCode::BAD_GATEWAY, "upstream_too_large", e.to_string())
+            }
+            E::Transport(m) => AppError::new(StatusCode::BAD_GATEWAY, "upstream_unreachable", m),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

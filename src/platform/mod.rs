@@ -6,5 +6,6 @@ pub mod fallback;
 pub mod log_format;
 pub mod log_writer;
 pub mod openapi;
+pub mod outbound;
 pub mod state;
 pub mod telemetry;

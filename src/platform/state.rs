@@ -5,6 +5,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use crate::env::Config;
+use crate::platform::outbound::Outbound;
 use crate::storage::Store;
 use crate::storage::worker::Workers;
 
@@ -21,6 +22,8 @@ pub struct AppState(Arc<Shared>);
 pub struct Shared {
     pub config: Config,
     pub store: Store,
+    /// The one outbound HTTP client (guarded and trusted).
+    pub outbound: Outbound,
     /// The task kinds this instance runs.
     pub workers: Arc<Workers>,
     /// When this process started serving, for uptime.
