@@ -112,6 +112,93 @@ pub struct SettingsArgs {
         hide_env = true
     )]
     pub outbound_allow_hosts: Option<String>,
+    /// OpenAI API key; without it OpenAI models are not offered. [env: OPENAI_API_KEY]
+    #[arg(
+        long,
+        env = "OPENAI_API_KEY",
+        global = true,
+        hide_env = true,
+        hide = true
+    )]
+    pub openai_api_key: Option<String>,
+    /// OpenAI (or compatible) base URL, including `/v1`.
+    /// [env: OPENAI_BASE_URL] [default: https://api.openai.com/v1]
+    #[arg(long, env = "OPENAI_BASE_URL", global = true, hide_env = true)]
+    pub openai_base_url: Option<String>,
+    /// Anthropic API key. [env: ANTHROPIC_API_KEY]
+    #[arg(
+        long,
+        env = "ANTHROPIC_API_KEY",
+        global = true,
+        hide_env = true,
+        hide = true
+    )]
+    pub anthropic_api_key: Option<String>,
+    /// Anthropic base URL, without `/v1`. [env: ANTHROPIC_BASE_URL] [default: https://api.anthropic.com]
+    #[arg(long, env = "ANTHROPIC_BASE_URL", global = true, hide_env = true)]
+    pub anthropic_base_url: Option<String>,
+    /// Google Gemini API key. [env: GEMINI_API_KEY]
+    #[arg(
+        long,
+        env = "GEMINI_API_KEY",
+        global = true,
+        hide_env = true,
+        hide = true
+    )]
+    pub gemini_api_key: Option<String>,
+    /// Gemini base URL, without the API version.
+    /// [env: GEMINI_BASE_URL] [default: https://generativelanguage.googleapis.com]
+    #[arg(long, env = "GEMINI_BASE_URL", global = true, hide_env = true)]
+    pub gemini_base_url: Option<String>,
+    /// Groq API key. [env: GROQ_API_KEY]
+    #[arg(
+        long,
+        env = "GROQ_API_KEY",
+        global = true,
+        hide_env = true,
+        hide = true
+    )]
+    pub groq_api_key: Option<String>,
+    /// Cerebras API key. [env: CEREBRAS_API_KEY]
+    #[arg(
+        long,
+        env = "CEREBRAS_API_KEY",
+        global = true,
+        hide_env = true,
+        hide = true
+    )]
+    pub cerebras_api_key: Option<String>,
+    /// OpenRouter API key. [env: OPENROUTER_API_KEY]
+    #[arg(
+        long,
+        env = "OPENROUTER_API_KEY",
+        global = true,
+        hide_env = true,
+        hide = true
+    )]
+    pub openrouter_api_key: Option<String>,
+    /// The LLM models file (TOML, optional). [env: TOOLSHED_LLM_MODELS]
+    /// [default: <data dir>/models.toml]
+    #[arg(long, env = "TOOLSHED_LLM_MODELS", global = true, hide_env = true)]
+    pub llm_models: Option<String>,
+    /// Seconds an LLM answer stays cached. [env: TOOLSHED_LLM_CACHE_TTL_S] [default: 3600]
+    #[arg(long, env = "TOOLSHED_LLM_CACHE_TTL_S", global = true, hide_env = true)]
+    pub llm_cache_ttl_s: Option<String>,
+    /// Seconds to wait for an LLM's first token. [env: TOOLSHED_LLM_TTFT_TIMEOUT_S] [default: 30]
+    #[arg(
+        long,
+        env = "TOOLSHED_LLM_TTFT_TIMEOUT_S",
+        global = true,
+        hide_env = true
+    )]
+    pub llm_ttft_timeout_s: Option<String>,
+    /// Seconds one LLM call may take in all. [env: TOOLSHED_LLM_TIMEOUT_S] [default: 300]
+    #[arg(long, env = "TOOLSHED_LLM_TIMEOUT_S", global = true, hide_env = true)]
+    pub llm_timeout_s: Option<String>,
+    /// Retries of a failed LLM call (429, 5xx, timeouts, connection errors) before the
+    /// fallbacks. [env: TOOLSHED_LLM_MAX_RETRIES] [default: 2]
+    #[arg(long, env = "TOOLSHED_LLM_MAX_RETRIES", global = true, hide_env = true)]
+    pub llm_max_retries: Option<String>,
 }
 
 /// Where the instance runs; changes defaults, never behaviour of the API.
@@ -148,6 +235,56 @@ pub struct Config {
     pub queue_concurrency: usize,
     pub task_retention: Duration,
     pub outbound: GuardPolicy,
+    pub llm: LlmConfig,
+}
+
+/// A secret (an API key): usable, never printed. `Debug` shows `Secret(***)`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a value; empty values are no secret at all.
+    pub fn new(value: impl Into<String>) -> Option<Secret> {
+        let value = value.into();
+        (!value.trim().is_empty()).then(|| Secret(value.trim().to_owned()))
+    }
+
+    /// The secret itself, for the one header that carries it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// Reads a secret named by configuration (the models file's `api_key_env`): the only read
+/// of the process environment outside clap's parsing.
+pub fn secret(name: &str) -> Option<Secret> {
+    std::env::var(name).ok().and_then(Secret::new)
+}
+
+/// Settings of the LLM gateway (`/api/ai/llm`).
+#[derive(Debug, Clone)]
+pub struct LlmConfig {
+    pub openai_api_key: Option<Secret>,
+    pub openai_base_url: String,
+    pub anthropic_api_key: Option<Secret>,
+    pub anthropic_base_url: String,
+    pub gemini_api_key: Option<Secret>,
+    pub gemini_base_url: String,
+    pub groq_api_key: Option<Secret>,
+    pub cerebras_api_key: Option<Secret>,
+    pub openrouter_api_key: Option<Secret>,
+    /// The models file; it may be absent.
+    pub models_file: PathBuf,
+    pub cache_ttl: Duration,
+    pub ttft_timeout: Duration,
+    pub timeout: Duration,
+    pub max_retries: u32,
 }
 
 /// Every invalid setting found, one line each.
@@ -372,6 +509,89 @@ impl Config {
                     .then_some(hosts)
             },
         );
+        let base_url =
+            |v: &mut Validator, names: (&str, &str), raw: Option<&str>, default: &str| {
+                v.take(
+                    names,
+                    raw,
+                    default.to_owned(),
+                    "an http:// or https:// URL",
+                    |s| {
+                        (s.starts_with("http://") || s.starts_with("https://"))
+                            .then(|| s.trim_end_matches('/').to_owned())
+                    },
+                )
+            };
+        let openai_base_url = base_url(
+            &mut v,
+            ("OPENAI_BASE_URL", "openai-base-url"),
+            args.openai_base_url.as_deref(),
+            "https://api.openai.com/v1",
+        );
+        let anthropic_base_url = base_url(
+            &mut v,
+            ("ANTHROPIC_BASE_URL", "anthropic-base-url"),
+            args.anthropic_base_url.as_deref(),
+            "https://api.anthropic.com",
+        );
+        let gemini_base_url = base_url(
+            &mut v,
+            ("GEMINI_BASE_URL", "gemini-base-url"),
+            args.gemini_base_url.as_deref(),
+            "https://generativelanguage.googleapis.com",
+        );
+        let models_file = v.take(
+            ("TOOLSHED_LLM_MODELS", "llm-models"),
+            args.llm_models.as_deref(),
+            data_dir.join("models.toml"),
+            "a file path",
+            |s| (!s.is_empty()).then(|| PathBuf::from(s)),
+        );
+        let llm_cache_ttl_s = v.take(
+            ("TOOLSHED_LLM_CACHE_TTL_S", "llm-cache-ttl-s"),
+            args.llm_cache_ttl_s.as_deref(),
+            3600,
+            "a whole number of seconds from 1 to 31536000",
+            |s| parse_bounded(s, 1, 365 * 24 * 3600),
+        );
+        let llm_ttft_timeout_s = v.take(
+            ("TOOLSHED_LLM_TTFT_TIMEOUT_S", "llm-ttft-timeout-s"),
+            args.llm_ttft_timeout_s.as_deref(),
+            30,
+            "a whole number of seconds from 1 to 3600",
+            |s| parse_bounded(s, 1, 3600),
+        );
+        let llm_timeout_s = v.take(
+            ("TOOLSHED_LLM_TIMEOUT_S", "llm-timeout-s"),
+            args.llm_timeout_s.as_deref(),
+            300,
+            "a whole number of seconds from 1 to 86400",
+            |s| parse_bounded(s, 1, 86_400),
+        );
+        let llm_max_retries = v.take(
+            ("TOOLSHED_LLM_MAX_RETRIES", "llm-max-retries"),
+            args.llm_max_retries.as_deref(),
+            2,
+            "a whole number from 0 to 10",
+            |s| parse_bounded(s, 0, 10),
+        );
+        let key = |raw: &Option<String>| raw.clone().and_then(Secret::new);
+        let llm = LlmConfig {
+            openai_api_key: key(&args.openai_api_key),
+            openai_base_url,
+            anthropic_api_key: key(&args.anthropic_api_key),
+            anthropic_base_url,
+            gemini_api_key: key(&args.gemini_api_key),
+            gemini_base_url,
+            groq_api_key: key(&args.groq_api_key),
+            cerebras_api_key: key(&args.cerebras_api_key),
+            openrouter_api_key: key(&args.openrouter_api_key),
+            models_file,
+            cache_ttl: Duration::from_secs(llm_cache_ttl_s),
+            ttft_timeout: Duration::from_secs(llm_ttft_timeout_s),
+            timeout: Duration::from_secs(llm_timeout_s),
+            max_retries: u32::try_from(llm_max_retries).unwrap_or(2),
+        };
         if !v.errors.is_empty() {
             return Err(ConfigErrors(v.errors));
         }
@@ -393,6 +613,7 @@ impl Config {
                 allow_private,
                 allow_hosts,
             },
+            llm,
         })
     }
 }
@@ -409,6 +630,22 @@ mod tests {
         assert_eq!(config.log_format, LogFormat::Pretty);
         assert_eq!(config.data_dir, PathBuf::from("./data"));
         assert_eq!(config.body_limit_bytes, 1024 * 1024);
+    }
+
+    #[test]
+    fn llm_keys_are_never_printed() {
+        let args = SettingsArgs {
+            openai_api_key: Some("sk-very-secret".into()),
+            ..Default::default()
+        };
+        let config = Config::from_args(&args).expect("valid");
+        assert_eq!(
+            config.llm.openai_api_key.as_ref().map(Secret::expose),
+            Some("sk-very-secret")
+        );
+        assert!(!format!("{config:?}").contains("sk-very-secret"));
+        assert_eq!(config.llm.models_file, PathBuf::from("./data/models.toml"));
+        assert_eq!(config.llm.openai_base_url, "https://api.openai.com/v1");
     }
 
     #[test]

@@ -1,0 +1,100 @@
+//! The answer cache: identical requests (same resolved models, same prompt and parameters)
+//! are answered from the embedded KV store until the TTL passes, without calling a
+//! provider. Streamed and whole answers share entries: an entry keeps the deltas, so a
+//! cached stream replays as a stream and a whole answer is their concatenation.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::storage::Store;
+use crate::storage::key::KeyPart;
+use crate::storage::kv::KvValue;
+
+/// What is kept per answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CachedAnswer {
+    /// The model that answered (gateway id).
+    pub model: String,
+    /// The text as it was streamed (the prefill first, when there was one).
+    pub deltas: Vec<String>,
+    pub finish_reason: Option<String>,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+}
+
+impl CachedAnswer {
+    pub fn text(&self) -> String {
+        self.deltas.concat()
+    }
+}
+
+/// FNV-1a, 64 bits: stable across builds and platforms (unlike `std`'s hasher).
+fn fnv1a64(seed: u64, bytes: &[u8]) -> u64 {
+    let mut hash = seed;
+    for &b in bytes {
+        hash ^= u64::from(b);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    hash
+}
+
+/// The key of a normalized request (a JSON value whose serialization is deterministic:
+/// our own structs, fields in a fixed order). 128 bits from two FNV-1a passes.
+pub fn key_of(normalized: &Value) -> String {
+    let bytes = normalized.to_string();
+    let a = fnv1a64(0xcbf2_9ce4_8422_2325, bytes.as_bytes());
+    let b = fnv1a64(0x6c62_272e_07bb_0142, bytes.as_bytes());
+    format!("{a:016x}{b:016x}")
+}
+
+fn kv_key(key: &str) -> Vec<KeyPart> {
+    vec![
+        KeyPart::String("llm".into()),
+        KeyPart::String("cache".into()),
+        KeyPart::String(key.into()),
+    ]
+}
+
+/// A cached answer, if there is a live one. Store failures count as misses.
+pub fn get(store: &Store, key: &str) -> Option<CachedAnswer> {
+    match store.kv.get(&kv_key(key)) {
+        Ok(Some(entry)) => match entry.value {
+            KvValue::Json(value) => serde_json::from_value(value).ok(),
+            KvValue::Bytes(_) => None,
+        },
+        Ok(None) => None,
+        Err(e) => {
+            tracing::warn!(error = %e, "llm cache read failed");
+            None
+        }
+    }
+}
+
+/// Keeps an answer for `ttl_ms`. Failures are logged, never the caller's problem.
+pub async fn put(store: &Store, key: &str, answer: &CachedAnswer, ttl_ms: u64) {
+    let Ok(value) = serde_json::to_value(answer) else {
+        return;
+    };
+    if let Err(e) = store
+        .kv
+        .set(kv_key(key), KvValue::Json(value), Some(ttl_ms))
+        .await
+    {
+        tracing::warn!(error = %e, "llm cache write failed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn keys_are_stable_and_sensitive() {
+        let a = key_of(&json!({"m": "x", "p": "hi"}));
+        assert_eq!(a, key_of(&json!({"m": "x", "p": "hi"})));
+        assert_ne!(a, key_of(&json!({"m": "x", "p": "hi!"})));
+        assert_eq!(a.len(), 32);
+        assert_eq!(fnv1a64(0xcbf2_9ce4_8422_2325, b"a"), 0xaf63_dc4c_8601_ec8c);
+    }
+}

@@ -1,0 +1,176 @@
+//! Anthropic Messages: `system` at the top level, `stop_sequences`, prefill (a trailing
+//! assistant turn is continued), and its typed SSE events.
+
+use serde_json::{Map, Value, json};
+
+use super::{ChatRequest, ChatResponse, Provider, ProviderError, Role, StreamPart, Usage, json};
+use crate::routes::ai::llm::models::Provider as ProviderConfig;
+use crate::routes::ai::llm::sse::SseEvent;
+
+pub struct Anthropic;
+
+/// `max_tokens` is required by the API; this is used when neither caller nor model says.
+const DEFAULT_MAX_TOKENS: u64 = 4096;
+
+fn finish(reason: &str) -> String {
+    match reason {
+        "end_turn" | "stop_sequence" => "stop",
+        "max_tokens" => "length",
+        "tool_use" => "tool_calls",
+        "refusal" => "content_filter",
+        other => other,
+    }
+    .to_owned()
+}
+
+/// The request body (public for tests of the translation).
+pub fn body(chat: &ChatRequest, stream: bool) -> Value {
+    let messages: Vec<Value> = chat
+        .messages
+        .iter()
+        .map(|m| {
+            let role = match m.role {
+                Role::User => "user",
+                Role::Assistant => "assistant",
+            };
+            json!({"role": role, "content": m.content})
+        })
+        .collect();
+    let mut body = Map::new();
+    body.insert("model".into(), json!(chat.upstream));
+    body.insert(
+        "max_tokens".into(),
+        json!(chat.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS)),
+    );
+    if let Some(system) = &chat.system {
+        body.insert("system".into(), json!(system));
+    }
+    body.insert("messages".into(), Value::Array(messages));
+    if !chat.stop.is_empty() {
+        body.insert("stop_sequences".into(), json!(chat.stop));
+    }
+    if let Some(t) = chat.temperature {
+        body.insert("temperature".into(), json!(t.min(1.0)));
+    }
+    if stream {
+        body.insert("stream".into(), json!(true));
+    }
+    Value::Object(body)
+}
+
+impl Provider for Anthropic {
+    fn request(
+        &self,
+        client: &reqwest::Client,
+        provider: &ProviderConfig,
+        chat: &ChatRequest,
+        stream: bool,
+    ) -> reqwest::RequestBuilder {
+        let mut request = client
+            .post(format!("{}/v1/messages", provider.base_url))
+            .header("anthropic-version", "2023-06-01")
+            .json(&body(chat, stream));
+        if let Some(key) = &provider.key {
+            request = request.header("x-api-key", key.expose());
+        }
+        request
+    }
+
+    fn parse_response(&self, bytes: &[u8]) -> Result<ChatResponse, ProviderError> {
+        let value = json(bytes, "message")?;
+        let content = value["content"]
+            .as_array()
+            .ok_or_else(|| ProviderError::Protocol("message without content".into()))?;
+        let text = content
+            .iter()
+            .filter(|block| block["type"] == "text")
+            .filter_map(|block| block["text"].as_str())
+            .collect::<String>();
+        Ok(ChatResponse {
+            text,
+            usage: Usage {
+                input_tokens: value
+                    .pointer("/usage/input_tokens")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(0),
+                output_tokens: value
+                    .pointer("/usage/output_tokens")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(0),
+            },
+            finish_reason: value["stop_reason"].as_str().map(finish),
+        })
+    }
+
+    fn parse_event(&self, event: &SseEvent) -> Result<Vec<StreamPart>, ProviderError> {
+        let value = json(event.data.as_bytes(), "message stream event")?;
+        let kind = event
+            .event
+            .clone()
+            .or_else(|| value["type"].as_str().map(str::to_owned))
+            .unwrap_or_default();
+        Ok(match kind.as_str() {
+            "message_start" => vec![StreamPart::Usage(Usage {
+                input_tokens: value
+                    .pointer("/message/usage/input_tokens")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(0),
+                output_tokens: 0,
+            })],
+            "content_block_delta" => match value.pointer("/delta/type").and_then(Value::as_str) {
+                Some("text_delta") => {
+                    let text = value
+                        .pointer("/delta/text")
+                        .and_then(Value::as_str)
+                        .unwrap_or("");
+                    if text.is_empty() {
+                        vec![]
+                    } else {
+                        vec![StreamPart::Text(text.to_owned())]
+                    }
+                }
+                _ => vec![],
+            },
+            "message_delta" => {
+                let mut parts = vec![StreamPart::Usage(Usage {
+                    input_tokens: value
+                        .pointer("/usage/input_tokens")
+                        .and_then(Value::as_u64)
+                        .unwrap_or(0),
+                    output_tokens: value
+                        .pointer("/usage/output_tokens")
+                        .and_then(Value::as_u64)
+                        .unwrap_or(0),
+                })];
+                if let Some(reason) = value.pointer("/delta/stop_reason").and_then(Value::as_str) {
+                    parts.push(StreamPart::Finish(finish(reason)));
+                }
+                parts
+            }
+            "message_stop" => vec![StreamPart::Done],
+            "error" => {
+                let kind = value
+                    .pointer("/error/type")
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
+                let status = match kind {
+                    "overloaded_error" => 529,
+                    "rate_limit_error" => 429,
+                    "invalid_request_error" => 400,
+                    "timeout_error" => 504,
+                    _ => 500,
+                };
+                return Err(ProviderError::Status {
+                    status,
+                    message: value
+                        .pointer("/error/message")
+                        .and_then(Value::as_str)
+                        .unwrap_or("stream error")
+                        .to_owned(),
+                });
+            }
+            // ping, content_block_start/stop and anything new.
+            _ => vec![],
+        })
+    }
+}

@@ -1,0 +1,316 @@
+//! Request and response types of both faces (native `/api/ai/llm` and the
+//! OpenAI-compatible `/api/ai/llm/v1`), with their OpenAPI schemas.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+
+use super::gateway::{Ask, AskRole};
+use crate::platform::error::AppError;
+
+/// Who says a message.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ChatRole {
+    System,
+    /// OpenAI's newer name for system.
+    Developer,
+    User,
+    Assistant,
+}
+
+/// Message content: a string, or OpenAI-style parts of which only `text` parts are read.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum Content {
+    Text(String),
+    Parts(Vec<ContentPart>),
+}
+
+/// One part of a message (`{"type": "text", "text": "…"}`).
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+pub struct ContentPart {
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub text: Option<String>,
+}
+
+impl Content {
+    fn into_text(self) -> Result<String, AppError> {
+        match self {
+            Content::Text(text) => Ok(text),
+            Content::Parts(parts) => {
+                let mut text = String::new();
+                for part in parts {
+                    match (part.kind.as_str(), part.text) {
+                        ("text", Some(t)) => text.push_str(&t),
+                        (kind, _) => {
+                            return Err(AppError::bad_request(format!(
+                                "message parts of type {kind:?} are not supported; send text"
+                            )));
+                        }
+                    }
+                }
+                Ok(text)
+            }
+        }
+    }
+}
+
+/// One message.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[schema(example = json!({"role": "user", "content": "Say hello"}))]
+pub struct ChatMessage {
+    pub role: ChatRole,
+    pub content: Content,
+}
+
+/// One stop sequence or several (at most 4).
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum Stop {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Stop {
+    fn into_vec(self) -> Vec<String> {
+        match self {
+            Stop::One(s) => vec![s],
+            Stop::Many(v) => v,
+        }
+    }
+}
+
+fn messages(list: Vec<ChatMessage>) -> Result<Vec<(AskRole, String)>, AppError> {
+    if list.is_empty() {
+        return Err(AppError::bad_request("\"messages\" cannot be empty"));
+    }
+    list.into_iter()
+        .map(|m| {
+            let role = match m.role {
+                ChatRole::System | ChatRole::Developer => AskRole::System,
+                ChatRole::User => AskRole::User,
+                ChatRole::Assistant => AskRole::Assistant,
+            };
+            Ok((role, m.content.into_text()?))
+        })
+        .collect()
+}
+
+/// `POST /api/ai/llm`: a conversation for one model (or a task's model).
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "messages": [{"role": "user", "content": "Say hello"}],
+    "system": "You are terse.",
+    "model": "gpt-4o-mini",
+    "max_tokens": 64,
+    "fallbacks": ["claude-haiku-4-5"]
+}))]
+pub struct LlmRequest {
+    /// The conversation. A trailing assistant message is a prefill: the answer continues it
+    /// and includes it.
+    pub messages: Vec<ChatMessage>,
+    /// System prompt (prepended to the first message for models without one).
+    #[serde(default)]
+    pub system: Option<String>,
+    /// A model id (`openai:gpt-4o-mini`) or alias (`gpt-4o-mini`). Exactly one of `model`
+    /// and `task`.
+    #[serde(default)]
+    pub model: Option<String>,
+    /// A task from the models file (`coding`), standing for its model.
+    #[serde(default)]
+    pub task: Option<String>,
+    /// Most tokens to generate (clamped to the model's limit).
+    #[serde(default)]
+    pub max_tokens: Option<u64>,
+    /// Where to stop: a string or up to 4.
+    #[serde(default)]
+    pub stop_token: Option<Stop>,
+    /// 0 to 2.
+    #[serde(default)]
+    pub temperature: Option<f64>,
+    /// Answer as newline-delimited JSON strings, one per text delta.
+    #[serde(default)]
+    pub stream: bool,
+    /// Models to try in order when the first fails (after its retries).
+    #[serde(default)]
+    pub fallbacks: Vec<String>,
+    /// Use the answer cache (default true).
+    #[serde(default)]
+    pub cache: Option<bool>,
+}
+
+impl LlmRequest {
+    pub fn into_ask(self) -> Result<(Ask, bool), AppError> {
+        Ok((
+            Ask {
+                messages: messages(self.messages)?,
+                system: self.system,
+                model: self.model,
+                task: self.task,
+                fallbacks: self.fallbacks,
+                max_tokens: self.max_tokens,
+                stop: self.stop_token.map(Stop::into_vec).unwrap_or_default(),
+                temperature: check_temperature(self.temperature)?,
+                cache: self.cache.unwrap_or(true),
+            },
+            self.stream,
+        ))
+    }
+}
+
+fn check_temperature(t: Option<f64>) -> Result<Option<f64>, AppError> {
+    match t {
+        Some(t) if !(0.0..=2.0).contains(&t) => {
+            Err(AppError::bad_request("temperature must be from 0 to 2"))
+        }
+        other => Ok(other),
+    }
+}
+
+/// The whole answer.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[schema(example = json!({"role": "assistant", "content": "Hello!"}))]
+pub struct LlmAnswer {
+    /// Always `assistant`.
+    pub role: String,
+    /// The full text (the prefill included).
+    pub content: String,
+}
+
+/// `GET /api/ai/llm/models` filters.
+#[derive(Debug, Clone, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ModelsQuery {
+    /// Part of an id, alias or upstream name (case-insensitive).
+    pub search: Option<String>,
+    /// Comma-separated capabilities every listed model has:
+    /// streaming, system_prompt, stop_sequences, prefill, images.
+    pub capability: Option<String>,
+    /// Only the model doing this task.
+    pub task: Option<String>,
+    /// Also list models whose provider is not configured (default false).
+    pub all: Option<bool>,
+}
+
+/// One model.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(example = json!({
+    "id": "openai:gpt-4o-mini", "provider": "openai", "upstream": "gpt-4o-mini",
+    "aliases": ["gpt-4o-mini"],
+    "capabilities": {"context_window": 128000, "max_output_tokens": 16384, "streaming": true,
+        "system_prompt": true, "stop_sequences": true, "prefill": false, "images": true},
+    "tasks": [], "available": true
+}))]
+pub struct ModelInfo {
+    pub id: String,
+    pub provider: String,
+    pub upstream: String,
+    pub aliases: Vec<String>,
+    pub capabilities: super::models::Capabilities,
+    /// Tasks this model does.
+    pub tasks: Vec<String>,
+    /// Whether its provider is configured.
+    pub available: bool,
+}
+
+/// The registry, filtered.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ModelList {
+    pub models: Vec<ModelInfo>,
+}
+
+// ---- the OpenAI-compatible face ----
+
+/// `stream_options` of a Chat Completions request.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, ToSchema)]
+pub struct StreamOptions {
+    #[serde(default)]
+    pub include_usage: bool,
+}
+
+/// `POST /api/ai/llm/v1/chat/completions`: OpenAI's Chat Completions request. Unknown
+/// fields are ignored. `model` may be `task:<name>`.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[schema(example = json!({
+    "model": "gpt-4o-mini",
+    "messages": [{"role": "system", "content": "You are terse."}, {"role": "user", "content": "Say OK"}],
+    "max_completion_tokens": 64
+}))]
+pub struct ChatCompletionRequest {
+    pub model: String,
+    pub messages: Vec<ChatMessage>,
+    #[serde(default)]
+    pub max_tokens: Option<u64>,
+    #[serde(default)]
+    pub max_completion_tokens: Option<u64>,
+    #[serde(default)]
+    pub stop: Option<Stop>,
+    #[serde(default)]
+    pub temperature: Option<f64>,
+    #[serde(default)]
+    pub stream: bool,
+    #[serde(default)]
+    pub stream_options: Option<StreamOptions>,
+    /// Toolshed extension: models to try when the first fails.
+    #[serde(default)]
+    pub fallbacks: Vec<String>,
+    /// Toolshed extension: use the answer cache (default true).
+    #[serde(default)]
+    pub cache: Option<bool>,
+}
+
+impl ChatCompletionRequest {
+    /// The gateway request, whether to stream, and whether to send usage in the stream.
+    pub fn into_ask(self) -> Result<(Ask, bool, bool), AppError> {
+        let (model, task) = match self.model.strip_prefix("task:") {
+            Some(task) => (None, Some(task.to_owned())),
+            None => (Some(self.model), None),
+        };
+        Ok((
+            Ask {
+                messages: messages(self.messages)?,
+                system: None,
+                model,
+                task,
+                fallbacks: self.fallbacks,
+                max_tokens: self.max_completion_tokens.or(self.max_tokens),
+                stop: self.stop.map(Stop::into_vec).unwrap_or_default(),
+                temperature: check_temperature(self.temperature)?,
+                cache: self.cache.unwrap_or(true),
+            },
+            self.stream,
+            self.stream_options.is_some_and(|o| o.include_usage),
+        ))
+    }
+}
+
+/// OpenAI's `chat.completion` object.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(example = json!({
+    "id": "chatcmpl-4b0c…", "object": "chat.completion", "created": 1795487569,
+    "model": "openai:gpt-4o-mini",
+    "choices": [{"index": 0, "message": {"role": "assistant", "content": "OK"}, "finish_reason": "stop"}],
+    "usage": {"prompt_tokens": 19, "completion_tokens": 1, "total_tokens": 20}
+}))]
+pub struct ChatCompletion {
+    pub id: String,
+    pub object: String,
+    pub created: u64,
+    pub model: String,
+    pub choices: Vec<Value>,
+    pub usage: Value,
+}
+
+/// OpenAI's model list.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(example = json!({"object": "list", "data": [
+    {"id": "openai:gpt-4o-mini", "object": "model", "created": 0, "owned_by": "openai"}
+]}))]
+pub struct OpenAiModelList {
+    pub object: String,
+    pub data: Vec<Value>,
+}

@@ -1,0 +1,162 @@
+//! The OpenAI-compatible face, so the official OpenAI SDKs work with only their base URL
+//! set to `…/api/ai/llm/v1`: `POST /chat/completions` (whole, or SSE chunks ending in
+//! `data: [DONE]`) and `GET /models`.
+
+use std::convert::Infallible;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+
+use super::gateway::{self, Event};
+use super::handlers::answer_headers;
+use super::providers::Usage;
+use super::schemas::{ChatCompletion, ChatCompletionRequest, OpenAiModelList};
+use crate::platform::error::{AppError, ErrorBody};
+use crate::platform::extract::AppJson;
+use crate::platform::state::AppState;
+
+fn now_s() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn usage_json(usage: Usage) -> Value {
+    json!({
+        "prompt_tokens": usage.input_tokens,
+        "completion_tokens": usage.output_tokens,
+        "total_tokens": usage.input_tokens + usage.output_tokens,
+    })
+}
+
+/// Chat Completions, as OpenAI's API. With `stream: true`: `text/event-stream` of
+/// `chat.completion.chunk` objects, then `data: [DONE]`.
+#[utoipa::path(
+    post,
+    path = "/api/ai/llm/v1/chat/completions",
+    tag = "ai",
+    request_body = ChatCompletionRequest,
+    responses(
+        (status = 200, description = "A `chat.completion`, or an SSE stream of `chat.completion.chunk`s. `X-Cache: HIT|MISS`.",
+            content(
+                (ChatCompletion = "application/json"),
+                (String = "text/event-stream", example = json!("data: {\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"OK\"},\"finish_reason\":null}]}\n\ndata: [DONE]\n\n")),
+            )),
+        (status = 400, description = "Malformed body, unknown model, provider not configured", body = ErrorBody),
+        (status = 422, description = "JSON of the wrong shape", body = ErrorBody),
+        (status = 502, description = "The provider failed: its status and message", body = ErrorBody),
+        (status = 504, description = "The provider did not answer in time", body = ErrorBody),
+    )
+)]
+pub async fn chat_completions(
+    State(state): State<AppState>,
+    AppJson(body): AppJson<ChatCompletionRequest>,
+) -> Result<Response, AppError> {
+    let (ask, stream, include_usage) = body.into_ask()?;
+    let registry = gateway::the_registry(&state)?;
+    let plan = gateway::plan(&registry, &ask)?;
+    let id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
+    let created = now_s();
+    if !stream {
+        let answer = gateway::complete(&state, &plan).await?;
+        let mut response = Json(ChatCompletion {
+            id,
+            object: "chat.completion".into(),
+            created,
+            model: answer.model.clone(),
+            choices: vec![json!({
+                "index": 0,
+                "message": {"role": "assistant", "content": answer.text},
+                "logprobs": null,
+                "finish_reason": answer.finish_reason.as_deref().unwrap_or("stop"),
+            })],
+            usage: usage_json(answer.usage),
+        })
+        .into_response();
+        answer_headers(&mut response, answer.cached, &answer.model);
+        return Ok(response);
+    }
+    let streamed = gateway::stream(&state, &plan).await?;
+    let model = streamed.model.clone();
+    let chunk = move |delta: Value, finish: Option<&str>| {
+        json!({
+            "id": id,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": model,
+            "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}],
+        })
+    };
+    let first = chunk(json!({"role": "assistant", "content": ""}), None);
+    let head = futures_util::stream::iter([sse(&first)]);
+    let body = streamed.events.map(move |event| match event {
+        Event::Delta(text) => sse(&chunk(json!({"content": text}), None)),
+        Event::Error(message) => {
+            let error = json!({"error": {"message": message, "type": "upstream_error", "param": null, "code": null}});
+            sse(&error)
+        }
+        Event::End {
+            usage,
+            finish_reason,
+        } => {
+            let mut out = sse(&chunk(
+                json!({}),
+                Some(finish_reason.as_deref().unwrap_or("stop")),
+            ));
+            if include_usage {
+                let mut last = chunk(json!({}), None);
+                last["choices"] = json!([]);
+                last["usage"] = usage_json(usage);
+                out.push_str(&sse(&last));
+            }
+            out.push_str("data: [DONE]\n\n");
+            out
+        }
+    });
+    let body = head
+        .chain(body)
+        .map(|text| Ok::<_, Infallible>(Bytes::from(text)));
+    let mut response = Response::new(Body::from_stream(body));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    answer_headers(&mut response, streamed.cached, &streamed.model);
+    Ok(response)
+}
+
+fn sse(value: &Value) -> String {
+    format!("data: {value}\n\n")
+}
+
+/// The models whose provider is configured, as OpenAI's model list (ids and aliases).
+#[utoipa::path(
+    get,
+    path = "/api/ai/llm/v1/models",
+    tag = "ai",
+    responses((status = 200, description = "The models", body = OpenAiModelList))
+)]
+pub async fn models(State(state): State<AppState>) -> Result<Json<OpenAiModelList>, AppError> {
+    let registry = gateway::the_registry(&state)?;
+    let data = registry
+        .models
+        .iter()
+        .filter(|m| registry.available(m))
+        .map(|m| json!({"id": m.id, "object": "model", "created": 0, "owned_by": m.provider}))
+        .collect();
+    Ok(Json(OpenAiModelList {
+        object: "list".into(),
+        data,
+    }))
+}

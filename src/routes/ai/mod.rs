@@ -1,0 +1,3 @@
+//! AI services: each is its own folder under `/api/ai`.
+
+pub mod llm;

@@ -1,0 +1,358 @@
+//! Mock LLM providers in their documented wire formats — OpenAI Chat Completions,
+//! Anthropic Messages, Gemini generateContent — bound to 127.0.0.1:0 inside the test
+//! process. Streams are sent with every event split across two TCP writes. Calls are
+//! counted and recorded; failures, delays and endless streams are scripted.
+#![allow(dead_code)]
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use bytes::Bytes;
+use serde_json::{Value, json};
+
+/// What the mock does on its next calls.
+#[derive(Debug, Clone)]
+pub struct Script {
+    /// The answer, as stream deltas (a whole answer is their concatenation).
+    pub deltas: Vec<String>,
+    /// The first this-many calls fail with `fail_status`.
+    pub fail_first: usize,
+    pub fail_status: u16,
+    /// Wait before answering at all.
+    pub delay: Duration,
+    /// Wait between stream events.
+    pub event_delay: Duration,
+    /// Stream deltas forever (for cancellation tests).
+    pub endless: bool,
+}
+
+impl Default for Script {
+    fn default() -> Self {
+        Script {
+            deltas: vec!["Hel".into(), "lo".into()],
+            fail_first: 0,
+            fail_status: 500,
+            delay: Duration::ZERO,
+            event_delay: Duration::from_millis(2),
+            endless: false,
+        }
+    }
+}
+
+/// One call as received.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub path: String,
+    pub query: String,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+#[derive(Default)]
+pub struct MockState {
+    pub calls: AtomicUsize,
+    pub requests: Mutex<Vec<Recorded>>,
+    pub script: Mutex<Script>,
+    /// Streams whose body was dropped (finished or cancelled by the client).
+    pub streams_closed: AtomicUsize,
+    /// Streams that sent their last event.
+    pub streams_finished: AtomicUsize,
+}
+
+pub struct Mock {
+    /// `http://127.0.0.1:port` (no path).
+    pub url: String,
+    pub state: Arc<MockState>,
+}
+
+impl Mock {
+    pub fn calls(&self) -> usize {
+        self.state.calls.load(Ordering::SeqCst)
+    }
+
+    pub fn set(&self, script: Script) {
+        *self.state.script.lock().expect("script") = script;
+    }
+
+    pub fn last(&self) -> Recorded {
+        self.state
+            .requests
+            .lock()
+            .expect("requests")
+            .last()
+            .cloned()
+            .expect("a recorded request")
+    }
+}
+
+/// Starts a mock serving all three formats.
+pub async fn start() -> Mock {
+    start_with(Script::default()).await
+}
+
+pub async fn start_with(script: Script) -> Mock {
+    let state = Arc::new(MockState::default());
+    *state.script.lock().expect("script") = script;
+    let app = Router::new()
+        .route("/v1/chat/completions", post(openai))
+        .route("/v1/messages", post(anthropic))
+        .route("/v1beta/models/{action}", post(gemini))
+        .with_state(state.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind mock");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Mock { url, state }
+}
+
+/// Counts and records the call; returns the script, or the failure to answer with.
+async fn begin(
+    state: &MockState,
+    path: String,
+    query: String,
+    headers: HeaderMap,
+    body: Value,
+) -> Result<Script, StatusCode> {
+    let n = state.calls.fetch_add(1, Ordering::SeqCst);
+    state.requests.lock().expect("requests").push(Recorded {
+        path,
+        query,
+        headers,
+        body,
+    });
+    let script = state.script.lock().expect("script").clone();
+    tokio::time::sleep(script.delay).await;
+    if n < script.fail_first {
+        return Err(StatusCode::from_u16(script.fail_status).expect("status"));
+    }
+    Ok(script)
+}
+
+/// Sets a counter when dropped.
+struct OnDrop(Arc<MockState>);
+
+impl Drop for OnDrop {
+    fn drop(&mut self) {
+        self.0.streams_closed.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// An SSE body: each event written in two halves with a pause between, then the next.
+fn sse_body(
+    state: Arc<MockState>,
+    events: Vec<String>,
+    script: &Script,
+    endless_event: Option<String>,
+) -> Response {
+    let mut pieces: VecDeque<Bytes> = VecDeque::new();
+    for event in events {
+        let bytes = event.into_bytes();
+        let half = bytes.len() / 2;
+        pieces.push_back(Bytes::copy_from_slice(&bytes[..half]));
+        pieces.push_back(Bytes::copy_from_slice(&bytes[half..]));
+    }
+    let delay = script.event_delay;
+    let guard = OnDrop(state.clone());
+    let stream = futures_util::stream::unfold(
+        (pieces, guard, endless_event),
+        move |(mut pieces, guard, endless)| async move {
+            tokio::time::sleep(delay).await;
+            if let Some(piece) = pieces.pop_front() {
+                return Some((Ok::<_, std::io::Error>(piece), (pieces, guard, endless)));
+            }
+            if let Some(event) = &endless {
+                return Some((Ok(Bytes::from(event.clone())), (pieces, guard, endless)));
+            }
+            guard.0.streams_finished.fetch_add(1, Ordering::SeqCst);
+            None
+        },
+    );
+    Response::builder()
+        .header("content-type", "text/event-stream")
+        .body(Body::from_stream(stream))
+        .expect("response")
+}
+
+fn error(status: StatusCode, body: Value) -> Response {
+    (status, axum::Json(body)).into_response()
+}
+
+async fn openai(
+    State(state): State<Arc<MockState>>,
+    headers: HeaderMap,
+    axum::Json(body): axum::Json<Value>,
+) -> Response {
+    let stream = body["stream"] == true;
+    let script = match begin(
+        &state,
+        "/v1/chat/completions".into(),
+        String::new(),
+        headers,
+        body,
+    )
+    .await
+    {
+        Ok(s) => s,
+        Err(status) => {
+            return error(
+                status,
+                json!({"error": {"message": format!("mock failure {}", status.as_u16()), "type": "server_error", "param": null, "code": null}}),
+            );
+        }
+    };
+    let chunk = |delta: Value, finish: Value| {
+        format!(
+            "data: {}\n\n",
+            json!({"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1735000000,
+                   "model": "mock", "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}], "usage": null})
+        )
+    };
+    if !stream {
+        return axum::Json(json!({
+            "id": "chatcmpl-1", "object": "chat.completion", "created": 1735000000, "model": "mock",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": script.deltas.concat(), "refusal": null},
+                         "logprobs": null, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 19, "completion_tokens": 2, "total_tokens": 21}
+        }))
+        .into_response();
+    }
+    let mut events = vec![
+        ": OPENROUTER PROCESSING\n\n".to_owned(),
+        chunk(
+            json!({"role": "assistant", "content": "", "refusal": null}),
+            Value::Null,
+        ),
+    ];
+    for d in &script.deltas {
+        events.push(chunk(json!({"content": d}), Value::Null));
+    }
+    let endless = script
+        .endless
+        .then(|| chunk(json!({"content": "more "}), Value::Null));
+    events.push(chunk(json!({}), json!("stop")));
+    events.push(format!(
+        "data: {}\n\n",
+        json!({"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1735000000, "model": "mock",
+               "choices": [], "usage": {"prompt_tokens": 19, "completion_tokens": 2, "total_tokens": 21}})
+    ));
+    events.push("data: [DONE]\n\n".into());
+    if script.endless {
+        events.truncate(2 + script.deltas.len());
+    }
+    sse_body(state.clone(), events, &script, endless)
+}
+
+async fn anthropic(
+    State(state): State<Arc<MockState>>,
+    headers: HeaderMap,
+    axum::Json(body): axum::Json<Value>,
+) -> Response {
+    let stream = body["stream"] == true;
+    let script = match begin(&state, "/v1/messages".into(), String::new(), headers, body).await {
+        Ok(s) => s,
+        Err(status) => {
+            return error(
+                status,
+                json!({"type": "error", "error": {"type": "overloaded_error", "message": format!("mock failure {}", status.as_u16())}, "request_id": "req_1"}),
+            );
+        }
+    };
+    if !stream {
+        return axum::Json(json!({
+            "id": "msg_1", "type": "message", "role": "assistant", "model": "mock",
+            "content": [{"type": "text", "text": script.deltas.concat()}],
+            "stop_reason": "end_turn", "stop_sequence": null,
+            "usage": {"input_tokens": 25, "output_tokens": 6}
+        }))
+        .into_response();
+    }
+    let event = |name: &str, data: Value| format!("event: {name}\ndata: {data}\n\n");
+    let mut events = vec![
+        event(
+            "message_start",
+            json!({"type": "message_start", "message": {"id": "msg_1", "type": "message", "role": "assistant", "content": [], "model": "mock", "stop_reason": null, "stop_sequence": null, "usage": {"input_tokens": 11, "output_tokens": 1}}}),
+        ),
+        event(
+            "content_block_start",
+            json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+        ),
+        event("ping", json!({"type": "ping"})),
+    ];
+    for d in &script.deltas {
+        events.push(event("content_block_delta", json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": d}})));
+    }
+    events.push(event(
+        "content_block_stop",
+        json!({"type": "content_block_stop", "index": 0}),
+    ));
+    events.push(event("message_delta", json!({"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": null}, "usage": {"output_tokens": 6}})));
+    events.push(event("message_stop", json!({"type": "message_stop"})));
+    sse_body(state.clone(), events, &script, None)
+}
+
+async fn gemini(
+    State(state): State<Arc<MockState>>,
+    Path(action): Path<String>,
+    Query(query): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
+    axum::Json(body): axum::Json<Value>,
+) -> Response {
+    let query_text = query
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("&");
+    let stream = action.ends_with(":streamGenerateContent");
+    let path = format!("/v1beta/models/{action}");
+    let script = match begin(&state, path, query_text.clone(), headers, body).await {
+        Ok(s) => s,
+        Err(status) => {
+            return error(
+                status,
+                json!({"error": {"code": status.as_u16(), "message": format!("mock failure {}", status.as_u16()), "status": "UNAVAILABLE"}}),
+            );
+        }
+    };
+    if !stream {
+        return axum::Json(json!({
+            "candidates": [{"content": {"role": "model", "parts": [{"text": script.deltas.concat()}]}, "finishReason": "STOP", "index": 0}],
+            "usageMetadata": {"promptTokenCount": 12, "candidatesTokenCount": 2, "totalTokenCount": 14},
+            "modelVersion": "mock", "responseId": "r1"
+        }))
+        .into_response();
+    }
+    if query_text != "alt=sse" {
+        return error(
+            StatusCode::BAD_REQUEST,
+            json!({"error": {"code": 400, "message": "mock wants alt=sse", "status": "INVALID_ARGUMENT"}}),
+        );
+    }
+    let last = script.deltas.len().saturating_sub(1);
+    let events = script
+        .deltas
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let mut candidate = json!({"content": {"parts": [{"text": d}], "role": "model"}, "index": 0});
+            if i == last {
+                candidate["finishReason"] = json!("STOP");
+            }
+            format!(
+                "data: {}\r\n\r\n",
+                json!({"candidates": [candidate], "usageMetadata": {"promptTokenCount": 12, "candidatesTokenCount": i + 1, "totalTokenCount": 13 + i}, "modelVersion": "mock", "responseId": "r1"})
+            )
+        })
+        .collect();
+    sse_body(state.clone(), events, &script, None)
+}
