@@ -1,0 +1,149 @@
+//! The OpenAI-compatible face (`/api/ai/llm/v1`): what an OpenAI SDK sends and expects,
+//! answered here by a mock Anthropic server to prove the translation.
+
+mod common;
+#[path = "common/mock_llm.rs"]
+mod mock_llm;
+
+use common::{client, spawn_with};
+use serde_json::{Value, json};
+
+fn server(mock: &mock_llm::Mock) -> common::TestServer {
+    spawn_with(&[
+        ("ANTHROPIC_BASE_URL", &mock.url),
+        ("ANTHROPIC_API_KEY", "k"),
+    ])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_completion_object() {
+    let mock = mock_llm::start().await;
+    let server = server(&mock);
+    let response = client()
+        .post(server.url("/api/ai/llm/v1/chat/completions"))
+        .header("authorization", "Bearer anything")
+        .header("x-stainless-lang", "python")
+        .json(&json!({
+            "model": "claude-haiku-4-5",
+            "messages": [{"role": "system", "content": "Be terse."},
+                         {"role": "user", "content": [{"type": "text", "text": "Say "}, {"type": "text", "text": "hi"}]}],
+            "max_completion_tokens": 32,
+            "stop": "END",
+            "n": 1,
+            "user": "someone"
+        }))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["object"], "chat.completion");
+    assert!(body["id"].as_str().expect("id").starts_with("chatcmpl-"));
+    assert!(body["created"].as_u64().is_some());
+    assert_eq!(body["model"], "anthropic:claude-haiku-4-5-20251001");
+    assert_eq!(body["choices"][0]["index"], 0);
+    assert_eq!(
+        body["choices"][0]["message"],
+        json!({"role": "assistant", "content": "Hello"})
+    );
+    assert_eq!(body["choices"][0]["finish_reason"], "stop");
+    assert_eq!(
+        body["usage"],
+        json!({"prompt_tokens": 25, "completion_tokens": 6, "total_tokens": 31})
+    );
+    let sent = mock.last().body;
+    assert_eq!(sent["system"], "Be terse.");
+    assert_eq!(
+        sent["messages"],
+        json!([{"role": "user", "content": "Say hi"}])
+    );
+    assert_eq!(sent["max_tokens"], 32);
+    assert_eq!(sent["stop_sequences"], json!(["END"]));
+}
+
+/// `data:` payloads of an SSE body.
+fn sse_data(text: &str) -> Vec<String> {
+    text.split("\n\n")
+        .filter(|e| !e.trim().is_empty())
+        .map(|e| e.strip_prefix("data: ").expect("data line").to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_completion_chunks_over_sse_end_with_done() {
+    let mock = mock_llm::start_with(mock_llm::Script {
+        deltas: vec!["Hel".into(), "lo".into()],
+        ..Default::default()
+    })
+    .await;
+    let server = server(&mock);
+    let response = client()
+        .post(server.url("/api/ai/llm/v1/chat/completions"))
+        .json(&json!({
+            "model": "claude-haiku-4-5",
+            "messages": [{"role": "user", "content": "Hi"}],
+            "stream": true,
+            "stream_options": {"include_usage": true}
+        }))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    let data = sse_data(&response.text().await.expect("body"));
+    assert_eq!(data.last().map(String::as_str), Some("[DONE]"));
+    let chunks: Vec<Value> = data[..data.len() - 1]
+        .iter()
+        .map(|d| serde_json::from_str(d).expect("chunk"))
+        .collect();
+    assert!(
+        chunks
+            .iter()
+            .all(|c| c["object"] == "chat.completion.chunk" && c["id"] == chunks[0]["id"])
+    );
+    assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
+    let text: String = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    assert_eq!(text, "Hello");
+    let finish = &chunks[chunks.len() - 2];
+    assert_eq!(finish["choices"][0]["finish_reason"], "stop");
+    let usage = &chunks[chunks.len() - 1];
+    assert_eq!(usage["choices"], json!([]));
+    assert_eq!(usage["usage"]["completion_tokens"], 6);
+
+    // Without include_usage there is no usage chunk.
+    let response = client()
+        .post(server.url("/api/ai/llm/v1/chat/completions"))
+        .json(&json!({"model": "claude-haiku-4-5", "messages": [{"role": "user", "content": "Hi"}], "stream": true, "cache": false}))
+        .send()
+        .await
+        .expect("send");
+    let data = sse_data(&response.text().await.expect("body"));
+    assert_eq!(data.last().map(String::as_str), Some("[DONE]"));
+    assert!(!data.iter().any(|d| d.contains("\"usage\"")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_models_are_400_here_too() {
+    let mock = mock_llm::start().await;
+    let server = server(&mock);
+    let response = client()
+        .post(server.url("/api/ai/llm/v1/chat/completions"))
+        .json(
+            &json!({"model": "claude-haiku-4-6", "messages": [{"role": "user", "content": "Hi"}]}),
+        )
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.expect("json");
+    assert!(
+        body["error"]
+            .as_str()
+            .expect("error")
+            .contains("claude-haiku-4-5"),
+        "{body}"
+    );
+}

@@ -1,0 +1,240 @@
+//! The LLM gateway's cache, retries, fallbacks, timeouts and cancellation, against mock
+//! providers that count their calls.
+
+mod common;
+#[path = "common/mock_llm.rs"]
+mod mock_llm;
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use common::{client, spawn_with};
+use futures_util::StreamExt;
+use mock_llm::Script;
+use serde_json::{Value, json};
+
+async fn post(server: &common::TestServer, body: Value) -> reqwest::Response {
+    client()
+        .post(server.url("/api/ai/llm"))
+        .json(&body)
+        .send()
+        .await
+        .expect("send")
+}
+
+fn ask(stream: bool) -> Value {
+    json!({"messages": [{"role": "user", "content": "Hi"}], "model": "gpt-4o-mini", "stream": stream})
+}
+
+fn openai(mock: &mock_llm::Mock, extra: &[(&str, &str)]) -> common::TestServer {
+    let base = format!("{}/v1", mock.url);
+    let mut env = vec![("OPENAI_BASE_URL", base.as_str()), ("OPENAI_API_KEY", "k")];
+    env.extend_from_slice(extra);
+    spawn_with(&env)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeated_request_is_served_from_the_cache() {
+    let mock = mock_llm::start().await;
+    let server = openai(&mock, &[]);
+    let first = post(&server, ask(false)).await;
+    assert_eq!(first.headers()["x-cache"], "MISS");
+    let first: Value = first.json().await.expect("json");
+    let second = post(&server, ask(false)).await;
+    assert_eq!(second.headers()["x-cache"], "HIT");
+    assert_eq!(second.json::<Value>().await.expect("json"), first);
+    assert_eq!(mock.calls(), 1, "the provider saw no second call");
+
+    // Any change of the request is another entry; cache: false skips the cache.
+    let mut other = ask(false);
+    other["max_tokens"] = json!(5);
+    assert_eq!(post(&server, other).await.headers()["x-cache"], "MISS");
+    assert_eq!(mock.calls(), 2);
+    let mut skip = ask(false);
+    skip["cache"] = json!(false);
+    assert_eq!(post(&server, skip).await.headers()["x-cache"], "MISS");
+    assert_eq!(mock.calls(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cached_stream_replays_as_a_stream() {
+    let mock = mock_llm::start_with(Script {
+        deltas: vec!["a".into(), "b".into(), "c".into()],
+        ..Default::default()
+    })
+    .await;
+    let server = openai(&mock, &[]);
+    let first = post(&server, ask(true)).await;
+    assert_eq!(first.headers()["x-cache"], "MISS");
+    let first = first.text().await.expect("body");
+    assert_eq!(first, "\"a\"\n\"b\"\n\"c\"\n");
+    // The entry is written as the stream ends; give it a moment.
+    let mut second = post(&server, ask(true)).await;
+    for _ in 0..50 {
+        if second.headers()["x-cache"] == "HIT" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        second = post(&server, ask(true)).await;
+    }
+    assert_eq!(second.headers()["x-cache"], "HIT");
+    assert_eq!(second.headers()["content-type"], "application/x-ndjson");
+    assert_eq!(second.text().await.expect("body"), first);
+    let calls = mock.calls();
+    // The same entry answers a whole request.
+    let whole = post(&server, ask(false)).await;
+    assert_eq!(whole.headers()["x-cache"], "HIT");
+    assert_eq!(whole.json::<Value>().await.expect("json")["content"], "abc");
+    assert_eq!(mock.calls(), calls);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transient_failures_are_retried() {
+    let mock = mock_llm::start_with(Script {
+        fail_first: 2,
+        fail_status: 503,
+        ..Default::default()
+    })
+    .await;
+    let server = openai(&mock, &[("TOOLSHED_LLM_MAX_RETRIES", "2")]);
+    let response = post(&server, ask(false)).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(mock.calls(), 3);
+
+    let mock = mock_llm::start_with(Script {
+        fail_first: 100,
+        fail_status: 429,
+        ..Default::default()
+    })
+    .await;
+    let server = openai(&mock, &[("TOOLSHED_LLM_MAX_RETRIES", "1")]);
+    let response = post(&server, ask(true)).await;
+    assert_eq!(response.status(), 502);
+    let body: Value = response.json().await.expect("json");
+    assert!(
+        body["error"].as_str().expect("error").contains("429"),
+        "{body}"
+    );
+    assert_eq!(mock.calls(), 2, "one try and one retry");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fallbacks_answer_when_the_first_model_fails() {
+    let failing = mock_llm::start_with(Script {
+        fail_first: 100,
+        fail_status: 500,
+        ..Default::default()
+    })
+    .await;
+    let working = mock_llm::start_with(Script {
+        deltas: vec!["from ".into(), "B".into()],
+        ..Default::default()
+    })
+    .await;
+    let base = format!("{}/v1", failing.url);
+    let server = spawn_with(&[
+        ("OPENAI_BASE_URL", &base),
+        ("OPENAI_API_KEY", "k"),
+        ("ANTHROPIC_BASE_URL", &working.url),
+        ("ANTHROPIC_API_KEY", "k"),
+        ("TOOLSHED_LLM_MAX_RETRIES", "1"),
+    ]);
+    for stream in [false, true] {
+        let mut body = ask(stream);
+        body["fallbacks"] = json!(["claude-haiku-4-5"]);
+        body["cache"] = json!(false);
+        let response = post(&server, body).await;
+        assert_eq!(response.status(), 200);
+        assert_eq!(
+            response.headers()["x-model"],
+            "anthropic:claude-haiku-4-5-20251001"
+        );
+        let text = response.text().await.expect("body");
+        if stream {
+            assert_eq!(text, "\"from \"\n\"B\"\n");
+        } else {
+            assert_eq!(text, r#"{"role":"assistant","content":"from B"}"#);
+        }
+    }
+    assert_eq!(failing.calls(), 4, "two tries per request");
+    assert_eq!(working.calls(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_providers_time_out() {
+    // Headers come at once, the first token only after 2.5 s: the TTFT limit (1 s) fires.
+    let mock = mock_llm::start_with(Script {
+        event_delay: Duration::from_millis(2500),
+        ..Default::default()
+    })
+    .await;
+    let server = openai(
+        &mock,
+        &[
+            ("TOOLSHED_LLM_TTFT_TIMEOUT_S", "1"),
+            ("TOOLSHED_LLM_MAX_RETRIES", "0"),
+        ],
+    );
+    let started = Instant::now();
+    let response = post(&server, ask(true)).await;
+    assert_eq!(response.status(), 504);
+    assert!(
+        started.elapsed() < Duration::from_millis(2400),
+        "{:?}",
+        started.elapsed()
+    );
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["code"], "upstream_timeout");
+    assert!(body["error"].as_str().expect("e").contains("first token"));
+
+    // A whole answer that takes longer than the total limit (1 s).
+    let mock = mock_llm::start_with(Script {
+        delay: Duration::from_millis(2500),
+        ..Default::default()
+    })
+    .await;
+    let server = openai(
+        &mock,
+        &[
+            ("TOOLSHED_LLM_TIMEOUT_S", "1"),
+            ("TOOLSHED_LLM_MAX_RETRIES", "0"),
+        ],
+    );
+    let started = Instant::now();
+    let response = post(&server, ask(false)).await;
+    assert_eq!(response.status(), 504);
+    assert!(started.elapsed() < Duration::from_millis(2400));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_goes_away_cancels_the_upstream_call() {
+    let mock = mock_llm::start_with(Script {
+        endless: true,
+        event_delay: Duration::from_millis(5),
+        ..Default::default()
+    })
+    .await;
+    let server = openai(&mock, &[]);
+    let response = post(&server, ask(true)).await;
+    assert_eq!(response.status(), 200);
+    let mut body = response.bytes_stream();
+    let mut seen = Vec::new();
+    while seen.len() < 20 {
+        seen.extend_from_slice(&body.next().await.expect("more").expect("bytes"));
+    }
+    assert_eq!(
+        mock.state.streams_closed.load(Ordering::SeqCst),
+        0,
+        "still streaming"
+    );
+    drop(body);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while mock.state.streams_closed.load(Ordering::SeqCst) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the upstream stream was not dropped"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(mock.state.streams_finished.load(Ordering::SeqCst), 0);
+}
