@@ -238,3 +238,150 @@ async fn a_client_that_goes_away_cancels_the_upstream_call() {
     }
     assert_eq!(mock.state.streams_finished.load(Ordering::SeqCst), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_goes_away_cancels_a_whole_answer_too() {
+    let mock = mock_llm::start_with(Script {
+        delay: Duration::from_secs(3),
+        ..Default::default()
+    })
+    .await;
+    let server = openai(&mock, &[]);
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_millis(300))
+        .build()
+        .expect("client");
+    let result = impatient
+        .post(server.url("/api/ai/llm"))
+        .json(&ask(false))
+        .send()
+        .await;
+    assert!(result.is_err(), "the client gave up");
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while mock.state.calls_cancelled.load(Ordering::SeqCst) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the upstream call was not cancelled"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_that_breaks_midway_ends_with_an_error_line_and_is_not_cached() {
+    let mock = mock_llm::start_with(Script {
+        deltas: vec!["a".into(), "b".into(), "c".into()],
+        error_after: Some(2),
+        ..Default::default()
+    })
+    .await;
+    let server = openai(&mock, &[]);
+    for _ in 0..2 {
+        let response = post(&server, ask(true)).await;
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["x-cache"], "MISS");
+        let text = response.text().await.expect("body");
+        let lines: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("line"))
+            .collect();
+        assert_eq!(lines[..2], [json!("a"), json!("b")]);
+        assert_eq!(lines[2]["code"], "upstream_error");
+        assert!(
+            lines[2]["error"]
+                .as_str()
+                .expect("error")
+                .contains("mock broke mid-stream")
+        );
+        assert_eq!(lines.len(), 3);
+    }
+    assert_eq!(mock.calls(), 2);
+
+    // Broken before the first token: retried, then a 502.
+    mock.set(Script {
+        error_after: Some(0),
+        ..Default::default()
+    });
+    let response = post(&server, ask(true)).await;
+    assert_eq!(response.status(), 502);
+    assert_eq!(
+        mock.calls(),
+        2 + 3,
+        "a stream error before any text is retried"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_anthropic_error_event_reaches_the_openai_face() {
+    let mock = mock_llm::start_with(Script {
+        error_after: Some(1),
+        ..Default::default()
+    })
+    .await;
+    let server = spawn_with(&[
+        ("ANTHROPIC_BASE_URL", &mock.url),
+        ("ANTHROPIC_API_KEY", "k"),
+    ]);
+    let response = client()
+        .post(server.url("/api/ai/llm/v1/chat/completions"))
+        .json(&json!({"model": "claude-haiku-4-5", "messages": [{"role": "user", "content": "Hi"}], "stream": true}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 200);
+    let text = response.text().await.expect("body");
+    assert!(text.contains(r#""content":"Hel""#), "{text}");
+    let last: Value = serde_json::from_str(
+        text.trim_end()
+            .rsplit("\n\n")
+            .next()
+            .expect("event")
+            .strip_prefix("data: ")
+            .expect("data"),
+    )
+    .expect("json");
+    let message = last["error"]["message"]
+        .as_str()
+        .expect("an OpenAI-style error");
+    assert!(
+        message.contains("Overloaded") && message.contains("anthropic"),
+        "{message}"
+    );
+    assert!(!text.contains("[DONE]"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_that_cannot_stream_answers_a_stream_in_one_piece() {
+    let mock = mock_llm::start_with(Script {
+        deltas: vec!["one ".into(), "piece".into()],
+        ..Default::default()
+    })
+    .await;
+    let dir = common::TempDir::new();
+    let file = dir.path().join("models.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[providers.plain]\nkind = \"openai\"\nbase_url = \"{}/v1\"\n\n[models.\"plain:m\"]\ncapabilities = {{ streaming = false }}\n",
+            mock.url
+        ),
+    )
+    .expect("write");
+    let server = spawn_with(&[("TOOLSHED_LLM_MODELS", file.to_str().expect("path"))]);
+    let response = post(
+        &server,
+        json!({"messages": [{"role": "user", "content": "Hi"}], "model": "plain:m", "stream": true}),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.text().await.expect("body"), "\"one piece\"\n");
+    assert_eq!(
+        mock.last().body.get("stream"),
+        None,
+        "asked without streaming"
+    );
+    assert!(
+        mock.last().headers.get("authorization").is_none(),
+        "no key configured, none sent"
+    );
+}

@@ -32,6 +32,8 @@ pub struct Script {
     pub event_delay: Duration,
     /// Stream deltas forever (for cancellation tests).
     pub endless: bool,
+    /// Break the stream with the provider's error event after this many deltas.
+    pub error_after: Option<usize>,
 }
 
 impl Default for Script {
@@ -43,6 +45,7 @@ impl Default for Script {
             delay: Duration::ZERO,
             event_delay: Duration::from_millis(2),
             endless: false,
+            error_after: None,
         }
     }
 }
@@ -65,6 +68,19 @@ pub struct MockState {
     pub streams_closed: AtomicUsize,
     /// Streams that sent their last event.
     pub streams_finished: AtomicUsize,
+    /// Calls whose caller went away while the mock was still waiting to answer.
+    pub calls_cancelled: AtomicUsize,
+}
+
+/// Counts a call as cancelled unless disarmed.
+struct Pending<'a>(&'a MockState, bool);
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        if !self.1 {
+            self.0.calls_cancelled.fetch_add(1, Ordering::SeqCst);
+        }
+    }
 }
 
 pub struct Mock {
@@ -132,7 +148,9 @@ async fn begin(
         body,
     });
     let script = state.script.lock().expect("script").clone();
+    let mut pending = Pending(state, false);
     tokio::time::sleep(script.delay).await;
+    pending.1 = true;
     if n < script.fail_first {
         return Err(StatusCode::from_u16(script.fail_status).expect("status"));
     }
@@ -234,7 +252,14 @@ async fn openai(
             Value::Null,
         ),
     ];
-    for d in &script.deltas {
+    for (i, d) in script.deltas.iter().enumerate() {
+        if script.error_after == Some(i) {
+            events.push(format!(
+                "data: {}\n\n",
+                json!({"error": {"message": "mock broke mid-stream", "type": "server_error", "param": null, "code": null}})
+            ));
+            return sse_body(state.clone(), events, &script, None);
+        }
         events.push(chunk(json!({"content": d}), Value::Null));
     }
     let endless = script
@@ -289,7 +314,11 @@ async fn anthropic(
         ),
         event("ping", json!({"type": "ping"})),
     ];
-    for d in &script.deltas {
+    for (i, d) in script.deltas.iter().enumerate() {
+        if script.error_after == Some(i) {
+            events.push(event("error", json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}})));
+            return sse_body(state.clone(), events, &script, None);
+        }
         events.push(event("content_block_delta", json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": d}})));
     }
     events.push(event(

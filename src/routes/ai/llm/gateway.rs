@@ -575,6 +575,26 @@ pub async fn stream(state: &AppState, plan: &Plan) -> Result<Streamed, AppError>
             events: Box::pin(futures_util::stream::iter(events)),
         });
     }
+    if plan
+        .attempts
+        .first()
+        .is_some_and(|a| !a.model.capabilities.streaming)
+    {
+        // A model that cannot stream answers whole, as a stream of one delta.
+        let answer = complete(state, plan).await?;
+        let events = [
+            Event::Delta(answer.text),
+            Event::End {
+                usage: answer.usage,
+                finish_reason: answer.finish_reason,
+            },
+        ];
+        return Ok(Streamed {
+            model: answer.model,
+            cached: answer.cached,
+            events: Box::pin(futures_util::stream::iter(events)),
+        });
+    }
     let client = state.outbound.trusted().clone();
     let ttft = state.config.llm.ttft_timeout;
     let total = state.config.llm.timeout;
@@ -616,6 +636,10 @@ pub async fn stream(state: &AppState, plan: &Plan) -> Result<Streamed, AppError>
         deltas: Vec::new(),
     };
     let run = Run {
+        label: format!(
+            "provider {} (model {})",
+            attempt.provider.name, attempt.model.upstream
+        ),
         upstream,
         head,
         finish: Some(finish),
@@ -647,15 +671,13 @@ pub async fn stream(state: &AppState, plan: &Plan) -> Result<Streamed, AppError>
             Ok(Err(e)) => {
                 run.finish = None;
                 tracing::warn!(error = %e, "llm stream broke");
-                Some((Event::Error(e.to_string()), run))
+                Some((Event::Error(format!("{} {e}", run.label)), run))
             }
             Err(_) => {
                 run.finish = None;
                 tracing::warn!("llm stream exceeded the total timeout");
-                Some((
-                    Event::Error(ProviderError::Timeout("total").to_string()),
-                    run,
-                ))
+                let message = format!("{} {}", run.label, ProviderError::Timeout("total"));
+                Some((Event::Error(message), run))
             }
         }
     });
@@ -668,6 +690,8 @@ pub async fn stream(state: &AppState, plan: &Plan) -> Result<Streamed, AppError>
 
 /// The state of a streamed answer in flight.
 struct Run {
+    /// "provider … (model …)", for error messages.
+    label: String,
     upstream: Upstream,
     head: VecDeque<String>,
     /// `None` once the stream is over.

@@ -174,3 +174,21 @@ impl Provider for Anthropic {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_blocks_are_joined_and_other_blocks_skipped() {
+        let body = br#"{"id":"m","type":"message","role":"assistant","content":[{"type":"thinking","thinking":"hmm"},{"type":"text","text":"B) "},{"type":"text","text":"Helios"}],"stop_reason":"max_tokens","usage":{"input_tokens":25,"output_tokens":6}}"#;
+        let answer = Anthropic.parse_response(body).expect("readable");
+        assert_eq!(answer.text, "B) Helios");
+        assert_eq!(answer.finish_reason.as_deref(), Some("length"));
+        let thinking = SseEvent {
+            event: Some("content_block_delta".into()),
+            data: r#"{"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":"x"}}"#.into(),
+        };
+        assert_eq!(Anthropic.parse_event(&thinking).expect("ok"), vec![]);
+    }
+}

@@ -152,3 +152,33 @@ impl Provider for Gemini {
         Ok(parts)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thinking_answers_without_parts_and_blocked_prompts_read_as_empty() {
+        let cut = br#"{"candidates":[{"content":{"role":"model"},"finishReason":"MAX_TOKENS","index":0}],"usageMetadata":{"promptTokenCount":3,"thoughtsTokenCount":5,"totalTokenCount":8}}"#;
+        let answer = Gemini.parse_response(cut).expect("readable");
+        assert_eq!(answer.text, "");
+        assert_eq!(answer.finish_reason.as_deref(), Some("length"));
+        assert_eq!(answer.usage.output_tokens, 5);
+        let blocked = br#"{"promptFeedback":{"blockReason":"SAFETY"}}"#;
+        let answer = Gemini.parse_response(blocked).expect("readable");
+        assert!(
+            answer
+                .finish_reason
+                .expect("reason")
+                .starts_with("content_filter")
+        );
+        let error = SseEvent {
+            event: None,
+            data: r#"{"error":{"code":503,"message":"The model is overloaded.","status":"UNAVAILABLE"}}"#.into(),
+        };
+        assert!(matches!(
+            Gemini.parse_event(&error),
+            Err(ProviderError::Status { status: 503, .. })
+        ));
+    }
+}
