@@ -56,8 +56,8 @@ pub struct SettingsArgs {
         hide_env = true
     )]
     pub body_limit_bytes: Option<String>,
-    /// Seconds a handler may take before the request fails with 503.
-    /// [env: TOOLSHED_REQUEST_TIMEOUT_S] [default: 30]
+    /// Seconds a handler may take to start its answer before the request fails with 503
+    /// (long enough for an LLM answer). [env: TOOLSHED_REQUEST_TIMEOUT_S] [default: 300]
     #[arg(
         long,
         env = "TOOLSHED_REQUEST_TIMEOUT_S",
@@ -309,7 +309,7 @@ impl Config {
         let request_timeout_s = v.take(
             ("TOOLSHED_REQUEST_TIMEOUT_S", "request-timeout-s"),
             args.request_timeout_s.as_deref(),
-            30,
+            300,
             "a whole number of seconds from 1 to 86400",
             |s| parse_bounded(s, 1, 86_400),
         );
