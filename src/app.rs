@@ -23,6 +23,7 @@ pub fn build(state: AppState) -> Router {
         .merge(routes::health::router())
         .merge(routes::kv::router())
         .merge(routes::queue::router())
+        .merge(routes::ai::url2text::router())
         .split_for_parts();
 
     with_common_layers(api.merge(openapi::router(spec)), &config).with_state(state)

@@ -1,6 +1,7 @@
 //! One folder per service; the path of the folder is the URL under `/api`. The services are
 //! mounted in one list in `app.rs`.
 
+pub mod ai;
 pub mod health;
 pub mod kv;
 pub mod queue;
