@@ -23,6 +23,7 @@ pub fn build(state: AppState) -> Router {
         .merge(routes::health::router())
         .merge(routes::kv::router())
         .merge(routes::queue::router())
+        .merge(routes::ai::url2text::router())
         .merge(routes::ai::llm::router())
         .split_for_parts();
 

@@ -56,8 +56,8 @@ pub struct SettingsArgs {
         hide_env = true
     )]
     pub body_limit_bytes: Option<String>,
-    /// Seconds a handler may take before the request fails with 503.
-    /// [env: TOOLSHED_REQUEST_TIMEOUT_S] [default: 30]
+    /// Seconds a handler may take to start its answer before the request fails with 503
+    /// (long enough for an LLM answer). [env: TOOLSHED_REQUEST_TIMEOUT_S] [default: 300]
     #[arg(
         long,
         env = "TOOLSHED_REQUEST_TIMEOUT_S",
@@ -199,6 +199,30 @@ pub struct SettingsArgs {
     /// fallbacks. [env: TOOLSHED_LLM_MAX_RETRIES] [default: 2]
     #[arg(long, env = "TOOLSHED_LLM_MAX_RETRIES", global = true, hide_env = true)]
     pub llm_max_retries: Option<String>,
+    /// Seconds url2text keeps a page's result. [env: TOOLSHED_URL2TEXT_CACHE_TTL_S] [default: 600]
+    #[arg(
+        long,
+        env = "TOOLSHED_URL2TEXT_CACHE_TTL_S",
+        global = true,
+        hide_env = true
+    )]
+    pub url2text_cache_ttl_s: Option<String>,
+    /// Seconds url2text waits for a page. [env: TOOLSHED_URL2TEXT_TIMEOUT_S] [default: 15]
+    #[arg(
+        long,
+        env = "TOOLSHED_URL2TEXT_TIMEOUT_S",
+        global = true,
+        hide_env = true
+    )]
+    pub url2text_timeout_s: Option<String>,
+    /// Largest page url2text reads, in bytes. [env: TOOLSHED_URL2TEXT_MAX_BYTES] [default: 10485760]
+    #[arg(
+        long,
+        env = "TOOLSHED_URL2TEXT_MAX_BYTES",
+        global = true,
+        hide_env = true
+    )]
+    pub url2text_max_bytes: Option<String>,
 }
 
 /// Where the instance runs; changes defaults, never behaviour of the API.
@@ -235,6 +259,9 @@ pub struct Config {
     pub queue_concurrency: usize,
     pub task_retention: Duration,
     pub outbound: GuardPolicy,
+    pub url2text_cache_ttl: Duration,
+    pub url2text_timeout: Duration,
+    pub url2text_max_bytes: usize,
     pub llm: LlmConfig,
 }
 
@@ -446,7 +473,7 @@ impl Config {
         let request_timeout_s = v.take(
             ("TOOLSHED_REQUEST_TIMEOUT_S", "request-timeout-s"),
             args.request_timeout_s.as_deref(),
-            30,
+            300,
             "a whole number of seconds from 1 to 86400",
             |s| parse_bounded(s, 1, 86_400),
         );
@@ -592,6 +619,27 @@ impl Config {
             timeout: Duration::from_secs(llm_timeout_s),
             max_retries: u32::try_from(llm_max_retries).unwrap_or(2),
         };
+        let url2text_cache_ttl_s = v.take(
+            ("TOOLSHED_URL2TEXT_CACHE_TTL_S", "url2text-cache-ttl-s"),
+            args.url2text_cache_ttl_s.as_deref(),
+            600,
+            "a whole number of seconds from 0 (no cache) to 31536000",
+            |s| parse_bounded(s, 0, 365 * 24 * 3600),
+        );
+        let url2text_timeout_s = v.take(
+            ("TOOLSHED_URL2TEXT_TIMEOUT_S", "url2text-timeout-s"),
+            args.url2text_timeout_s.as_deref(),
+            15,
+            "a whole number of seconds from 1 to 300",
+            |s| parse_bounded(s, 1, 300),
+        );
+        let url2text_max_bytes = v.take(
+            ("TOOLSHED_URL2TEXT_MAX_BYTES", "url2text-max-bytes"),
+            args.url2text_max_bytes.as_deref(),
+            10 * 1024 * 1024,
+            "a whole number of bytes from 1024 to 104857600",
+            |s| parse_bounded(s, 1024, 100 * 1024 * 1024),
+        );
         if !v.errors.is_empty() {
             return Err(ConfigErrors(v.errors));
         }
@@ -614,6 +662,9 @@ impl Config {
                 allow_hosts,
             },
             llm,
+            url2text_cache_ttl: Duration::from_secs(url2text_cache_ttl_s),
+            url2text_timeout: Duration::from_secs(url2text_timeout_s),
+            url2text_max_bytes: usize::try_from(url2text_max_bytes).unwrap_or(usize::MAX),
         })
     }
 }

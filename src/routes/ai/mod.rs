@@ -1,3 +1,4 @@
-//! AI services: each is its own folder under `/api/ai`.
+//! `/api/ai/…`: services built on models and the web.
 
 pub mod llm;
+pub mod url2text;

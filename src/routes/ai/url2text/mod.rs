@@ -1,0 +1,22 @@
+//! `/api/ai/url2text`: any web page as clean Markdown (or text, or article HTML), read by
+//! this instance itself — a confidential instance should not tell a third party every URL its
+//! user reads. Fetching goes through the guarded outbound client (no internal addresses),
+//! extraction through a Readability port, results through the embedded store's cache.
+
+mod cache;
+mod charset;
+pub mod extract;
+mod fetch;
+mod handlers;
+mod schemas;
+
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::platform::state::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(handlers::read_query, handlers::read_post))
+        .routes(routes!(handlers::read_path))
+}
