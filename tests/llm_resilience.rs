@@ -44,6 +44,10 @@ async fn a_repeated_request_is_served_from_the_cache() {
     assert_eq!(second.headers()["x-cache"], "HIT");
     assert_eq!(second.json::<Value>().await.expect("json"), first);
     assert_eq!(mock.calls(), 1, "the provider saw no second call");
+    // Later, from the store itself.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(post(&server, ask(false)).await.headers()["x-cache"], "HIT");
+    assert_eq!(mock.calls(), 1);
 
     // Any change of the request is another entry; cache: false skips the cache.
     let mut other = ask(false);
@@ -68,15 +72,7 @@ async fn a_cached_stream_replays_as_a_stream() {
     assert_eq!(first.headers()["x-cache"], "MISS");
     let first = first.text().await.expect("body");
     assert_eq!(first, "\"a\"\n\"b\"\n\"c\"\n");
-    // The entry is written as the stream ends; give it a moment.
-    let mut second = post(&server, ask(true)).await;
-    for _ in 0..50 {
-        if second.headers()["x-cache"] == "HIT" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        second = post(&server, ask(true)).await;
-    }
+    let second = post(&server, ask(true)).await;
     assert_eq!(second.headers()["x-cache"], "HIT");
     assert_eq!(second.headers()["content-type"], "application/x-ndjson");
     assert_eq!(second.text().await.expect("body"), first);
@@ -384,4 +380,15 @@ async fn a_model_that_cannot_stream_answers_a_stream_in_one_piece() {
         mock.last().headers.get("authorization").is_none(),
         "no key configured, none sent"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cached_answers_expire_after_the_ttl() {
+    let mock = mock_llm::start().await;
+    let server = openai(&mock, &[("TOOLSHED_LLM_CACHE_TTL_S", "1")]);
+    assert_eq!(post(&server, ask(false)).await.headers()["x-cache"], "MISS");
+    assert_eq!(post(&server, ask(false)).await.headers()["x-cache"], "HIT");
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    assert_eq!(post(&server, ask(false)).await.headers()["x-cache"], "MISS");
+    assert_eq!(mock.calls(), 2);
 }

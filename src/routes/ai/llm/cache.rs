@@ -2,6 +2,13 @@
 //! are answered from the embedded KV store until the TTL passes, without calling a
 //! provider. Streamed and whole answers share entries: an entry keeps the deltas, so a
 //! cached stream replays as a stream and a whole answer is their concatenation.
+//!
+//! Writes happen after the answer is sent (a commit costs more than the rest of the
+//! gateway); until a write is committed its entry is served from memory, so a repeat that
+//! arrives at once is still a hit.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -55,8 +62,17 @@ fn kv_key(key: &str) -> Vec<KeyPart> {
     ]
 }
 
+/// Entries being written, by key.
+fn pending() -> &'static Mutex<HashMap<String, CachedAnswer>> {
+    static PENDING: OnceLock<Mutex<HashMap<String, CachedAnswer>>> = OnceLock::new();
+    PENDING.get_or_init(Mutex::default)
+}
+
 /// A cached answer, if there is a live one. Store failures count as misses.
 pub fn get(store: &Store, key: &str) -> Option<CachedAnswer> {
+    if let Some(answer) = pending().lock().ok().and_then(|p| p.get(key).cloned()) {
+        return Some(answer);
+    }
     match store.kv.get(&kv_key(key)) {
         Ok(Some(entry)) => match entry.value {
             KvValue::Json(value) => serde_json::from_value(value).ok(),
@@ -70,8 +86,22 @@ pub fn get(store: &Store, key: &str) -> Option<CachedAnswer> {
     }
 }
 
+/// Keeps an answer for `ttl_ms`, writing it in the background.
+pub fn put_later(store: &Store, key: String, answer: CachedAnswer, ttl_ms: u64) {
+    if let Ok(mut p) = pending().lock() {
+        p.insert(key.clone(), answer.clone());
+    }
+    let store = store.clone();
+    tokio::spawn(async move {
+        put(&store, &key, &answer, ttl_ms).await;
+        if let Ok(mut p) = pending().lock() {
+            p.remove(&key);
+        }
+    });
+}
+
 /// Keeps an answer for `ttl_ms`. Failures are logged, never the caller's problem.
-pub async fn put(store: &Store, key: &str, answer: &CachedAnswer, ttl_ms: u64) {
+async fn put(store: &Store, key: &str, answer: &CachedAnswer, ttl_ms: u64) {
     let Ok(value) = serde_json::to_value(answer) else {
         return;
     };

@@ -80,6 +80,8 @@ pub struct Plan {
     pub model: String,
     /// The caller's stop sequences (cut locally for models without them).
     stop: Vec<String>,
+    /// When the gateway took the request (for the overhead in the log).
+    started: Instant,
 }
 
 /// A whole answer.
@@ -141,7 +143,8 @@ fn upstream_error(model: &Model, provider: &ProviderConfig, e: &ProviderError) -
     }
 }
 
-/// Checks the request, resolves the models and fits the request to each.
+/// Checks the request, resolves the models and fits the request to each. Call it first
+/// thing: the gateway's overhead in the log is counted from here.
 pub fn plan(registry: &Registry, ask: &Ask) -> Result<Plan, AppError> {
     let (first, first_provider) = match (&ask.model, &ask.task) {
         (Some(model), None) => registry.resolve(model)?,
@@ -232,6 +235,7 @@ pub fn plan(registry: &Registry, ask: &Ask) -> Result<Plan, AppError> {
         prefill,
         cache_key,
         stop: ask.stop.clone(),
+        started: Instant::now(),
     })
 }
 
@@ -400,7 +404,7 @@ where
 /// A whole answer: from the cache, or from the first model that gives one.
 pub async fn complete(state: &AppState, plan: &Plan) -> Result<Answer, AppError> {
     let mut clock = Clock {
-        started: Instant::now(),
+        started: plan.started,
         provider: Duration::ZERO,
     };
     if let Some(hit) = plan
@@ -468,7 +472,7 @@ pub async fn complete(state: &AppState, plan: &Plan) -> Result<Answer, AppError>
             input_tokens: response.usage.input_tokens,
             output_tokens: response.usage.output_tokens,
         };
-        cache::put(&state.store, key, &entry, ttl_ms(state)).await;
+        cache::put_later(&state.store, key.clone(), entry, ttl_ms(state));
     }
     Ok(Answer {
         model: attempt.model.id.clone(),
@@ -547,7 +551,7 @@ impl Upstream {
 /// yields a first token in time.
 pub async fn stream(state: &AppState, plan: &Plan) -> Result<Streamed, AppError> {
     let mut clock = Clock {
-        started: Instant::now(),
+        started: plan.started,
         provider: Duration::ZERO,
     };
     if let Some(hit) = plan
@@ -663,9 +667,7 @@ pub async fn stream(state: &AppState, plan: &Plan) -> Result<Streamed, AppError>
                     usage: run.upstream.usage,
                     finish_reason: run.upstream.finish_reason.clone(),
                 };
-                finish
-                    .done(run.upstream.usage, run.upstream.finish_reason.clone())
-                    .await;
+                finish.done(run.upstream.usage, run.upstream.finish_reason.clone());
                 Some((event, run))
             }
             Ok(Err(e)) => {
@@ -711,7 +713,7 @@ struct Finisher {
 }
 
 impl Finisher {
-    async fn done(mut self, usage: Usage, finish_reason: Option<String>) {
+    fn done(mut self, usage: Usage, finish_reason: Option<String>) {
         self.clock.provider += self.upstream_started.elapsed();
         log_answer(
             &self.plan_model,
@@ -728,7 +730,7 @@ impl Finisher {
                 input_tokens: usage.input_tokens,
                 output_tokens: usage.output_tokens,
             };
-            cache::put(&self.state.store, key, &entry, ttl_ms(&self.state)).await;
+            cache::put_later(&self.state.store, key.clone(), entry, ttl_ms(&self.state));
         }
     }
 }

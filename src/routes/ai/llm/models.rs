@@ -609,14 +609,29 @@ impl Registry {
 
     /// A model ready to call: known, and its provider configured.
     pub fn resolve(&self, name: &str) -> Result<(&Model, &Provider), LookupError> {
-        let model = self.find(name).ok_or_else(|| LookupError::UnknownModel {
-            name: name.to_owned(),
-            close: close_matches(
+        let model = self.find(name).ok_or_else(|| {
+            // One suggestion per model: the closest of its names.
+            let names = close_matches(
                 name,
                 self.models
                     .iter()
                     .flat_map(|m| std::iter::once(&m.id).chain(&m.aliases)),
-            ),
+            );
+            let mut seen = Vec::new();
+            let close = names
+                .into_iter()
+                .filter(|n| {
+                    let id = self.find(n).map(|m| m.id.clone());
+                    let fresh = !seen.contains(&id);
+                    seen.push(id);
+                    fresh
+                })
+                .take(5)
+                .collect();
+            LookupError::UnknownModel {
+                name: name.to_owned(),
+                close,
+            }
         })?;
         let provider =
             self.providers
@@ -663,7 +678,7 @@ impl Registry {
     }
 }
 
-/// Up to five names near `name`: containing it, or within a small edit distance.
+/// Up to ten names near `name`: containing it, or within a small edit distance.
 pub fn close_matches<'a>(name: &str, candidates: impl Iterator<Item = &'a String>) -> Vec<String> {
     let wanted = name.to_ascii_lowercase();
     let bare = wanted.rsplit(':').next().unwrap_or(&wanted).to_owned();
@@ -690,7 +705,7 @@ pub fn close_matches<'a>(name: &str, candidates: impl Iterator<Item = &'a String
         if !out.contains(c) {
             out.push(c.clone());
         }
-        if out.len() == 5 {
+        if out.len() == 10 {
             break;
         }
     }
