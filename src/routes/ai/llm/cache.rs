@@ -3,19 +3,26 @@
 //! provider. Streamed and whole answers share entries: an entry keeps the deltas, so a
 //! cached stream replays as a stream and a whole answer is their concatenation.
 //!
-//! Writes happen after the answer is sent (a commit costs more than the rest of the
-//! gateway); until a write is committed its entry is served from memory, so a repeat that
-//! arrives at once is still a hit.
+//! Writes happen after the answer is sent, gathered for a few milliseconds into one
+//! transaction (a commit per answer would cost more than the rest of the gateway); until a
+//! write is committed its entry is served from memory, so a repeat that arrives at once is
+//! still a hit.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::storage::Store;
 use crate::storage::key::KeyPart;
-use crate::storage::kv::KvValue;
+use crate::storage::kv::{Atomic, KvValue, Mutation};
+
+/// How long writes gather before they are committed together.
+const BATCH_WINDOW: Duration = Duration::from_millis(5);
+/// Most writes in one transaction.
+const BATCH_MAX: usize = 256;
 
 /// What is kept per answer.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -86,31 +93,82 @@ pub fn get(store: &Store, key: &str) -> Option<CachedAnswer> {
     }
 }
 
+/// One answer to keep.
+struct Write {
+    key: String,
+    answer: CachedAnswer,
+    ttl_ms: u64,
+}
+
+/// The background writer of this process, started on first use.
+fn writer(store: &Store) -> &'static tokio::sync::mpsc::UnboundedSender<Write> {
+    static WRITER: OnceLock<tokio::sync::mpsc::UnboundedSender<Write>> = OnceLock::new();
+    WRITER.get_or_init(|| {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(write_loop(store.clone(), rx));
+        tx
+    })
+}
+
 /// Keeps an answer for `ttl_ms`, writing it in the background.
 pub fn put_later(store: &Store, key: String, answer: CachedAnswer, ttl_ms: u64) {
     if let Ok(mut p) = pending().lock() {
         p.insert(key.clone(), answer.clone());
     }
-    let store = store.clone();
-    tokio::spawn(async move {
-        put(&store, &key, &answer, ttl_ms).await;
+    let write = Write {
+        key,
+        answer,
+        ttl_ms,
+    };
+    if let Err(failed) = writer(store).send(write) {
         if let Ok(mut p) = pending().lock() {
-            p.remove(&key);
+            p.remove(&failed.0.key);
         }
-    });
+    }
 }
 
-/// Keeps an answer for `ttl_ms`. Failures are logged, never the caller's problem.
-async fn put(store: &Store, key: &str, answer: &CachedAnswer, ttl_ms: u64) {
-    let Ok(value) = serde_json::to_value(answer) else {
-        return;
-    };
-    if let Err(e) = store
-        .kv
-        .set(kv_key(key), KvValue::Json(value), Some(ttl_ms))
-        .await
-    {
-        tracing::warn!(error = %e, "llm cache write failed");
+fn mutation(write: &Write) -> Option<Mutation> {
+    Some(Mutation::Set {
+        key: kv_key(&write.key),
+        value: KvValue::Json(serde_json::to_value(&write.answer).ok()?),
+        expire_in_ms: Some(write.ttl_ms),
+    })
+}
+
+/// Commits gathered writes; failures are logged, never a caller's problem.
+async fn write_loop(store: Store, mut writes: tokio::sync::mpsc::UnboundedReceiver<Write>) {
+    while let Some(first) = writes.recv().await {
+        tokio::time::sleep(BATCH_WINDOW).await;
+        let mut batch = vec![first];
+        while batch.len() < BATCH_MAX {
+            match writes.try_recv() {
+                Ok(write) => batch.push(write),
+                Err(_) => break,
+            }
+        }
+        let op = Atomic {
+            mutations: batch.iter().filter_map(mutation).collect(),
+            ..Default::default()
+        };
+        if let Err(e) = store.kv.atomic(op).await {
+            // One bad entry (too large, say) must not lose the others: one by one.
+            tracing::debug!(error = %e, "llm cache batch failed, writing one by one");
+            for write in &batch {
+                let Some(m) = mutation(write) else { continue };
+                let op = Atomic {
+                    mutations: vec![m],
+                    ..Default::default()
+                };
+                if let Err(e) = store.kv.atomic(op).await {
+                    tracing::warn!(error = %e, "llm cache write failed");
+                }
+            }
+        }
+        if let Ok(mut p) = pending().lock() {
+            for write in &batch {
+                p.remove(&write.key);
+            }
+        }
     }
 }
 

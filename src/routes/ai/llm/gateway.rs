@@ -146,6 +146,7 @@ fn upstream_error(model: &Model, provider: &ProviderConfig, e: &ProviderError) -
 /// Checks the request, resolves the models and fits the request to each. Call it first
 /// thing: the gateway's overhead in the log is counted from here.
 pub fn plan(registry: &Registry, ask: &Ask) -> Result<Plan, AppError> {
+    let started = Instant::now();
     let (first, first_provider) = match (&ask.model, &ask.task) {
         (Some(model), None) => registry.resolve(model)?,
         (None, Some(task)) => registry.resolve_task(task)?,
@@ -235,7 +236,7 @@ pub fn plan(registry: &Registry, ask: &Ask) -> Result<Plan, AppError> {
         prefill,
         cache_key,
         stop: ask.stop.clone(),
-        started: Instant::now(),
+        started,
     })
 }
 
