@@ -304,6 +304,23 @@ async fn the_models_list_is_filtered() {
             .iter()
             .any(|m| m["id"] == "openai:gpt-4o-mini" && m["object"] == "model")
     );
+    for (id, status) in [
+        ("gpt-4o-mini", 200),
+        ("openai:gpt-4o-mini", 200),
+        ("claude-haiku-4-5", 404),
+        ("nope", 404),
+    ] {
+        let response = client()
+            .get(server.url(&format!("/api/ai/llm/v1/models/{id}")))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(response.status(), status, "{id}");
+        if status == 200 {
+            let model: Value = response.json().await.expect("json");
+            assert_eq!(model["id"], "openai:gpt-4o-mini");
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

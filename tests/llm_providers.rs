@@ -159,9 +159,12 @@ async fn models_without_prefill_get_it_emulated() {
     )
     .await;
     let body: Value = response.json().await.expect("json");
-    assert_eq!(body["content"], "1, 2, Hello");
+    assert_eq!(
+        body["content"], "1, 2,Hello",
+        "the prefill loses its trailing space"
+    );
     let sent = mock.last().body["messages"].clone();
-    assert_eq!(sent[1], json!({"role": "assistant", "content": "1, 2, "}));
+    assert_eq!(sent[1], json!({"role": "assistant", "content": "1, 2,"}));
     assert_eq!(
         sent[2]["role"], "user",
         "an instruction to continue follows: {sent}"

@@ -392,3 +392,49 @@ async fn cached_answers_expire_after_the_ttl() {
     assert_eq!(post(&server, ask(false)).await.headers()["x-cache"], "MISS");
     assert_eq!(mock.calls(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_providers_retry_after_is_honoured_within_bounds() {
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse;
+    // A provider that says "retry after 600 ms" once, then answers.
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = calls.clone();
+    let app = axum::Router::new().route(
+        "/v1/chat/completions",
+        axum::routing::post(move || {
+            let n = seen.fetch_add(1, Ordering::SeqCst);
+            async move {
+                if n == 0 {
+                    return (
+                        StatusCode::TOO_MANY_REQUESTS,
+                        [("retry-after-ms", "600")],
+                        r#"{"error":{"message":"slow down","type":"requests","param":null,"code":"rate_limit_exceeded"}}"#,
+                    )
+                        .into_response();
+                }
+                axum::Json(json!({"id": "c", "object": "chat.completion", "created": 1, "model": "m",
+                    "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}],
+                    "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}))
+                .into_response()
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}/v1", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let server = spawn_with(&[("OPENAI_BASE_URL", &base), ("OPENAI_API_KEY", "k")]);
+    let started = Instant::now();
+    let response = post(&server, ask(false)).await;
+    assert_eq!(response.status(), 200);
+    assert!(
+        started.elapsed() >= Duration::from_millis(600),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+}

@@ -161,6 +161,9 @@ pub fn plan(registry: &Registry, ask: &Ask) -> Result<Plan, AppError> {
         let (model, provider) = registry.resolve(name)?;
         chain.push((model.clone(), provider.clone()));
     }
+    if ask.max_tokens == Some(0) {
+        return Err(AppError::bad_request("max_tokens must be at least 1"));
+    }
     if ask.stop.len() > 4 {
         return Err(AppError::bad_request("at most 4 stop sequences"));
     }
@@ -198,6 +201,14 @@ pub fn plan(registry: &Registry, ask: &Ask) -> Result<Plan, AppError> {
         ));
     }
     let system = (!system.is_empty()).then(|| system.join("\n\n"));
+    // A prefill loses its trailing whitespace (Anthropic refuses it, and models continue
+    // better without it); an empty one is no prefill.
+    if let Some(last) = turns.last_mut().filter(|m| m.role == Role::Assistant) {
+        last.content.truncate(last.content.trim_end().len());
+        if last.content.is_empty() {
+            turns.pop();
+        }
+    }
     let prefill = match turns.last() {
         Some(last) if last.role == Role::Assistant => last.content.clone(),
         _ => String::new(),
@@ -257,9 +268,6 @@ fn fit(
             role: Role::User,
             content: CONTINUE_INSTRUCTION.into(),
         });
-    } else if prefill.is_empty() && matches!(messages.last(), Some(m) if m.role == Role::Assistant)
-    {
-        messages.pop();
     }
     let mut system = system.map(str::to_owned);
     if !caps.system_prompt {
@@ -323,13 +331,29 @@ async fn send(request: reqwest::RequestBuilder) -> Result<reqwest::Response, Pro
     if status.is_success() {
         return Ok(response);
     }
+    let retry_after = retry_after(response.headers());
     let body = crate::platform::outbound::read_capped(response, MAX_ERROR_BYTES)
         .await
         .unwrap_or_default();
     Err(ProviderError::Status {
         status: status.as_u16(),
         message: error_message(&body),
+        retry_after,
     })
+}
+
+/// The wait a provider asks for: `retry-after-ms` (OpenAI), else `retry-after` in seconds.
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let number = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .filter(|n| n.is_finite() && *n >= 0.0)
+    };
+    number("retry-after-ms")
+        .map(|ms| Duration::from_secs_f64(ms / 1000.0))
+        .or_else(|| number("retry-after").map(Duration::from_secs_f64))
 }
 
 fn transport(e: reqwest::Error) -> ProviderError {
@@ -392,7 +416,14 @@ where
                     if !retry {
                         break;
                     }
-                    let wait = backoff(n);
+                    // The provider's own wait if it asked for one, within our bound.
+                    let wait = match &e {
+                        ProviderError::Status {
+                            retry_after: Some(asked),
+                            ..
+                        } => (*asked).max(backoff(n)).min(BACKOFF_MAX),
+                        _ => backoff(n),
+                    };
                     clock.provider += wait;
                     tokio::time::sleep(wait).await;
                 }

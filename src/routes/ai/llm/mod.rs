@@ -26,5 +26,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(handlers::models))
         .routes(routes!(v1::chat_completions))
         .routes(routes!(v1::models))
+        .routes(routes!(v1::model))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
 }

@@ -19,7 +19,7 @@ use super::handlers::answer_headers;
 use super::providers::Usage;
 use super::schemas::{ChatCompletion, ChatCompletionRequest, OpenAiModelList};
 use crate::platform::error::{AppError, ErrorBody};
-use crate::platform::extract::AppJson;
+use crate::platform::extract::{AppJson, AppPath};
 use crate::platform::state::AppState;
 
 fn now_s() -> u64 {
@@ -159,4 +159,28 @@ pub async fn models(State(state): State<AppState>) -> Result<Json<OpenAiModelLis
         object: "list".into(),
         data,
     }))
+}
+
+/// One model, as OpenAI's model object (`client.models.retrieve`).
+#[utoipa::path(
+    get,
+    path = "/api/ai/llm/v1/models/{*id}",
+    tag = "ai",
+    params(("id" = String, Path, description = "A model id or alias, e.g. `openai:gpt-4o-mini`")),
+    responses(
+        (status = 200, description = "The model", body = Object, example = json!({"id": "openai:gpt-4o-mini", "object": "model", "created": 0, "owned_by": "openai"})),
+        (status = 404, description = "No such model, or its provider is not configured", body = ErrorBody),
+    )
+)]
+pub async fn model(
+    State(state): State<AppState>,
+    AppPath(id): AppPath<String>,
+) -> Result<Json<Value>, AppError> {
+    let registry = gateway::the_registry(&state)?;
+    match registry.find(&id).filter(|m| registry.available(m)) {
+        Some(m) => Ok(Json(
+            json!({"id": m.id, "object": "model", "created": 0, "owned_by": m.provider}),
+        )),
+        None => Err(AppError::not_found(format!("no model {id:?}"))),
+    }
 }

@@ -167,6 +167,7 @@ impl Provider for Anthropic {
                         .and_then(Value::as_str)
                         .unwrap_or("stream error")
                         .to_owned(),
+                    retry_after: None,
                 });
             }
             // ping, content_block_start/stop and anything new.

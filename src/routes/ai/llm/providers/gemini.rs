@@ -65,6 +65,7 @@ fn read(value: &Value) -> Result<(String, Option<Usage>, Option<String>), Provid
                 .and_then(|c| u16::try_from(c).ok())
                 .unwrap_or(500),
             message: error["message"].as_str().unwrap_or("error").to_owned(),
+            retry_after: None,
         });
     }
     let candidate = value.pointer("/candidates/0");

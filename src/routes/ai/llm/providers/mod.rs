@@ -69,7 +69,12 @@ pub enum StreamPart {
 pub enum ProviderError {
     /// The provider answered with an error status.
     #[error("answered {status}: {message}")]
-    Status { status: u16, message: String },
+    Status {
+        status: u16,
+        message: String,
+        /// How long the provider asked us to wait (`retry-after-ms`, `retry-after`).
+        retry_after: Option<std::time::Duration>,
+    },
     /// Not answered in time (first token or total).
     #[error("did not answer in time ({0})")]
     Timeout(&'static str),

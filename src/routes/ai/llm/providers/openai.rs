@@ -97,6 +97,7 @@ impl Provider for OpenAi {
                     .and_then(|c| u16::try_from(c).ok())
                     .unwrap_or(500),
                 message,
+                retry_after: None,
             });
         }
         let mut parts = Vec::new();
