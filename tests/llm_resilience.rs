@@ -438,3 +438,43 @@ async fn the_providers_retry_after_is_honoured_within_bounds() {
     );
     assert_eq!(calls.load(Ordering::SeqCst), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_can_fall_back_to_a_model_that_cannot_stream() {
+    let failing = mock_llm::start_with(Script {
+        fail_first: 100,
+        fail_status: 503,
+        ..Default::default()
+    })
+    .await;
+    let plain = mock_llm::start_with(Script {
+        deltas: vec!["whole ".into(), "answer".into()],
+        ..Default::default()
+    })
+    .await;
+    let dir = common::TempDir::new();
+    let file = dir.path().join("models.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[providers.plain]\nkind = \"openai\"\nbase_url = \"{}/v1\"\n\n[models.\"plain:m\"]\ncapabilities = {{ streaming = false }}\n",
+            plain.url
+        ),
+    )
+    .expect("write");
+    let base = format!("{}/v1", failing.url);
+    let server = spawn_with(&[
+        ("TOOLSHED_LLM_MODELS", file.to_str().expect("path")),
+        ("OPENAI_BASE_URL", &base),
+        ("OPENAI_API_KEY", "k"),
+        ("TOOLSHED_LLM_MAX_RETRIES", "0"),
+    ]);
+    let mut body = ask(true);
+    body["fallbacks"] = json!(["plain:m"]);
+    let response = post(&server, body).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-model"], "plain:m");
+    assert_eq!(response.text().await.expect("body"), "\"whole answer\"\n");
+    assert_eq!(failing.calls(), 1);
+    assert_eq!(plain.last().body.get("stream"), None);
+}

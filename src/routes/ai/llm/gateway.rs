@@ -543,6 +543,30 @@ impl Upstream {
         }
     }
 
+    /// A whole answer read as a stream of one piece.
+    fn whole(
+        answer: providers::ChatResponse,
+        provider: &'static dyn providers::Provider,
+    ) -> Upstream {
+        let mut pending = VecDeque::from([StreamPart::Usage(answer.usage)]);
+        if !answer.text.is_empty() {
+            pending.push_front(StreamPart::Text(answer.text));
+        }
+        if let Some(reason) = answer.finish_reason {
+            pending.push_back(StreamPart::Finish(reason));
+        }
+        pending.push_back(StreamPart::Done);
+        Upstream {
+            body: Box::pin(futures_util::stream::empty()),
+            decoder: SseDecoder::default(),
+            provider,
+            pending,
+            ended: false,
+            usage: Usage::default(),
+            finish_reason: None,
+        }
+    }
+
     /// The next piece of text; `None` at the end of the answer.
     async fn next_text(&mut self) -> Result<Option<String>, ProviderError> {
         loop {
@@ -611,26 +635,6 @@ pub async fn stream(state: &AppState, plan: &Plan) -> Result<Streamed, AppError>
             events: Box::pin(futures_util::stream::iter(events)),
         });
     }
-    if plan
-        .attempts
-        .first()
-        .is_some_and(|a| !a.model.capabilities.streaming)
-    {
-        // A model that cannot stream answers whole, as a stream of one delta.
-        let answer = complete(state, plan).await?;
-        let events = [
-            Event::Delta(answer.text),
-            Event::End {
-                usage: answer.usage,
-                finish_reason: answer.finish_reason,
-            },
-        ];
-        return Ok(Streamed {
-            model: answer.model,
-            cached: answer.cached,
-            events: Box::pin(futures_util::stream::iter(events)),
-        });
-    }
     let client = state.outbound.trusted().clone();
     let ttft = state.config.llm.ttft_timeout;
     let total = state.config.llm.timeout;
@@ -638,11 +642,20 @@ pub async fn stream(state: &AppState, plan: &Plan) -> Result<Streamed, AppError>
     let ((upstream, first), index) = with_retries(state, plan, &mut clock, |index| {
         let attempt = &plan.attempts[index];
         let provider = providers::for_kind(attempt.provider.kind);
-        let request = provider.request(&client, &attempt.provider, &attempt.chat, true);
+        let streams = attempt.model.capabilities.streaming;
+        let request = provider.request(&client, &attempt.provider, &attempt.chat, streams);
         async move {
             let opened = async {
                 let response = send(request).await?;
-                let mut upstream = Upstream::new(response, provider);
+                let mut upstream = if streams {
+                    Upstream::new(response, provider)
+                } else {
+                    // A model that cannot stream answers whole: one delta.
+                    let body = crate::platform::outbound::read_capped(response, MAX_ANSWER_BYTES)
+                        .await
+                        .map_err(|e| ProviderError::Transport(e.to_string()))?;
+                    Upstream::whole(provider.parse_response(&body)?, provider)
+                };
                 let first = upstream.next_text().await?;
                 Ok::<_, ProviderError>((upstream, first))
             };
