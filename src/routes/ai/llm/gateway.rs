@@ -230,7 +230,10 @@ pub fn plan(registry: &Registry, ask: &Ask) -> Result<Plan, AppError> {
     let cache_key = ask.cache.then(|| {
         cache::key_of(&json!({
             "v": 1,
-            "models": attempts.iter().map(|a| &a.model.id).collect::<Vec<_>>(),
+            "models": attempts
+                .iter()
+                .map(|a| [&a.model.id, &a.provider.name, &a.model.upstream])
+                .collect::<Vec<_>>(),
             "system": system,
             "messages": turns
                 .iter()
