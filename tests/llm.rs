@@ -390,3 +390,24 @@ coding = "local:gemma"
     assert_eq!(listed["models"][0]["id"], "local:gemma");
     assert_eq!(listed["models"][0]["tasks"], json!(["coding"]));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_models_file_is_reported_not_ignored() {
+    let dir = TempDir::new();
+    let file = dir.path().join("models.toml");
+    std::fs::write(&file, "[models.\"x:y\"]\nprovider = \"nowhere\"\n").expect("write");
+    let server = spawn_with(&[("TOOLSHED_LLM_MODELS", file.to_str().expect("path"))]);
+    let response = post(
+        &server,
+        json!({"messages": [{"role": "user", "content": "Hi"}], "model": "x:y"}),
+    )
+    .await;
+    assert_eq!(response.status(), 500);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["code"], "llm_models_file");
+    let error = body["error"].as_str().expect("error");
+    assert!(
+        error.contains("models.toml") && error.contains("nowhere"),
+        "{error}"
+    );
+}
