@@ -129,15 +129,19 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<(), Se
         shutdown.cancelled().await;
         tokio::time::sleep(grace).await;
     };
-    tokio::select! {
-        result = server => result?,
+    let served = tokio::select! {
+        result = server => result,
         _ = grace_over => {
             tracing::warn!(grace_s = grace.as_secs(), "grace period over, dropping unfinished requests");
+            Ok(())
         }
-    }
+    };
+    // Whatever ended serving, background work stops the same orderly way.
+    shutdown.cancel();
     // Running tasks get the same grace as requests (they drain in parallel).
     let _ = worker_loop.await;
     let _ = maintenance.await;
+    served?;
     tracing::info!("stopped");
     Ok(())
 }

@@ -306,4 +306,29 @@ async fn kv_atomic_can_enqueue_in_the_same_commit() {
         .await
         .expect("send");
     assert_eq!(receipt.status(), 200);
+
+    // The same checks as POST /api/queue/tasks: a payload that could never run is refused.
+    for (enqueue, needle) in [
+        (
+            json!({"payload": {"method": "GET", "path": "/elsewhere"}}),
+            "/api/",
+        ),
+        (
+            json!({"kind": "carrier-pigeon", "payload": {}}),
+            "known: http",
+        ),
+    ] {
+        let response = client()
+            .post(server.url("/api/kv/atomic"))
+            .json(&json!({"enqueues": [enqueue]}))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(response.status(), 400);
+        let error: Value = response.json().await.expect("json");
+        assert!(
+            error["error"].as_str().expect("error").contains(needle),
+            "{error}"
+        );
+    }
 }

@@ -158,10 +158,12 @@ where
             method: request.method().clone(),
             uri: request.uri().clone(),
             route: request.extensions().get::<MatchedPath>().cloned(),
-            status: StatusCode::OK,
+            // Until the handler answers: if the client goes away first, the line says 499
+            // (nginx's "client closed request") with aborted = true.
+            status: StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST),
             started,
             bytes: 0,
-            logged: true,
+            logged: false,
             request_id,
         };
         let scoped = REQUEST_ID.scope(line.request_id.0.clone(), self.inner.call(request));
@@ -198,7 +200,6 @@ where
             .headers
             .insert(request_id::HEADER, line.request_id.0.clone());
         line.status = parts.status;
-        line.logged = false;
         // Most answers are whole in memory: log now and skip the body wrapper.
         if let Some(size) = http_body::Body::size_hint(&body).exact() {
             line.bytes = size;

@@ -247,7 +247,9 @@ fn run_batch(
             version: None,
             now_ms,
         };
-        let ok = job.run(&mut ctx);
+        // A panicking job must not take the only writer down with it: it fails alone.
+        let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.run(&mut ctx)))
+            .unwrap_or(false);
         if !ok {
             exec_cached(conn, "ROLLBACK TO job")?;
         }

@@ -72,6 +72,8 @@ pub fn key_to_json(key: &[KeyPart]) -> Value {
 
 /// Splits a `/`-separated path into string parts.
 pub fn key_from_path(path: &str) -> Key {
+    // `users/` names the same key as `users`.
+    let path = path.strip_suffix('/').unwrap_or(path);
     path.split('/')
         .map(|segment| KeyPart::String(segment.to_owned()))
         .collect()

@@ -342,6 +342,7 @@ impl Kv {
         }
         for task in &op.enqueues {
             task.validate()?;
+            self.check_value(&KvValue::Json(task.payload.clone()))?;
         }
         let enqueues = op.enqueues;
         let has_enqueues = !enqueues.is_empty();

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use serde_json::Value;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
@@ -25,6 +26,11 @@ pub type TaskFuture = Pin<Box<dyn Future<Output = Outcome> + Send>>;
 
 /// Runs tasks of one kind.
 pub trait TaskHandler: Send + Sync + 'static {
+    /// Refuses a payload at enqueue time that could never run (the default accepts all).
+    fn validate(&self, _payload: &Value) -> Result<(), String> {
+        Ok(())
+    }
+
     /// Performs one attempt. `payload` is the task's payload; `attempt` counts from 1.
     fn run(&self, payload: Value, attempt: u32) -> TaskFuture;
 }
@@ -77,14 +83,22 @@ impl Workers {
         );
     }
 
-    /// Whether tasks of `kind` can run here.
-    pub fn knows(&self, kind: &str) -> bool {
-        self.kinds.contains_key(kind)
+    /// The registered kinds, sorted.
+    pub fn kind_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.kinds.keys().cloned().collect();
+        names.sort();
+        names
     }
 
-    /// The registered kinds.
-    pub fn kind_names(&self) -> Vec<String> {
-        self.kinds.keys().cloned().collect()
+    /// Checks that `kind` runs here and that its handler accepts `payload`.
+    pub fn validate(&self, kind: &str, payload: &Value) -> Result<(), String> {
+        match self.kinds.get(kind) {
+            Some(k) => k.handler.validate(payload),
+            None => Err(format!(
+                "kind {kind:?} is not a task kind here; known: {}",
+                self.kind_names().join(", ")
+            )),
+        }
     }
 
     /// Runs until `shutdown`, then drains within `grace`.
@@ -109,6 +123,7 @@ impl Workers {
                 break;
             }
             let mut saturated_batch = false;
+            let mut failed = false;
             for (name, kind) in &self.kinds {
                 let free = kind.permits.available_permits().min(CLAIM_BATCH);
                 if free == 0 {
@@ -119,6 +134,7 @@ impl Workers {
                     Ok(claimed) => claimed,
                     Err(e) => {
                         tracing::error!(kind = %name, error = %e, "cannot lease tasks");
+                        failed = true;
                         continue;
                     }
                 };
@@ -155,6 +171,8 @@ impl Workers {
                 .map(|(name, _)| name.clone())
                 .collect();
             let wait = match self.queue.next_due(&free) {
+                // After a storage error, wait a tick rather than retrying in a tight loop.
+                _ if failed => TICK,
                 Ok(Some(due)) => Duration::from_millis(
                     u64::try_from(due - now_ms())
                         .unwrap_or(0)
@@ -205,27 +223,23 @@ impl Workers {
     }
 }
 
-/// One attempt: run the handler in its own task (so a panic is an outcome, not a crash),
-/// bounded by the task's timeout, then record the outcome.
+/// One attempt: the handler's future, bounded by the task's timeout, with a panic caught
+/// as an outcome rather than a crash; then the outcome is recorded. Everything runs inside
+/// this one task, so aborting it (at the end of the shutdown grace) stops the handler too.
 async fn attempt(
     queue: Queue,
     handler: Arc<dyn TaskHandler>,
     task: Claimed,
     permit: OwnedSemaphorePermit,
 ) {
-    let run = tokio::spawn(handler.run(task.payload, task.attempt));
-    let abort = run.abort_handle();
+    let run = std::panic::AssertUnwindSafe(handler.run(task.payload, task.attempt)).catch_unwind();
     let outcome = match tokio::time::timeout(Duration::from_millis(task.timeout_ms), run).await {
         Ok(Ok(outcome)) => outcome,
-        Ok(Err(e)) if e.is_panic() => Outcome::Retry("the handler panicked".into()),
-        Ok(Err(_)) => Outcome::Retry("the attempt was cancelled".into()),
-        Err(_) => {
-            abort.abort();
-            Outcome::Retry(format!(
-                "the attempt timed out after {} ms",
-                task.timeout_ms
-            ))
-        }
+        Ok(Err(_)) => Outcome::Retry("the handler panicked".into()),
+        Err(_) => Outcome::Retry(format!(
+            "the attempt timed out after {} ms",
+            task.timeout_ms
+        )),
     };
     match queue.complete(task.id, task.lease, outcome).await {
         Ok(true) => {}

@@ -280,12 +280,10 @@ pub async fn atomic(
     }
     for (i, enqueue) in body.enqueues.into_iter().enumerate() {
         let kind = enqueue.kind.unwrap_or_else(|| "http".to_owned());
-        if !state.workers.knows(&kind) {
-            return Err(AppError::bad_request(format!(
-                "enqueues[{i}].kind {kind:?} is not a task kind here; known: {}",
-                state.workers.kind_names().join(", ")
-            )));
-        }
+        state
+            .workers
+            .validate(&kind, &enqueue.payload)
+            .map_err(|e| AppError::bad_request(format!("enqueues[{i}]: {e}")))?;
         let keys_if_undelivered = enqueue
             .keys_if_undelivered
             .iter()

@@ -40,15 +40,10 @@ pub async fn enqueue(
     AppJson(body): AppJson<EnqueueRequest>,
 ) -> Result<(StatusCode, Json<Enqueued>), AppError> {
     let kind = body.kind.unwrap_or_else(|| http_task::KIND.to_owned());
-    if !state.workers.knows(&kind) {
-        return Err(AppError::bad_request(format!(
-            "kind {kind:?} is not a task kind here; known: {}",
-            state.workers.kind_names().join(", ")
-        )));
-    }
-    if kind == http_task::KIND {
-        http_task::validate(&body.payload).map_err(AppError::bad_request)?;
-    }
+    state
+        .workers
+        .validate(&kind, &body.payload)
+        .map_err(AppError::bad_request)?;
     let keys_if_undelivered = body
         .keys_if_undelivered
         .iter()

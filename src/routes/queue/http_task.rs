@@ -81,6 +81,10 @@ fn build_request(payload: HttpTaskPayload, attempt: u32) -> Result<Request<Body>
 }
 
 impl TaskHandler for HttpTask {
+    fn validate(&self, payload: &Value) -> Result<(), String> {
+        validate(payload).map(|_| ())
+    }
+
     fn run(&self, payload: Value, attempt: u32) -> TaskFuture {
         let app = self.app.get().cloned();
         Box::pin(async move {
@@ -101,22 +105,28 @@ impl TaskHandler for HttpTask {
                 .iter()
                 .filter_map(|(k, v)| Some((k.to_string(), v.to_str().ok()?.to_owned())))
                 .collect();
-            let bytes = match axum::body::to_bytes(response.into_body(), MAX_RESULT_BYTES).await {
-                Ok(bytes) => bytes,
-                Err(e) => return Outcome::Retry(format!("reading the answer failed: {e}")),
+            // The request has had its effect whatever its answer's size: an answer too
+            // large to keep must not make the task run again.
+            let body = match axum::body::to_bytes(response.into_body(), MAX_RESULT_BYTES).await {
+                Ok(bytes) => serde_json::from_slice::<Value>(&bytes)
+                    .unwrap_or_else(|_| Value::from(String::from_utf8_lossy(&bytes).into_owned())),
+                Err(_) => {
+                    json!({"truncated": format!("the answer was larger than {MAX_RESULT_BYTES} bytes")})
+                }
             };
-            let body = serde_json::from_slice::<Value>(&bytes)
-                .unwrap_or_else(|_| Value::from(String::from_utf8_lossy(&bytes).into_owned()));
             outcome_for(status, headers, body)
         })
     }
 }
 
-/// 2xx succeeds; 429 and 5xx may pass, so retry; any other status will not change.
+/// 2xx succeeds; 408, 429 and 5xx may pass, so retry; any other status will not change.
 fn outcome_for(status: StatusCode, headers: BTreeMap<String, String>, body: Value) -> Outcome {
     if status.is_success() {
         Outcome::Succeeded(json!({"status": status.as_u16(), "headers": headers, "body": body}))
-    } else if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+    } else if status == StatusCode::TOO_MANY_REQUESTS
+        || status == StatusCode::REQUEST_TIMEOUT
+        || status.is_server_error()
+    {
         Outcome::Retry(format!("the route answered {status}: {body}"))
     } else {
         Outcome::Fatal(format!("the route answered {status}: {body}"))
@@ -139,6 +149,7 @@ mod tests {
         assert!(matches!(outcome(200), Outcome::Succeeded(_)));
         assert!(matches!(outcome(204), Outcome::Succeeded(_)));
         assert!(matches!(outcome(429), Outcome::Retry(_)));
+        assert!(matches!(outcome(408), Outcome::Retry(_)));
         assert!(matches!(outcome(503), Outcome::Retry(_)));
         assert!(matches!(outcome(500), Outcome::Retry(_)));
         assert!(matches!(outcome(404), Outcome::Fatal(_)));

@@ -14,6 +14,9 @@ use crate::platform::state::AppState;
 
 const MAX_CHARS_LIMIT: usize = 10_000_000;
 
+/// Extractions running at once (one per core on the machines we target).
+static EXTRACTIONS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+
 /// The request with every default filled in, as the cache key sees it.
 fn normalized(request: &Url2TextRequest, url: &Url) -> String {
     serde_json::json!({
@@ -84,19 +87,25 @@ async fn read(state: &AppState, request: Url2TextRequest) -> Result<Response, Ap
                 selector: request.selector.clone(),
             };
             let base = final_url.clone();
-            tokio::task::spawn_blocking(move || extract::extract(&html, &base, &options))
-                .await
-                .map_err(AppError::internal)?
-                .map_err(|e| AppError::bad_request(e.to_string()))?
+            let (images, links) = (
+                request.include_images.unwrap_or(true),
+                request.include_links.unwrap_or(true),
+            );
+            // Parsing a large page takes a core for milliseconds: bound how many run at once
+            // and keep them off the threads that serve requests.
+            let _permit = EXTRACTIONS.acquire().await.map_err(AppError::internal)?;
+            tokio::task::spawn_blocking(move || {
+                let mut out = extract::extract(&html, &base, &options)?;
+                if format == Format::Markdown {
+                    out.content = extract::strip_markdown(&out.content, images, links);
+                }
+                Ok::<_, extract::ExtractError>(out)
+            })
+            .await
+            .map_err(AppError::internal)?
+            .map_err(|e| AppError::bad_request(e.to_string()))?
         }
     };
-    if page.kind == Kind::Html && format == Format::Markdown {
-        extracted.content = extract::strip_markdown(
-            &extracted.content,
-            request.include_images.unwrap_or(true),
-            request.include_links.unwrap_or(true),
-        );
-    }
     if let Some(max) = request.max_chars {
         extract::truncate_chars(&mut extracted.content, max);
     }
