@@ -100,6 +100,7 @@ async fn openai_stream_becomes_ndjson_strings() {
     let sent = mock.last().body;
     assert_eq!(sent["stream"], true);
     assert_eq!(sent["model"], "gpt-4o");
+    assert_eq!(sent["stream_options"], json!({"include_usage": true}));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -36,6 +36,9 @@ pub struct Provider {
     pub key: Option<Secret>,
     /// OpenAI itself wants `max_completion_tokens`; compatible servers want `max_tokens`.
     pub max_tokens_field: &'static str,
+    /// Ask OpenAI-compatible streams for a usage chunk (`stream_options`); a few strict
+    /// servers refuse the field.
+    pub stream_usage: bool,
 }
 
 impl Provider {
@@ -391,6 +394,8 @@ struct ProviderEntry {
     api_key_env: Option<String>,
     /// `max_tokens` or `max_completion_tokens` (OpenAI-compatible providers).
     max_tokens_field: Option<String>,
+    /// `false` for servers that refuse `stream_options` (OpenAI-compatible providers).
+    stream_usage: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -413,6 +418,7 @@ impl Registry {
             key_env: Some(env.into()),
             key: key.clone(),
             max_tokens_field: "max_tokens",
+            stream_usage: true,
         };
         let mut providers = BTreeMap::new();
         for provider in [
@@ -432,6 +438,7 @@ impl Registry {
                 key_env: Some("ANTHROPIC_API_KEY".into()),
                 key: config.anthropic_api_key.clone(),
                 max_tokens_field: "max_tokens",
+                stream_usage: true,
             },
             Provider {
                 name: "gemini".into(),
@@ -440,6 +447,7 @@ impl Registry {
                 key_env: Some("GEMINI_API_KEY".into()),
                 key: config.gemini_api_key.clone(),
                 max_tokens_field: "maxOutputTokens",
+                stream_usage: true,
             },
             openai_compat(
                 "groq",
@@ -524,6 +532,10 @@ impl Registry {
                 (Some(env), _) => lookup_secret(env),
                 (None, _) => None,
             };
+            let stream_usage = entry
+                .stream_usage
+                .or(existing.as_ref().map(|p| p.stream_usage))
+                .unwrap_or(true);
             let max_tokens_field = match entry.max_tokens_field.as_deref() {
                 Some("max_completion_tokens") => "max_completion_tokens",
                 Some("max_tokens") => "max_tokens",
@@ -546,6 +558,7 @@ impl Registry {
                     key_env,
                     key,
                     max_tokens_field,
+                    stream_usage,
                 },
             );
         }
@@ -803,6 +816,7 @@ mod tests {
 kind = "openai"
 base_url = "http://127.0.0.1:8080/v1/"
 api_key_env = "LOCAL_LLM_KEY"
+stream_usage = false
 [models."local:gemma"]
 provider = "local"
 upstream = "gemma-3-270m"
@@ -821,6 +835,7 @@ coding = "gemma"
         let (model, provider) = registry.resolve_task("coding").expect("task");
         assert_eq!(model.upstream, "gemma-3-270m");
         assert_eq!(provider.base_url, "http://127.0.0.1:8080/v1");
+        assert!(!provider.stream_usage);
         assert!(!model.capabilities.system_prompt);
         assert_eq!(
             registry.resolve("gpt-4o").expect("alias moved").0.id,

@@ -46,7 +46,9 @@ pub fn body(provider: &ProviderConfig, chat: &ChatRequest, stream: bool) -> Valu
     }
     if stream {
         body.insert("stream".into(), json!(true));
-        body.insert("stream_options".into(), json!({"include_usage": true}));
+        if provider.stream_usage {
+            body.insert("stream_options".into(), json!({"include_usage": true}));
+        }
     }
     Value::Object(body)
 }
