@@ -70,7 +70,7 @@ pub async fn ask(
         answer_headers(&mut response, answer.cached, &answer.model);
         return Ok(response);
     }
-    let streamed = gateway::stream(&state, &plan).await?;
+    let streamed = super::stream::stream(&state, &plan).await?;
     let lines = streamed.events.filter_map(|event| async move {
         let line = match event {
             Event::Delta(text) => serde_json::to_string(&text).ok()?,

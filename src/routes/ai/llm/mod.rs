@@ -7,8 +7,10 @@ mod gateway;
 mod handlers;
 mod models;
 mod providers;
+mod retry;
 mod schemas;
 mod sse;
+mod stream;
 mod v1;
 
 use axum::extract::DefaultBodyLimit;

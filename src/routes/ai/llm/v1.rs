@@ -84,7 +84,7 @@ pub async fn chat_completions(
         answer_headers(&mut response, answer.cached, &answer.model);
         return Ok(response);
     }
-    let streamed = gateway::stream(&state, &plan).await?;
+    let streamed = super::stream::stream(&state, &plan).await?;
     let model = streamed.model.clone();
     let chunk = move |delta: Value, finish: Option<&str>| {
         json!({
