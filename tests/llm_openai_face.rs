@@ -59,6 +59,25 @@ async fn chat_completion_object() {
     );
     assert_eq!(sent["max_tokens"], 32);
     assert_eq!(sent["stop_sequences"], json!(["END"]));
+
+    // The same request again is a cache hit: same answer, no provider call.
+    let again = client()
+        .post(server.url("/api/ai/llm/v1/chat/completions"))
+        .json(&json!({
+            "model": "claude-haiku-4-5",
+            "messages": [{"role": "system", "content": "Be terse."},
+                         {"role": "user", "content": "Say hi"}],
+            "max_completion_tokens": 32,
+            "stop": ["END"]
+        }))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(again.headers()["x-cache"], "HIT");
+    let again: Value = again.json().await.expect("json");
+    assert_eq!(again["choices"][0]["message"]["content"], "Hello");
+    assert_eq!(again["usage"]["total_tokens"], 31);
+    assert_eq!(mock.calls(), 1);
 }
 
 /// `data:` payloads of an SSE body.
