@@ -3,6 +3,7 @@
 pub mod error;
 pub mod extract;
 pub mod fallback;
+pub mod hash;
 pub mod log_format;
 pub mod log_writer;
 pub mod openapi;

@@ -4,22 +4,17 @@
 use serde_json::Value;
 
 use super::schemas::Url2TextResponse;
+use crate::platform::hash::stable_key;
 use crate::storage::key::{Key, KeyPart};
 use crate::storage::kv::{Kv, KvValue};
 
-/// FNV-1a, 64 bits: stable across builds (unlike std's hasher), and the stored request is
-/// compared on a hit, so a collision can never serve the wrong page.
-fn fnv1a(text: &str) -> u64 {
-    text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
-        (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
-}
-
+/// The stored request is compared on a hit, so a hash collision can never serve the wrong
+/// page.
 fn key_for(request: &str) -> Key {
     vec![
         KeyPart::String("cache".into()),
         KeyPart::String("url2text".into()),
-        KeyPart::String(format!("{:016x}", fnv1a(request))),
+        KeyPart::String(stable_key(request)),
     ]
 }
 
