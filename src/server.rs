@@ -103,8 +103,7 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<(), Se
     let mut workers = Workers::new(store.queue.clone());
     app::register_task_kinds(&mut workers, &config, &app_handle);
     let workers = Arc::new(workers);
-    let outbound = Outbound::new(config.outbound.clone())
-        .map_err(|e| ServeError::Io(std::io::Error::other(e.to_string())))?;
+    let outbound = Outbound::new(config.outbound.clone());
     let state = AppState::new(Shared {
         outbound,
         config,

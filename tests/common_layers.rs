@@ -51,7 +51,7 @@ fn test_app(dir: &common::TempDir) -> Router {
     let config = Config::from_args(&args).expect("config");
     let store = Store::open(dir.path(), StoreOptions::default()).expect("store");
     let state = AppState::new(Shared {
-        outbound: Outbound::new(GuardPolicy::default()).expect("client"),
+        outbound: Outbound::new(GuardPolicy::default()),
         config: config.clone(),
         workers: Arc::new(Workers::new(store.queue.clone())),
         store,

@@ -96,6 +96,9 @@ fn flush_loop<W: Write>(shared: &Shared, mut out: W) {
             let _ = out.write_all(&pending);
             let _ = out.flush();
             pending.clear();
+            // A burst (or a moment when this thread did not get a core) can grow the
+            // buffer; keep it from holding on to that memory for the life of the process.
+            pending.shrink_to(EARLY_FLUSH_BYTES);
         }
         if closing {
             return;

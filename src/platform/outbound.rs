@@ -11,7 +11,7 @@
 //! loopback). Neither uses environment proxies, which would bypass the guard.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -180,58 +180,76 @@ impl Resolve for GuardedResolver {
     }
 }
 
-/// The shared outbound clients.
+/// The shared outbound clients, each built on first use: a TLS client holds the parsed root
+/// certificates, memory an instance that never fetches should not pay for.
 #[derive(Clone)]
 pub struct Outbound {
-    guarded: reqwest::Client,
-    trusted: reqwest::Client,
+    guarded: Arc<OnceLock<reqwest::Client>>,
+    trusted: Arc<OnceLock<reqwest::Client>>,
     policy: Arc<GuardPolicy>,
 }
 
+fn build_guarded(policy: &Arc<GuardPolicy>) -> Result<reqwest::Client, OutboundError> {
+    let redirect_policy = policy.clone();
+    let redirects = Policy::custom(move |attempt: Attempt| {
+        if attempt.previous().len() > MAX_REDIRECTS {
+            return attempt.error(OutboundError::TooManyRedirects);
+        }
+        match check_url(attempt.url(), &redirect_policy) {
+            Ok(()) => attempt.follow(),
+            Err(e) => attempt.error(e),
+        }
+    });
+    reqwest::Client::builder()
+        .dns_resolver(Arc::new(GuardedResolver {
+            policy: policy.clone(),
+        }))
+        .redirect(redirects)
+        .no_proxy()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .user_agent(BROWSER_USER_AGENT)
+        .build()
+        .map_err(|e| OutboundError::Transport(format!("cannot build the HTTP client: {e}")))
+}
+
+fn build_trusted() -> Result<reqwest::Client, OutboundError> {
+    reqwest::Client::builder()
+        .no_proxy()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .user_agent(concat!("toolshed/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| OutboundError::Transport(format!("cannot build the HTTP client: {e}")))
+}
+
+/// The client in `cell`, built by `build` the first time.
+fn get_or_build(
+    cell: &OnceLock<reqwest::Client>,
+    build: impl FnOnce() -> Result<reqwest::Client, OutboundError>,
+) -> Result<&reqwest::Client, OutboundError> {
+    if let Some(client) = cell.get() {
+        return Ok(client);
+    }
+    let client = build()?;
+    Ok(cell.get_or_init(|| client))
+}
+
 impl Outbound {
-    pub fn new(policy: GuardPolicy) -> Result<Outbound, OutboundError> {
-        let policy = Arc::new(policy);
-        let redirect_policy = policy.clone();
-        let redirects = Policy::custom(move |attempt: Attempt| {
-            if attempt.previous().len() > MAX_REDIRECTS {
-                return attempt.error(OutboundError::TooManyRedirects);
-            }
-            match check_url(attempt.url(), &redirect_policy) {
-                Ok(()) => attempt.follow(),
-                Err(e) => attempt.error(e),
-            }
-        });
-        let guarded = reqwest::Client::builder()
-            .dns_resolver(Arc::new(GuardedResolver {
-                policy: policy.clone(),
-            }))
-            .redirect(redirects)
-            .no_proxy()
-            .connect_timeout(CONNECT_TIMEOUT)
-            .user_agent(BROWSER_USER_AGENT)
-            .build()
-            .map_err(|e| OutboundError::Transport(format!("cannot build the HTTP client: {e}")))?;
-        let trusted = reqwest::Client::builder()
-            .no_proxy()
-            .connect_timeout(CONNECT_TIMEOUT)
-            .user_agent(concat!("toolshed/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| OutboundError::Transport(format!("cannot build the HTTP client: {e}")))?;
-        Ok(Outbound {
-            guarded,
-            trusted,
-            policy,
-        })
+    pub fn new(policy: GuardPolicy) -> Outbound {
+        Outbound {
+            guarded: Arc::default(),
+            trusted: Arc::default(),
+            policy: Arc::new(policy),
+        }
     }
 
     /// For URLs a caller supplied: call [`Outbound::check`] first.
-    pub fn guarded(&self) -> &reqwest::Client {
-        &self.guarded
+    pub fn guarded(&self) -> Result<&reqwest::Client, OutboundError> {
+        get_or_build(&self.guarded, || build_guarded(&self.policy))
     }
 
     /// For endpoints the operator configured.
-    pub fn trusted(&self) -> &reqwest::Client {
-        &self.trusted
+    pub fn trusted(&self) -> Result<&reqwest::Client, OutboundError> {
+        get_or_build(&self.trusted, build_trusted)
     }
 
     /// Checks a caller-supplied URL against the guard.

@@ -332,7 +332,7 @@ pub async fn complete(state: &AppState, plan: &Plan) -> Result<Answer, AppError>
             cached: true,
         });
     }
-    let client = state.outbound.trusted().clone();
+    let client = state.outbound.trusted()?.clone();
     let total = state.config.llm.timeout;
     let (response, index) = with_retries(state, plan, &mut clock, |index| {
         let attempt = &plan.attempts[index];

@@ -136,7 +136,7 @@ pub async fn stream(state: &AppState, plan: &Plan) -> Result<Streamed, AppError>
             events: Box::pin(futures_util::stream::iter(events)),
         });
     }
-    let client = state.outbound.trusted().clone();
+    let client = state.outbound.trusted()?.clone();
     let ttft = state.config.llm.ttft_timeout;
     let total = state.config.llm.timeout;
     let started = Instant::now();

@@ -70,7 +70,7 @@ pub async fn fetch(
 ) -> Result<Page, AppError> {
     outbound.check(&url)?;
     let response = outbound
-        .guarded()
+        .guarded()?
         .get(url)
         .header(reqwest::header::ACCEPT, ACCEPT)
         .timeout(timeout)
