@@ -167,14 +167,7 @@ async fn every_request_is_logged_as_one_json_line_with_its_fields() {
 #[tokio::test]
 async fn openapi_document_is_3_1_and_covers_the_routes() {
     let server = spawn();
-    let doc: Value = client()
-        .get(server.url("/openapi.json"))
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
+    let doc: Value = common::get_json(server.url("/openapi.json")).await;
     assert!(doc["openapi"].as_str().expect("version").starts_with("3.1"));
     assert!(doc["paths"]["/api/health"]["get"].is_object());
     assert!(doc["paths"]["/api/health/ready"]["get"].is_object());

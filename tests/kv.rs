@@ -76,14 +76,7 @@ async fn raw_bytes_values_round_trip_as_base64() {
         .await
         .expect("send");
     assert_eq!(response.status(), 200);
-    let entry: Value = client()
-        .get(server.url("/api/kv/entries/blobs/one"))
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
+    let entry: Value = common::get_json(server.url("/api/kv/entries/blobs/one")).await;
     assert_eq!(entry["encoding"], "bytes");
     assert_eq!(entry["value"], "AAEC/w==");
 }

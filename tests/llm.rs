@@ -289,14 +289,7 @@ async fn the_models_list_is_filtered() {
     assert_eq!(get("?capability=telepathy").await.status(), 400);
     assert_eq!(get("?task=nope").await.status(), 400);
 
-    let v1: Value = client()
-        .get(server.url("/api/ai/llm/v1/models"))
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
+    let v1: Value = common::get_json(server.url("/api/ai/llm/v1/models")).await;
     assert_eq!(v1["object"], "list");
     assert!(
         v1["data"]
@@ -379,14 +372,7 @@ coding = "local:gemma"
         json!([{"role": "user", "content": "You are a coder.\n\nWrite code"}]),
         "no system prompt: it goes in front of the first message"
     );
-    let listed: Value = client()
-        .get(server.url("/api/ai/llm/models?task=coding"))
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
+    let listed: Value = common::get_json(server.url("/api/ai/llm/models?task=coding")).await;
     assert_eq!(listed["models"].as_array().expect("models").len(), 1);
     assert_eq!(listed["models"][0]["id"], "local:gemma");
     assert_eq!(listed["models"][0]["tasks"], json!(["coding"]));

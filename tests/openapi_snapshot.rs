@@ -10,14 +10,7 @@ use serde_json::Value;
 #[tokio::test]
 async fn openapi_document_matches_the_snapshot() {
     let server = common::spawn();
-    let doc: Value = common::client()
-        .get(server.url("/openapi.json"))
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
+    let doc: Value = common::get_json(server.url("/openapi.json")).await;
     let rendered = serde_json::to_string_pretty(&doc).expect("render") + "\n";
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots/openapi.json");
     if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
@@ -35,14 +28,7 @@ async fn openapi_document_matches_the_snapshot() {
 #[tokio::test]
 async fn every_operation_documents_its_responses_and_examples() {
     let server = common::spawn();
-    let doc: Value = common::client()
-        .get(server.url("/openapi.json"))
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
+    let doc: Value = common::get_json(server.url("/openapi.json")).await;
     let paths = doc["paths"].as_object().expect("paths");
     assert!(!paths.is_empty());
     for (path, item) in paths {

@@ -17,14 +17,7 @@ async fn enqueue(server: &TestServer, body: Value) -> reqwest::Response {
 }
 
 async fn task(server: &TestServer, id: i64) -> Value {
-    client()
-        .get(server.url(&format!("/api/queue/tasks/{id}")))
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json")
+    common::get_json(server.url(&format!("/api/queue/tasks/{id}"))).await
 }
 
 async fn wait_status(server: &TestServer, id: i64, status: &str) -> Value {
@@ -72,14 +65,7 @@ async fn an_http_task_calls_the_instance_and_keeps_the_answer() {
         "application/json"
     );
 
-    let entry: Value = client()
-        .get(server.url("/api/kv/entries/greetings/hello"))
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
+    let entry: Value = common::get_json(server.url("/api/kv/entries/greetings/hello")).await;
     assert_eq!(entry["value"], "world");
 }
 
@@ -100,14 +86,7 @@ async fn a_4xx_answer_kills_the_task_at_once_and_writes_its_dead_letters() {
     assert_eq!(dead["attempts"], 1, "no retries for a 404");
     assert!(dead["last_error"].as_str().expect("error").contains("404"));
 
-    let letter: Value = client()
-        .get(server.url("/api/kv/entries/dead/lookup"))
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
+    let letter: Value = common::get_json(server.url("/api/kv/entries/dead/lookup")).await;
     assert_eq!(letter["value"]["path"], "/api/kv/entries/missing");
 
     // Dead tasks can be retried (fresh attempts) and deleted.
@@ -146,14 +125,7 @@ async fn delayed_tasks_wait_and_stats_count_them() {
     let id = accepted["id"].as_i64().expect("id");
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(task(&server, id).await["status"], "pending");
-    let stats: Value = client()
-        .get(server.url("/api/queue/stats"))
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
+    let stats: Value = common::get_json(server.url("/api/queue/stats")).await;
     assert_eq!(stats["counts"]["pending"], 1);
     assert_eq!(stats["total"], 1);
     assert_eq!(
@@ -190,16 +162,10 @@ async fn tasks_list_by_status_with_a_cursor() {
     let mut seen = Vec::new();
     let mut cursor = String::new();
     loop {
-        let page: Value = client()
-            .get(server.url(&format!(
-                "/api/queue/tasks?status=succeeded&limit=2&cursor={cursor}"
-            )))
-            .send()
-            .await
-            .expect("send")
-            .json()
-            .await
-            .expect("json");
+        let page: Value = common::get_json(server.url(&format!(
+            "/api/queue/tasks?status=succeeded&limit=2&cursor={cursor}"
+        )))
+        .await;
         seen.extend(
             page["tasks"]
                 .as_array()
@@ -213,14 +179,7 @@ async fn tasks_list_by_status_with_a_cursor() {
         }
     }
     assert_eq!(seen, ids);
-    let none: Value = client()
-        .get(server.url("/api/queue/tasks?status=dead"))
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
+    let none: Value = common::get_json(server.url("/api/queue/tasks?status=dead")).await;
     assert_eq!(none["tasks"], json!([]));
 }
 

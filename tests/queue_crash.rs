@@ -11,14 +11,7 @@ use serde_json::{Value, json};
 const TASKS: usize = 1000;
 
 async fn stats(server: &common::TestServer) -> Value {
-    client()
-        .get(server.url("/api/queue/stats"))
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json")
+    common::get_json(server.url("/api/queue/stats")).await
 }
 
 #[tokio::test]
@@ -70,14 +63,7 @@ async fn sigkill_mid_run_loses_no_task() {
         if let Some(c) = &cursor {
             url.push_str(&format!("&cursor={c}"));
         }
-        let page: Value = client()
-            .get(url)
-            .send()
-            .await
-            .expect("send")
-            .json()
-            .await
-            .expect("json");
+        let page: Value = common::get_json(url).await;
         keys += page["entries"].as_array().expect("entries").len();
         match page["cursor"].as_str() {
             Some(c) => cursor = Some(c.to_owned()),
@@ -120,13 +106,6 @@ async fn sigterm_lets_an_in_flight_request_finish() {
     assert_eq!(server.wait_exit(Duration::from_secs(10)), Some(0));
 
     let server = spawn_in(dir.path(), &[]);
-    let entry: Value = client()
-        .get(server.url("/api/kv/entries/slow/one"))
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
+    let entry: Value = common::get_json(server.url("/api/kv/entries/slow/one")).await;
     assert_eq!(entry["value"], "slow");
 }

@@ -176,3 +176,15 @@ pub fn client() -> reqwest::Client {
         .build()
         .expect("client")
 }
+
+/// GETs `url` and parses the answer as JSON, whatever its status.
+pub async fn get_json(url: impl reqwest::IntoUrl) -> serde_json::Value {
+    client()
+        .get(url)
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json")
+}
