@@ -42,9 +42,8 @@ impl RequestLine {
             return;
         }
         self.logged = true;
-        let latency_ms = self.started.elapsed().as_secs_f64() * 1000.0;
+        let latency_us = u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX);
         let route = self.route.as_ref().map_or("-", |r| r.as_str());
-        let latency_ms = (latency_ms * 1000.0).round() / 1000.0;
         // Written after the request's future is done, so the id is a field of its own.
         let fast = log_format::write_info_line(module_path!(), "request", |line| {
             line.str("request_id", self.request_id.as_str())
@@ -52,11 +51,12 @@ impl RequestLine {
                 .str("path", self.uri.path())
                 .str("route", route)
                 .u64("status", u64::from(self.status.as_u16()))
-                .f64("latency_ms", latency_ms)
+                .millis("latency_ms", latency_us)
                 .u64("size", self.bytes)
                 .bool("aborted", aborted);
         });
         if !fast {
+            let latency_ms = latency_us as f64 / 1000.0;
             tracing::info!(
                 request_id = self.request_id.as_str(),
                 method = %self.method,
