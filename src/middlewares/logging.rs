@@ -46,10 +46,11 @@ impl RequestLine {
         let route = self.route.as_ref().map_or("-", |r| r.as_str());
         // Written after the request's future is done, so the id is a field of its own.
         let fast = log_format::write_info_line(module_path!(), "request", |line| {
-            line.str("request_id", self.request_id.as_str())
-                .str("method", self.method.as_str())
+            // Only the path can hold anything a caller likes; the rest is validated or ours.
+            line.raw("request_id", self.request_id.as_str())
+                .raw("method", self.method.as_str())
                 .str("path", self.uri.path())
-                .str("route", route)
+                .raw("route", route)
                 .u64("status", u64::from(self.status.as_u16()))
                 .millis("latency_ms", latency_us)
                 .u64("size", self.bytes)
