@@ -4,9 +4,10 @@
 
 use std::cell::Cell;
 
-use axum::http::{HeaderMap, HeaderValue};
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
 
-pub const HEADER: &str = "x-request-id";
+/// The header, as a constant name: a `&str` would be parsed and validated on every use.
+pub const HEADER: HeaderName = HeaderName::from_static("x-request-id");
 const MAX_LEN: usize = 128;
 
 /// The id of the request being served, stored in the request's extensions.
@@ -66,7 +67,7 @@ fn fresh() -> HeaderValue {
 
 /// The id for a request with these headers.
 pub fn resolve(headers: &HeaderMap) -> RequestId {
-    match headers.get(HEADER) {
+    match headers.get(&HEADER) {
         Some(value) if is_acceptable(value) => RequestId(value.clone()),
         _ => RequestId(fresh()),
     }
