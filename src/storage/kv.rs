@@ -11,7 +11,7 @@ use serde_json::Value;
 use crate::storage::db::{Db, WriteCtx, now_ms};
 use crate::storage::error::{Result, StorageError};
 use crate::storage::key::{self, Key, KeyPart};
-use crate::storage::queue::{self, NewTask, QueueSignal};
+use crate::storage::queue::{self, NewTask, PreparedTask, QueueSignal};
 
 /// At most this many checks in one atomic operation (as in Deno KV).
 pub const MAX_CHECKS: usize = 100;
@@ -199,6 +199,18 @@ pub(crate) fn put_raw(
     expires_at: Option<i64>,
 ) -> Result<()> {
     let (raw, encoding) = value.encode()?;
+    put_encoded(conn, encoded, &raw, encoding, version, expires_at)
+}
+
+/// Writes one entry whose value is already encoded.
+fn put_encoded(
+    conn: &Connection,
+    encoded: &[u8],
+    raw: &[u8],
+    encoding: i64,
+    version: u64,
+    expires_at: Option<i64>,
+) -> Result<()> {
     conn.prepare_cached(
         "INSERT INTO kv (key, value, encoding, versionstamp, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)
          ON CONFLICT(key) DO UPDATE SET value = excluded.value, encoding = excluded.encoding,
@@ -233,18 +245,17 @@ impl Kv {
         }
     }
 
-    fn check_value(&self, value: &KvValue) -> Result<()> {
-        let size = match value {
-            KvValue::Bytes(b) => b.len(),
-            KvValue::Json(v) => serde_json::to_vec(v).map(|b| b.len()).unwrap_or(usize::MAX),
-        };
-        if size > self.max_value_bytes {
+    /// Encodes a value for storage, refusing it over the size limit.
+    fn encode_value(&self, value: &KvValue) -> Result<(Vec<u8>, i64)> {
+        let (raw, encoding) = value.encode()?;
+        if raw.len() > self.max_value_bytes {
             return Err(StorageError::TooLarge(format!(
-                "value is {size} bytes; the limit is {}",
+                "value is {} bytes; the limit is {}",
+                raw.len(),
                 self.max_value_bytes
             )));
         }
-        Ok(())
+        Ok((raw, encoding))
     }
 
     /// Reads one key; expired entries are absent.
@@ -319,32 +330,50 @@ impl Kv {
             .collect::<Result<Vec<_>>>()?;
         let mut mutations = Vec::with_capacity(op.mutations.len());
         for m in op.mutations {
-            let encoded = match &m {
+            mutations.push(match m {
                 Mutation::Set {
                     key,
                     value,
                     expire_in_ms,
                 } => {
-                    self.check_value(value)?;
                     if expire_in_ms.is_some_and(|ms| ms == 0 || ms > MAX_EXPIRE_IN_MS) {
                         return Err(StorageError::invalid(format!(
                             "expire_in_ms must be from 1 to {MAX_EXPIRE_IN_MS}"
                         )));
                     }
-                    key::encode(key)?
+                    let (raw, encoding) = self.encode_value(&value)?;
+                    Change::Set {
+                        key: key::encode(&key)?,
+                        raw,
+                        encoding,
+                        expire_in_ms,
+                    }
                 }
-                Mutation::Delete { key }
-                | Mutation::Sum { key, .. }
-                | Mutation::Min { key, .. }
-                | Mutation::Max { key, .. } => key::encode(key)?,
-            };
-            mutations.push((encoded, m));
+                Mutation::Delete { key } => Change::Delete {
+                    key: key::encode(&key)?,
+                },
+                Mutation::Sum { key, value } => Change::Combine {
+                    key: key::encode(&key)?,
+                    op: Combine::Sum,
+                    value,
+                },
+                Mutation::Min { key, value } => Change::Combine {
+                    key: key::encode(&key)?,
+                    op: Combine::Min,
+                    value,
+                },
+                Mutation::Max { key, value } => Change::Combine {
+                    key: key::encode(&key)?,
+                    op: Combine::Max,
+                    value,
+                },
+            });
         }
-        for task in &op.enqueues {
-            task.validate()?;
-            self.check_value(&KvValue::Json(task.payload.clone()))?;
-        }
-        let enqueues = op.enqueues;
+        let enqueues = op
+            .enqueues
+            .iter()
+            .map(|task| task.prepare(self.max_value_bytes))
+            .collect::<Result<Vec<_>>>()?;
         let has_enqueues = !enqueues.is_empty();
 
         let commit = self
@@ -455,11 +484,37 @@ fn bounds(selector: &Selector) -> Result<(Vec<u8>, Vec<u8>)> {
     Ok((lo, hi))
 }
 
+/// How an integer mutation combines with the stored integer.
+#[derive(Debug, Clone, Copy)]
+enum Combine {
+    Sum,
+    Min,
+    Max,
+}
+
+/// A mutation checked and encoded before it reaches the writer.
+enum Change {
+    Set {
+        key: Vec<u8>,
+        raw: Vec<u8>,
+        encoding: i64,
+        expire_in_ms: Option<u64>,
+    },
+    Delete {
+        key: Vec<u8>,
+    },
+    Combine {
+        key: Vec<u8>,
+        op: Combine,
+        value: i64,
+    },
+}
+
 fn apply(
     ctx: &mut WriteCtx<'_>,
     checks: &[(Vec<u8>, Option<u64>)],
-    mutations: &[(Vec<u8>, Mutation)],
-    enqueues: &[NewTask],
+    changes: &[Change],
+    enqueues: &[PreparedTask],
 ) -> Result<Commit> {
     let now = ctx.now_ms;
     for (encoded, expected) in checks {
@@ -469,53 +524,45 @@ fn apply(
         }
     }
     let version = ctx.version();
-    for (encoded, mutation) in mutations {
-        match mutation {
-            Mutation::Set {
-                value,
+    for change in changes {
+        match change {
+            Change::Set {
+                key,
+                raw,
+                encoding,
                 expire_in_ms,
-                ..
             } => {
                 let expires_at = expire_in_ms
                     .map(|ms| now.saturating_add(i64::try_from(ms).unwrap_or(i64::MAX)));
-                put_raw(ctx.conn, encoded, value, version, expires_at)?;
+                put_encoded(ctx.conn, key, raw, *encoding, version, expires_at)?;
             }
-            Mutation::Delete { .. } => {
+            Change::Delete { key } => {
                 ctx.conn
                     .prepare_cached("DELETE FROM kv WHERE key = ?1")?
-                    .execute([encoded])?;
+                    .execute([key])?;
             }
-            Mutation::Sum { value, .. }
-            | Mutation::Min { value, .. }
-            | Mutation::Max { value, .. } => {
-                let current = get_raw(ctx.conn, encoded, now)?;
-                let (op, combined) = match mutation {
-                    Mutation::Sum { .. } => (
-                        "sum",
-                        integer_of(current.as_ref(), "sum")?
-                            .map_or(Some(*value), |c| c.checked_add(*value)),
-                    ),
-                    Mutation::Min { .. } => (
-                        "min",
-                        Some(
-                            integer_of(current.as_ref(), "min")?.map_or(*value, |c| c.min(*value)),
-                        ),
-                    ),
-                    _ => (
-                        "max",
-                        Some(
-                            integer_of(current.as_ref(), "max")?.map_or(*value, |c| c.max(*value)),
-                        ),
-                    ),
+            Change::Combine { key, op, value } => {
+                let current = get_raw(ctx.conn, key, now)?;
+                let name = match op {
+                    Combine::Sum => "sum",
+                    Combine::Min => "min",
+                    Combine::Max => "max",
+                };
+                let stored = integer_of(current.as_ref(), name)?;
+                let combined = match (op, stored) {
+                    (_, None) => Some(*value),
+                    (Combine::Sum, Some(c)) => c.checked_add(*value),
+                    (Combine::Min, Some(c)) => Some(c.min(*value)),
+                    (Combine::Max, Some(c)) => Some(c.max(*value)),
                 };
                 let combined = combined.ok_or_else(|| {
-                    StorageError::invalid(format!("{op} overflows a 64-bit integer"))
+                    StorageError::invalid(format!("{name} overflows a 64-bit integer"))
                 })?;
                 // The entry keeps its expiry, as the value changes but not its lifetime.
                 let expires_at = current.and_then(|e| e.expires_at);
                 put_raw(
                     ctx.conn,
-                    encoded,
+                    key,
                     &KvValue::Json(Value::from(combined)),
                     version,
                     expires_at,

@@ -103,6 +103,12 @@ impl NewTask {
 
     /// Refuses out-of-range options with a message naming the limit.
     pub fn validate(&self) -> Result<()> {
+        self.prepare(usize::MAX).map(|_| ())
+    }
+
+    /// Checks every option and the payload's size, and serializes the task for storage:
+    /// the one place both enqueue paths (the queue's and KV atomic operations') go through.
+    pub(crate) fn prepare(&self, max_payload_bytes: usize) -> Result<PreparedTask> {
         if self.kind.is_empty() || self.kind.len() > 64 {
             return Err(StorageError::invalid("kind must be 1 to 64 characters"));
         }
@@ -136,11 +142,47 @@ impl NewTask {
                 "timeout_ms must be from 1 to {MAX_TIMEOUT_MS}"
             )));
         }
-        for key in &self.keys_if_undelivered {
-            key::encode(key)?;
+        let keys: Vec<String> = self
+            .keys_if_undelivered
+            .iter()
+            .map(|k| Ok(URL_SAFE_NO_PAD.encode(key::encode(k)?)))
+            .collect::<Result<_>>()?;
+        let payload = json_text(&self.payload)?;
+        if payload.len() > max_payload_bytes {
+            return Err(StorageError::TooLarge(format!(
+                "payload is {} bytes; the limit is {max_payload_bytes}",
+                payload.len()
+            )));
         }
-        Ok(())
+        let backoff = self
+            .backoff_schedule_ms
+            .clone()
+            .unwrap_or_else(|| DEFAULT_BACKOFF_MS.to_vec());
+        let max_attempts = self
+            .max_attempts
+            .unwrap_or_else(|| u32::try_from(backoff.len() + 1).unwrap_or(MAX_ATTEMPTS));
+        Ok(PreparedTask {
+            kind: self.kind.clone(),
+            payload,
+            max_attempts,
+            backoff: json_text(&Value::from(backoff))?,
+            keys: json_text(&Value::from(keys))?,
+            timeout_ms: to_i64(self.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS)),
+            delay_ms: to_i64(self.delay_ms),
+        })
     }
+}
+
+/// A checked task, serialized as it is stored.
+#[derive(Debug, Clone)]
+pub(crate) struct PreparedTask {
+    kind: String,
+    payload: String,
+    max_attempts: u32,
+    backoff: String,
+    keys: String,
+    timeout_ms: i64,
+    delay_ms: i64,
 }
 
 /// A task as stored.
@@ -248,20 +290,8 @@ fn finish_task(parts: (Task, String, Option<String>)) -> Result<Task> {
     Ok(task)
 }
 
-/// Inserts a validated task inside the caller's write transaction; answers its id.
-pub(crate) fn insert(conn: &Connection, now: i64, task: &NewTask) -> Result<i64> {
-    let backoff = task
-        .backoff_schedule_ms
-        .clone()
-        .unwrap_or_else(|| DEFAULT_BACKOFF_MS.to_vec());
-    let max_attempts = task
-        .max_attempts
-        .unwrap_or_else(|| u32::try_from(backoff.len() + 1).unwrap_or(MAX_ATTEMPTS));
-    let keys: Vec<String> = task
-        .keys_if_undelivered
-        .iter()
-        .map(|k| Ok(URL_SAFE_NO_PAD.encode(key::encode(k)?)))
-        .collect::<Result<_>>()?;
+/// Inserts a prepared task inside the caller's write transaction; answers its id.
+pub(crate) fn insert(conn: &Connection, now: i64, task: &PreparedTask) -> Result<i64> {
     let id = conn
         .prepare_cached(
             "INSERT INTO tasks (kind, payload, status, attempts, max_attempts, backoff_ms,
@@ -271,12 +301,12 @@ pub(crate) fn insert(conn: &Connection, now: i64, task: &NewTask) -> Result<i64>
         .query_row(
             params![
                 task.kind,
-                json_text(&task.payload)?,
-                max_attempts,
-                json_text(&Value::from(backoff))?,
-                json_text(&Value::from(keys))?,
-                to_i64(task.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS)),
-                now.saturating_add(to_i64(task.delay_ms)),
+                task.payload,
+                task.max_attempts,
+                task.backoff,
+                task.keys,
+                task.timeout_ms,
+                now.saturating_add(task.delay_ms),
                 now,
             ],
             |r| r.get(0),
@@ -355,14 +385,7 @@ impl Queue {
 
     /// Enqueues durably: answers once the task is committed.
     pub async fn enqueue(&self, task: NewTask) -> Result<Task> {
-        task.validate()?;
-        let size = serde_json::to_vec(&task.payload).map_or(usize::MAX, |b| b.len());
-        if size > self.max_payload_bytes {
-            return Err(StorageError::TooLarge(format!(
-                "payload is {size} bytes; the limit is {}",
-                self.max_payload_bytes
-            )));
-        }
+        let task = task.prepare(self.max_payload_bytes)?;
         let task = self
             .db
             .write(move |ctx| {
