@@ -52,6 +52,11 @@ fn part_from_json(value: &Value) -> Result<KeyPart, String> {
     }
 }
 
+/// Parses the JSON form of a key found at `at` in a request, naming `at` in the error.
+pub fn key_at(value: &Value, at: &str) -> Result<Key, crate::storage::StorageError> {
+    key_from_json(value).map_err(|e| crate::storage::StorageError::invalid(format!("{at}: {e}")))
+}
+
 /// The JSON form of a key.
 pub fn key_to_json(key: &[KeyPart]) -> Value {
     Value::Array(

@@ -3,7 +3,6 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::Value;
 
 use super::schemas::{
     AtomicBody, AtomicResult, EntryBody, GetMany, ListPage, ListQuery, ManyEntries, MutationBody,
@@ -12,8 +11,7 @@ use super::schemas::{
 use crate::platform::error::{AppError, ErrorBody};
 use crate::platform::extract::{AppJson, AppPath, AppQuery};
 use crate::platform::state::AppState;
-use crate::storage::key::Key;
-use crate::storage::key_json::{key_from_json, key_from_path};
+use crate::storage::key_json::{key_at, key_from_path};
 use crate::storage::kv::{
     Atomic, Check, Commit, KvValue, ListOptions, Mutation, Selector, format_versionstamp,
     parse_versionstamp,
@@ -22,10 +20,6 @@ use crate::storage::queue::NewTask;
 
 const MAX_LIST_LIMIT: usize = 1000;
 const MAX_GET_MANY: usize = 1000;
-
-fn json_key(value: &Value, what: &str) -> Result<Key, AppError> {
-    key_from_json(value).map_err(|e| AppError::bad_request(format!("{what}: {e}")))
-}
 
 /// Read one entry.
 #[utoipa::path(
@@ -204,7 +198,7 @@ pub async fn get_many(
         .keys
         .iter()
         .enumerate()
-        .map(|(i, k)| json_key(k, &format!("keys[{i}]")))
+        .map(|(i, k)| key_at(k, &format!("keys[{i}]")))
         .collect::<Result<Vec<_>, _>>()?;
     let entries = state.store.kv.get_many(&keys)?;
     Ok(Json(ManyEntries {
@@ -245,7 +239,7 @@ pub async fn atomic(
             })?),
         };
         op.checks.push(Check {
-            key: json_key(&check.key, &format!("checks[{i}].key"))?,
+            key: key_at(&check.key, &format!("checks[{i}].key"))?,
             versionstamp,
         });
     }
@@ -257,23 +251,23 @@ pub async fn atomic(
                 value,
                 expire_in_ms,
             } => Mutation::Set {
-                key: json_key(&key, &at("key"))?,
+                key: key_at(&key, &at("key"))?,
                 value: KvValue::Json(value),
                 expire_in_ms,
             },
             MutationBody::Delete { key } => Mutation::Delete {
-                key: json_key(&key, &at("key"))?,
+                key: key_at(&key, &at("key"))?,
             },
             MutationBody::Sum { key, value } => Mutation::Sum {
-                key: json_key(&key, &at("key"))?,
+                key: key_at(&key, &at("key"))?,
                 value,
             },
             MutationBody::Min { key, value } => Mutation::Min {
-                key: json_key(&key, &at("key"))?,
+                key: key_at(&key, &at("key"))?,
                 value,
             },
             MutationBody::Max { key, value } => Mutation::Max {
-                key: json_key(&key, &at("key"))?,
+                key: key_at(&key, &at("key"))?,
                 value,
             },
         });
@@ -288,7 +282,7 @@ pub async fn atomic(
             .keys_if_undelivered
             .iter()
             .enumerate()
-            .map(|(j, k)| json_key(k, &format!("enqueues[{i}].keys_if_undelivered[{j}]")))
+            .map(|(j, k)| key_at(k, &format!("enqueues[{i}].keys_if_undelivered[{j}]")))
             .collect::<Result<Vec<_>, _>>()?;
         op.enqueues.push(NewTask {
             kind,

@@ -7,15 +7,10 @@ use super::schemas::{EnqueueRequest, Enqueued, ListQuery, StatsBody, TaskBody, T
 use crate::platform::error::{AppError, ErrorBody};
 use crate::platform::extract::{AppJson, AppPath, AppQuery};
 use crate::platform::state::AppState;
-use crate::storage::key::Key;
-use crate::storage::key_json::key_from_json;
+use crate::storage::key_json::key_at;
 use crate::storage::queue::{NewTask, Status};
 
 const MAX_LIST_LIMIT: usize = 1000;
-
-fn json_key(value: &serde_json::Value, at: &str) -> Result<Key, AppError> {
-    key_from_json(value).map_err(|e| AppError::bad_request(format!("{at}: {e}")))
-}
 
 fn parse_id(raw: &str) -> Result<i64, AppError> {
     raw.parse::<i64>()
@@ -48,7 +43,7 @@ pub async fn enqueue(
         .keys_if_undelivered
         .iter()
         .enumerate()
-        .map(|(i, k)| json_key(k, &format!("keys_if_undelivered[{i}]")))
+        .map(|(i, k)| key_at(k, &format!("keys_if_undelivered[{i}]")))
         .collect::<Result<Vec<_>, _>>()?;
     let task = state
         .store
