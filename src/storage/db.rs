@@ -9,7 +9,7 @@
 //! acknowledged write is in the WAL. Readers run on the caller's thread with their own
 //! connections (WAL lets them read while the writer writes); point reads take microseconds.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -102,7 +102,6 @@ where
 
 /// A handle on the database: cheap to share behind an `Arc`.
 pub struct Db {
-    path: PathBuf,
     jobs: mpsc::UnboundedSender<Box<dyn WriteJob>>,
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
@@ -160,16 +159,10 @@ impl Db {
             .spawn(move || writer_loop(writer, rx, next_version))
             .map_err(|e| StorageError::Invalid(format!("cannot start the writer thread: {e}")))?;
         Ok(Db {
-            path: path.to_owned(),
             jobs: tx,
             readers,
             next_reader: AtomicUsize::new(0),
         })
-    }
-
-    /// The database file.
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     /// Runs `work` in the writer's next transaction and answers once it has committed.
