@@ -27,14 +27,7 @@ async fn put_get_delete_an_entry() {
         .to_owned();
     assert_eq!(versionstamp.len(), 20);
 
-    let entry: Value = http
-        .get(server.url("/api/kv/entries/users/ada"))
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
+    let entry: Value = common::get_json(server.url("/api/kv/entries/users/ada")).await;
     assert_eq!(entry["key"], json!(["users", "ada"]));
     assert_eq!(entry["value"], json!({"name": "Ada"}));
     assert_eq!(entry["versionstamp"], versionstamp.as_str());
@@ -115,14 +108,7 @@ async fn list_pages_through_a_prefix_in_order_with_a_cursor() {
         if let Some(c) = &cursor {
             url.push_str(&format!("&cursor={c}"));
         }
-        let page: Value = http
-            .get(url)
-            .send()
-            .await
-            .expect("send")
-            .json()
-            .await
-            .expect("json");
+        let page: Value = common::get_json(url).await;
         for e in page["entries"].as_array().expect("entries") {
             seen.push(e["value"].as_str().expect("value").to_owned());
         }
@@ -133,14 +119,8 @@ async fn list_pages_through_a_prefix_in_order_with_a_cursor() {
     }
     assert_eq!(seen, ["a", "b", "c", "d", "e"]);
 
-    let reversed: Value = http
-        .get(server.url("/api/kv/list?prefix=letters&reverse=true&limit=3"))
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
+    let reversed: Value =
+        common::get_json(server.url("/api/kv/list?prefix=letters&reverse=true&limit=3")).await;
     let values: Vec<&str> = reversed["entries"]
         .as_array()
         .expect("entries")
@@ -150,14 +130,8 @@ async fn list_pages_through_a_prefix_in_order_with_a_cursor() {
     assert_eq!(values, ["e", "d", "c"]);
     assert!(reversed["cursor"].is_string());
 
-    let range: Value = http
-        .get(server.url("/api/kv/list?start=letters/b&end=letters/d"))
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
+    let range: Value =
+        common::get_json(server.url("/api/kv/list?start=letters/b&end=letters/d")).await;
     assert_eq!(range["entries"].as_array().expect("entries").len(), 2);
 
     let bad = http
