@@ -3,21 +3,27 @@
 //! It routes and logs; everything else lives in the services.
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
 use tower::ServiceBuilder;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::env::Config;
-use crate::middlewares::{catch_panic, logging, timeout};
+use crate::middlewares::body_limit::{BodyLimit, BodyLimitLayer};
+use crate::middlewares::catch_panic::{CatchPanic, CatchPanicLayer};
+use crate::middlewares::logging::{RequestLog, RequestLogLayer};
+use crate::middlewares::route_templates::RouteTemplates;
+use crate::middlewares::timeout::{Timeout, TimeoutLayer};
 use crate::platform::fallback;
 use crate::platform::openapi::{self, ApiDoc};
 use crate::platform::state::{AppHandle, AppState};
 use crate::routes;
 use crate::storage::worker::Workers;
 
+/// The whole application as one service: the router inside the common layers.
+pub type App = RequestLog<CatchPanic<Timeout<BodyLimit<Router>>>>;
+
 /// Builds the whole application for the given state.
-pub fn build(state: AppState) -> Router {
+pub fn build(state: AppState) -> App {
     let config = state.config.clone();
     let (api, spec) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(routes::health::router())
@@ -26,8 +32,15 @@ pub fn build(state: AppState) -> Router {
         .merge(routes::ai::url2text::router())
         .merge(routes::ai::llm::router())
         .split_for_parts();
-
-    with_common_layers(api.merge(openapi::router(spec)), &config).with_state(state)
+    // Every service route is in the spec, under the path it was routed with.
+    let templates = RouteTemplates::new(
+        spec.paths
+            .paths
+            .keys()
+            .map(String::as_str)
+            .chain(openapi::PATHS),
+    );
+    with_common_layers(api.merge(openapi::router(spec)), state, &config, templates)
 }
 
 /// The task kinds this instance runs, one line per kind. Kinds that call services do so
@@ -40,19 +53,28 @@ pub fn register_task_kinds(workers: &mut Workers, config: &Config, app: &AppHand
     );
 }
 
-/// The fallbacks and layers every route gets: request id and request log, panic net, time
-/// limit and body limit (routes may lower or raise it with their own `DefaultBodyLimit`).
-pub fn with_common_layers(router: Router<AppState>, config: &Config) -> Router<AppState> {
-    router
+/// The fallbacks, and the layers every request goes through: request id and request log,
+/// panic net, time limit and body limit (routes may lower or raise it with their own
+/// `DefaultBodyLimit`). The layers wrap the whole router, not each route: axum clones a
+/// layered route's box for every request. `templates` names each path's route for the log.
+pub fn with_common_layers(
+    router: Router<AppState>,
+    state: AppState,
+    config: &Config,
+    templates: RouteTemplates,
+) -> App {
+    let router = router
         .fallback(fallback::not_found)
         .method_not_allowed_fallback(fallback::method_not_allowed)
-        .layer(
-            ServiceBuilder::new()
-                .layer(logging::RequestLogLayer)
-                .layer(catch_panic::CatchPanicLayer)
-                .layer(timeout::TimeoutLayer {
-                    limit: config.request_timeout,
-                })
-                .layer(DefaultBodyLimit::max(config.body_limit_bytes)),
-        )
+        .with_state(state);
+    ServiceBuilder::new()
+        .layer(RequestLogLayer::new(templates))
+        .layer(CatchPanicLayer)
+        .layer(TimeoutLayer {
+            limit: config.request_timeout,
+        })
+        .layer(BodyLimitLayer {
+            max: config.body_limit_bytes,
+        })
+        .service(router)
 }

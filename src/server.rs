@@ -6,6 +6,9 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use axum::ServiceExt as _;
+use tower::util::BoxCloneSyncService;
+
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -111,8 +114,8 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<(), Se
         workers: workers.clone(),
         started_at,
     });
-    let router = app::build(state);
-    let _ = app_handle.set(router.clone());
+    let app = app::build(state);
+    let _ = app_handle.set(BoxCloneSyncService::new(app.clone()));
     let maintenance = store.spawn_maintenance(shutdown.clone());
     let worker_loop = tokio::spawn(workers.run(shutdown.clone(), grace));
     tracing::info!(
@@ -121,7 +124,7 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<(), Se
         "listening"
     );
 
-    let server = axum::serve(listener, router)
+    let server = axum::serve(listener, app.into_make_service())
         .with_graceful_shutdown(shutdown.clone().cancelled_owned())
         .into_future();
     let grace_over = async {

@@ -15,8 +15,9 @@ use serde::Deserialize;
 use serde_json::Value;
 use tower::ServiceExt;
 
-use toolshed::app::with_common_layers;
+use toolshed::app::{App, with_common_layers};
 use toolshed::env::{Config, SettingsArgs};
+use toolshed::middlewares::route_templates::RouteTemplates;
 use toolshed::platform::extract::AppJson;
 use toolshed::platform::outbound::{GuardPolicy, Outbound};
 use toolshed::platform::state::{AppState, Shared};
@@ -42,7 +43,7 @@ async fn slow() -> &'static str {
     "late"
 }
 
-fn test_app(dir: &common::TempDir) -> Router {
+fn test_app(dir: &common::TempDir) -> App {
     let args = SettingsArgs {
         request_timeout_s: Some("1".into()),
         body_limit_bytes: Some("2048".into()),
@@ -65,10 +66,11 @@ fn test_app(dir: &common::TempDir) -> Router {
         )
         .route("/boom", get(boom))
         .route("/slow", get(slow));
-    with_common_layers(routes, &config).with_state(state)
+    let templates = RouteTemplates::new(["/greet", "/greet-big", "/boom", "/slow"]);
+    with_common_layers(routes, state, &config, templates)
 }
 
-async fn call(app: &Router, request: Request<Body>) -> (StatusCode, Value) {
+async fn call(app: &App, request: Request<Body>) -> (StatusCode, Value) {
     let response = app.clone().oneshot(request).await.expect("infallible");
     let status = response.status();
     let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
@@ -131,6 +133,29 @@ async fn body_over_the_limit_is_413_and_routes_can_raise_it() {
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(body["code"], "payload_too_large");
     let (status, _) = call(&app, post_json("/greet-big", "application/json", big)).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_body_of_unknown_length_is_held_to_the_same_limit() {
+    let dir = common::TempDir::new();
+    let app = test_app(&dir);
+    let streamed = |json: String| {
+        let chunks = json
+            .into_bytes()
+            .chunks(512)
+            .map(|c| Ok::<_, std::io::Error>(c.to_vec()))
+            .collect::<Vec<_>>();
+        Request::post("/greet")
+            .header("content-type", "application/json")
+            .body(Body::from_stream(futures_util::stream::iter(chunks)))
+            .expect("request")
+    };
+    let big = format!("{{\"name\": \"{}\"}}", "x".repeat(10_000));
+    let (status, body) = call(&app, streamed(big)).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(body["code"], "payload_too_large");
+    let (status, _) = call(&app, streamed("{\"name\": \"x\"}".into())).await;
     assert_eq!(status, StatusCode::OK);
 }
 

@@ -162,6 +162,17 @@ async fn every_request_is_logged_as_one_json_line_with_its_fields() {
         .expect("send");
     let line = server.wait_for_log(|l| l["message"] == "request" && l["path"] == "/api/nope/1");
     assert_eq!(line["status"], 404);
+    assert_eq!(line["route"], "-");
+
+    // Routes with parameters are logged by their template, as the router matched them.
+    for (path, route) in [
+        ("/api/kv/entries/users/42", "/api/kv/entries/{*key}"),
+        ("/openapi.json", "/openapi.json"),
+    ] {
+        client().get(server.url(path)).send().await.expect("send");
+        let line = server.wait_for_log(|l| l["message"] == "request" && l["path"] == path);
+        assert_eq!(line["route"], route, "{line}");
+    }
 }
 
 #[tokio::test]

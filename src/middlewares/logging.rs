@@ -11,13 +11,15 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
 use crate::middlewares::request_id::{self, RequestId};
+use crate::middlewares::route_templates::RouteTemplates;
 use crate::platform::log_format::{self, REQUEST_ID};
 use axum::body::Body;
-use axum::extract::{MatchedPath, Request};
+use axum::extract::Request;
 use axum::http::{Method, StatusCode, Uri};
 use axum::response::Response;
 use bytes::Bytes;
@@ -29,7 +31,7 @@ pub struct RequestLine {
     request_id: RequestId,
     method: Method,
     uri: Uri,
-    route: Option<MatchedPath>,
+    route: Option<Arc<str>>,
     status: StatusCode,
     started: Instant,
     bytes: u64,
@@ -43,7 +45,7 @@ impl RequestLine {
         }
         self.logged = true;
         let latency_us = u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX);
-        let route = self.route.as_ref().map_or("-", |r| r.as_str());
+        let route = self.route.as_deref().unwrap_or("-");
         // Written after the request's future is done, so the id is a field of its own.
         let fast = log_format::write_info_line(module_path!(), "request", |line| {
             // Only the path can hold anything a caller likes; the rest is validated or ours.
@@ -120,24 +122,39 @@ impl http_body::Body for LoggedBody {
     }
 }
 
-/// Adds request ids and request log lines to every route.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct RequestLogLayer;
+/// Adds request ids and request log lines to every request; `routes` names the route
+/// template of each path (the layer wraps the router, so it runs before axum matches).
+#[derive(Clone)]
+pub struct RequestLogLayer {
+    routes: Arc<RouteTemplates>,
+}
+
+impl RequestLogLayer {
+    pub fn new(routes: RouteTemplates) -> RequestLogLayer {
+        RequestLogLayer {
+            routes: Arc::new(routes),
+        }
+    }
+}
 
 impl<S> Layer<S> for RequestLogLayer {
     type Service = RequestLog<S>;
 
     fn layer(&self, inner: S) -> RequestLog<S> {
-        RequestLog { inner }
+        RequestLog {
+            inner,
+            routes: self.routes.clone(),
+        }
     }
 }
 
 /// The service: assigns the request id, runs the request with the id in scope for its log
 /// lines, echoes the id and writes the request's line. Hand-written rather than
 /// `middleware::from_fn` because this runs on every request and `from_fn` boxes twice.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RequestLog<S> {
     inner: S,
+    routes: Arc<RouteTemplates>,
 }
 
 impl<S> Service<Request> for RequestLog<S>
@@ -158,7 +175,7 @@ where
         let line = RequestLine {
             method: request.method().clone(),
             uri: request.uri().clone(),
-            route: request.extensions().get::<MatchedPath>().cloned(),
+            route: self.routes.find(request.uri().path()),
             // Until the handler answers: if the client goes away first, the line says 499
             // (nginx's "client closed request") with aborted = true.
             status: StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST),

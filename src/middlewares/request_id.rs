@@ -61,8 +61,11 @@ fn fresh() -> HeaderValue {
     bytes[8..].copy_from_slice(&next_u64().to_le_bytes());
     let id = uuid::Builder::from_random_bytes(bytes).into_uuid();
     let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
-    let text = id.hyphenated().encode_lower(&mut buf);
-    HeaderValue::from_str(text).unwrap_or_else(|_| HeaderValue::from_static("invalid-uuid"))
+    id.hyphenated().encode_lower(&mut buf);
+    // Owned by one shared allocation: the id is cloned for the log scope and the response,
+    // and a value copied from a slice would allocate again on its first clone.
+    HeaderValue::from_maybe_shared(bytes::Bytes::from_owner(buf))
+        .unwrap_or_else(|_| HeaderValue::from_static("invalid-uuid"))
 }
 
 /// The id for a request with these headers.

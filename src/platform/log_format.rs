@@ -114,28 +114,22 @@ fn write_timestamp(out: &mut impl fmt::Write) -> fmt::Result {
         }
         out.write_str(&cache.1)
     })?;
-    let mut micros = [b'.', b'0', b'0', b'0', b'0', b'0', b'0', b'Z'];
-    let mut n = now.subsec_micros();
-    for slot in micros[1..7].iter_mut().rev() {
-        *slot = b'0' + (n % 10) as u8;
-        n /= 10;
-    }
-    out.write_str(std::str::from_utf8(&micros).unwrap_or(".000000Z"))
+    // A million plus the microseconds has seven digits: the last six are the zero-padded part.
+    let mut digits = itoa::Buffer::new();
+    let micros = digits.format(1_000_000 + now.subsec_micros());
+    out.write_char('.')?;
+    out.write_str(&micros[1..])?;
+    out.write_char('Z')
 }
 
-/// Appends `n` in decimal without the formatting machinery (a hot path: the request line).
-fn push_u64(out: &mut String, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
+/// Lets `escape` and `write_timestamp` append to the byte buffer of the fast path.
+struct ByteSink<'a>(&'a mut Vec<u8>);
+
+impl fmt::Write for ByteSink<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.0.extend_from_slice(s.as_bytes());
+        Ok(())
     }
-    out.push_str(std::str::from_utf8(&digits[i..]).unwrap_or("0"));
 }
 
 /// Writes an event's fields as `,"name":value` pairs.
@@ -210,7 +204,7 @@ impl<W: fmt::Write> fmt::Write for Escaper<'_, W> {
 static REQUEST_LINE_SINK: OnceLock<BatchWriter> = OnceLock::new();
 
 thread_local! {
-    static LINE: RefCell<String> = RefCell::new(String::with_capacity(512));
+    static LINE: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(512));
 }
 
 /// Lets the request log write its JSON lines straight into `writer`, skipping the
@@ -220,22 +214,23 @@ pub fn enable_request_line_fast_path(writer: BatchWriter) {
     let _ = REQUEST_LINE_SINK.set(writer);
 }
 
-/// Fields of a JSON line being written.
-pub struct JsonLine<'a>(&'a mut String);
+/// Fields of a JSON line being written. The line is bytes, not a `String`: numbers go in
+/// as digits without a UTF-8 check, and everything else is appended from `&str`.
+pub struct JsonLine<'a>(&'a mut Vec<u8>);
 
 /// Field writers append directly: `write!` costs more than the rest of the line together.
 impl JsonLine<'_> {
     fn key(&mut self, name: &str) {
-        self.0.push_str(",\"");
-        self.0.push_str(name);
-        self.0.push_str("\":");
+        self.0.extend_from_slice(b",\"");
+        self.0.extend_from_slice(name.as_bytes());
+        self.0.extend_from_slice(b"\":");
     }
 
     pub fn str(&mut self, name: &str, value: &str) -> &mut Self {
         self.key(name);
-        self.0.push('"');
-        let _ = escape(self.0, value);
-        self.0.push('"');
+        self.0.push(b'"');
+        let _ = escape(&mut ByteSink(self.0), value);
+        self.0.push(b'"');
         self
     }
 
@@ -244,33 +239,36 @@ impl JsonLine<'_> {
     pub fn raw(&mut self, name: &str, value: &str) -> &mut Self {
         debug_assert!(!value.bytes().any(|b| NEEDS_ESCAPE[usize::from(b)]));
         self.key(name);
-        self.0.push('"');
-        self.0.push_str(value);
-        self.0.push('"');
+        self.0.push(b'"');
+        self.0.extend_from_slice(value.as_bytes());
+        self.0.push(b'"');
         self
     }
 
     pub fn u64(&mut self, name: &str, value: u64) -> &mut Self {
         self.key(name);
-        push_u64(self.0, value);
+        self.0
+            .extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
         self
     }
 
     /// A duration given in microseconds, written as milliseconds with three decimals.
     pub fn millis(&mut self, name: &str, micros: u64) -> &mut Self {
         self.key(name);
-        push_u64(self.0, micros / 1000);
-        let frac = micros % 1000;
-        self.0.push('.');
-        self.0.push(char::from(b'0' + (frac / 100) as u8));
-        self.0.push(char::from(b'0' + (frac / 10 % 10) as u8));
-        self.0.push(char::from(b'0' + (frac % 10) as u8));
+        let mut digits = itoa::Buffer::new();
+        self.0
+            .extend_from_slice(digits.format(micros / 1000).as_bytes());
+        self.0.push(b'.');
+        // 1000 + the fraction has four digits: the last three are the zero-padded fraction.
+        self.0
+            .extend_from_slice(&digits.format(micros % 1000 + 1000).as_bytes()[1..]);
         self
     }
 
     pub fn bool(&mut self, name: &str, value: bool) -> &mut Self {
         self.key(name);
-        self.0.push_str(if value { "true" } else { "false" });
+        self.0
+            .extend_from_slice(if value { b"true" } else { b"false" });
         self
     }
 }
@@ -285,16 +283,16 @@ pub fn write_info_line(target: &str, message: &str, fill: impl FnOnce(&mut JsonL
     LINE.with(|line| {
         let mut line = line.borrow_mut();
         line.clear();
-        line.push_str("{\"timestamp\":\"");
-        let _ = write_timestamp(&mut *line);
-        line.push_str("\",\"level\":\"INFO\"");
+        line.extend_from_slice(b"{\"timestamp\":\"");
+        let _ = write_timestamp(&mut ByteSink(&mut line));
+        line.extend_from_slice(b"\",\"level\":\"INFO\"");
         let mut fields = JsonLine(&mut line);
         fields.raw("message", message);
         fill(&mut fields);
-        line.push_str(",\"target\":\"");
-        line.push_str(target);
-        line.push_str("\"}\n");
-        sink.append(line.as_bytes());
+        line.extend_from_slice(b",\"target\":\"");
+        line.extend_from_slice(target.as_bytes());
+        line.extend_from_slice(b"\"}\n");
+        sink.append(&line);
     });
     true
 }
@@ -429,7 +427,7 @@ mod tests {
 
     #[test]
     fn fast_fields_write_valid_json_numbers() {
-        let mut line = String::from("{\"a\":0");
+        let mut line = b"{\"a\":0".to_vec();
         JsonLine(&mut line)
             .u64("n", 1_234_567)
             .u64("z", 0)
@@ -437,8 +435,8 @@ mod tests {
             .millis("small", 7)
             .bool("ok", true)
             .str("s", "q\"x");
-        line.push('}');
-        let v: serde_json::Value = serde_json::from_str(&line).expect("JSON");
+        line.push(b'}');
+        let v: serde_json::Value = serde_json::from_slice(&line).expect("JSON");
         assert_eq!(v["n"], 1_234_567);
         assert_eq!(v["z"], 0);
         assert_eq!(v["ms"], 12.345);

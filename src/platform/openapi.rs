@@ -6,6 +6,7 @@ use axum::Router;
 use axum::http::header;
 use axum::response::{Html, IntoResponse};
 use axum::routing::get;
+use bytes::Bytes;
 use utoipa::OpenApi;
 
 use crate::platform::error::ErrorBody;
@@ -45,19 +46,29 @@ const REFERENCE_HTML: &str = r#"<!doctype html>
 const FAVICON_SVG: &str = r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 100 100"><text y=".9em" font-size="90">🪓</text></svg>"#;
 
 /// Routes for the document, the reference page and its assets.
+/// The paths `router` serves, for the request log's route table.
+pub const PATHS: [&str; 4] = [SPEC_PATH, REFERENCE_PATH, RAPIDOC_PATH, FAVICON_PATH];
+const SPEC_PATH: &str = "/openapi.json";
+const REFERENCE_PATH: &str = "/reference";
+const RAPIDOC_PATH: &str = "/reference/rapidoc-min.js";
+const FAVICON_PATH: &str = "/favicon.ico";
+
 pub fn router(mut spec: utoipa::openapi::OpenApi) -> Router<AppState> {
     // axum spells a catch-all segment `{*key}`; OpenAPI knows only `{key}`.
     spec.paths.paths = std::mem::take(&mut spec.paths.paths)
         .into_iter()
         .map(|(path, item)| (path.replace("{*", "{"), item))
         .collect();
-    // Rendered once: the document never changes while the process runs.
-    let spec_json = spec
-        .to_pretty_json()
-        .unwrap_or_else(|e| format!("{{\"error\":\"cannot render the OpenAPI document: {e}\"}}"));
+    // Rendered once: the document never changes while the process runs. Held as `Bytes`
+    // because axum clones a route's handler (and what it captures) for every layer at
+    // start-up and for every request: a `String` here kept ~130 copies of the document.
+    let spec_json =
+        Bytes::from(spec.to_pretty_json().unwrap_or_else(|e| {
+            format!("{{\"error\":\"cannot render the OpenAPI document: {e}\"}}")
+        }));
     Router::new()
         .route(
-            "/openapi.json",
+            SPEC_PATH,
             get(move || async move {
                 (
                     [(header::CONTENT_TYPE, "application/json")],
@@ -65,9 +76,9 @@ pub fn router(mut spec: utoipa::openapi::OpenApi) -> Router<AppState> {
                 )
             }),
         )
-        .route("/reference", get(|| async { Html(REFERENCE_HTML) }))
+        .route(REFERENCE_PATH, get(|| async { Html(REFERENCE_HTML) }))
         .route(
-            "/reference/rapidoc-min.js",
+            RAPIDOC_PATH,
             get(|| async {
                 (
                     [
@@ -80,7 +91,7 @@ pub fn router(mut spec: utoipa::openapi::OpenApi) -> Router<AppState> {
             }),
         )
         .route(
-            "/favicon.ico",
+            FAVICON_PATH,
             get(|| async { ([(header::CONTENT_TYPE, "image/svg+xml")], FAVICON_SVG) }),
         )
 }

@@ -11,7 +11,15 @@ use crate::storage::worker::Workers;
 
 /// The finished app, for code that calls Toolshed's own routes in-process (the queue's
 /// `http` tasks). Set once the router is built.
-pub type AppHandle = Arc<OnceLock<axum::Router>>;
+pub type AppHandle = Arc<
+    OnceLock<
+        tower::util::BoxCloneSyncService<
+            axum::extract::Request,
+            axum::response::Response,
+            std::convert::Infallible,
+        >,
+    >,
+>;
 
 /// Shared by every request. Handlers clone it on every call, so it is one reference count;
 /// fields are reached through `Deref`.

@@ -1,6 +1,9 @@
 use axum::Json;
+use axum::body::Body;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::header::CONTENT_TYPE;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::Response;
 
 use super::schemas::{Health, Readiness, ReadinessChecks};
 use crate::platform::error::ErrorBody;
@@ -18,13 +21,18 @@ const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
     tag = "health",
     responses((status = 200, description = "The process is up", body = Health))
 )]
-pub async fn health(State(state): State<AppState>) -> Json<Health> {
-    Json(Health {
+pub async fn health(State(state): State<AppState>) -> Response {
+    let health = Health {
         status: "OK",
         timestamp: now_ms(),
         version: env!("CARGO_PKG_VERSION"),
         uptime_s: (state.started_at.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
-    })
+    };
+    let mut response = Response::new(Body::from(health.to_json()));
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
 }
 
 /// Readiness: 200 when the embedded store accepts a durable write, 503 with the reason when not.
