@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # GET /api/health under wrk -t2 -c64: Toolshed's release build (JSON request logs on, written
-# to a file) against a bare axum hello-world, in the same run. Prints req/s, p99, peak RSS and
-# the time from exec to the first answer. Usage: bench/http.sh [duration_s]
+# to a file) against a bare axum hello-world, in the same run. The two take turns for several
+# rounds, because a shared machine drifts by several percent within a minute; each round
+# prints req/s, p99, peak RSS and the time from exec to the first answer, and the summary
+# gives the median ratio. Usage: bench/http.sh [duration_s] [rounds]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION="${1:-10}"
+ROUNDS="${2:-3}"
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 cargo build --release --quiet --bin toolshed --example bare_axum
 BIN=target/release/toolshed
@@ -25,15 +28,23 @@ measure() { # name port command...
   p99=$(awk '$1 == "99%" {print $2}' <<<"$report")
   rss=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
   kill "$pid"; wait "$pid" 2>/dev/null || true
-  printf '%-28s %10s req/s   p99 %8s   peak RSS %6.1f MB   first answer %6s ms\n' \
+  printf '  %-20s %10s req/s   p99 %8s   peak RSS %6.1f MB   first answer %6s ms\n' \
     "$name" "$rps" "$p99" "$(echo "$rss / 1024" | bc -l)" "$first"
-  echo "$rps" >"$WORK/$name.rps"
+  LAST_RPS=$rps
 }
 
-echo "wrk -t2 -c64 -d${DURATION}s GET /api/health on $(nproc) cores ($(date -u +%F))"
-measure bare-axum 18080 "$BARE" 18080
-measure toolshed-json-logs 18081 env ENV=production LOG_FORMAT=json \
-  sh -c "exec $BIN --port 18081 --data-dir $WORK/data >$WORK/toolshed.log"
-echo "toolshed log lines written: $(wc -l <"$WORK/toolshed.log")"
-printf 'toolshed / bare throughput: %.2f\n' \
-  "$(echo "$(cat "$WORK/toolshed-json-logs.rps") / $(cat "$WORK/bare-axum.rps")" | bc -l)"
+echo "wrk -t2 -c64 -d${DURATION}s GET /api/health on $(nproc) cores ($(date -u +%F)), $ROUNDS rounds"
+for round in $(seq "$ROUNDS"); do
+  echo "round $round"
+  measure bare-axum 18080 "$BARE" 18080
+  bare=$LAST_RPS
+  rm -rf "$WORK/data" "$WORK/toolshed.log"
+  measure toolshed-json-logs 18081 env ENV=production LOG_FORMAT=json \
+    sh -c "exec $BIN --port 18081 --data-dir $WORK/data >$WORK/toolshed.log"
+  ratio=$(echo "$LAST_RPS / $bare" | bc -l)
+  printf '  toolshed / bare throughput: %.3f   (toolshed log lines written: %s)\n' \
+    "$ratio" "$(wc -l <"$WORK/toolshed.log")"
+  echo "$ratio" >>"$WORK/ratios"
+done
+printf 'median toolshed / bare throughput over %s rounds: %.3f\n' "$ROUNDS" \
+  "$(sort -n "$WORK/ratios" | awk '{r[NR] = $1} END {print (NR % 2) ? r[(NR + 1) / 2] : (r[NR / 2] + r[NR / 2 + 1]) / 2}')"
