@@ -27,7 +27,12 @@ measure() { # name port command...
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$report")
   p99=$(awk '$1 == "99%" {print $2}' <<<"$report")
   rss=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
-  kill "$pid"; wait "$pid" 2>/dev/null || true
+  kill "$pid"
+  # The server is first_answer.py's child, not ours: wait for it to flush its log and exit.
+  for _ in $(seq 300); do
+    grep -qs '^State:[[:space:]]*[^Z]' "/proc/$pid/status" || break
+    sleep 0.05
+  done
   printf '  %-20s %10s req/s   p99 %8s   peak RSS %6.1f MB   first answer %6s ms\n' \
     "$name" "$rps" "$p99" "$(echo "$rss / 1024" | bc -l)" "$first"
   LAST_RPS=$rps

@@ -2,6 +2,8 @@
 //! them in the common layers.
 //! It routes and logs; everything else lives in the services.
 
+use std::sync::Arc;
+
 use axum::Router;
 use tower::ServiceBuilder;
 use utoipa::OpenApi;
@@ -63,6 +65,13 @@ pub fn with_common_layers(
     config: &Config,
     templates: RouteTemplates,
 ) -> App {
+    let templates = Arc::new(templates);
+    // Debug builds, and so every test, check the table against axum's own matching.
+    #[cfg(debug_assertions)]
+    let router = router.route_layer(axum::middleware::map_request_with_state(
+        templates.clone(),
+        crate::middlewares::route_templates::check_against_router,
+    ));
     let router = router
         .fallback(fallback::not_found)
         .method_not_allowed_fallback(fallback::method_not_allowed)

@@ -1,8 +1,9 @@
 //! The default body-size limit, applied only to requests that can carry a body.
 //!
 //! axum's `DefaultBodyLimit` stores the limit in the request's extensions, where the body
-//! extractors read it. That insert allocates the extension map on every request: for a
-//! `GET` with no body it was the most expensive thing the common layers did. A request whose
+//! extractors read it. Beside the three entries axum's router adds to every request, that
+//! fourth one makes the extension map grow (another allocation and a rehash): for a `GET`
+//! with no body it was the most expensive thing the common layers did. A request whose
 //! body is known to be empty has nothing to limit, so it skips the insert; every other
 //! request (a length, or chunked with none) gets the limit from axum's own layer. Routes
 //! still raise or lower it with their own `DefaultBodyLimit`, which runs after this one.

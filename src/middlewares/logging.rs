@@ -130,10 +130,8 @@ pub struct RequestLogLayer {
 }
 
 impl RequestLogLayer {
-    pub fn new(routes: RouteTemplates) -> RequestLogLayer {
-        RequestLogLayer {
-            routes: Arc::new(routes),
-        }
+    pub fn new(routes: Arc<RouteTemplates>) -> RequestLogLayer {
+        RequestLogLayer { routes }
     }
 }
 

@@ -7,6 +7,9 @@
 
 use std::sync::Arc;
 
+#[cfg(debug_assertions)]
+use axum::extract::{MatchedPath, Request, State};
+
 /// Every route path of the app, matched the way axum matches them (both use `matchit`).
 #[derive(Default)]
 pub struct RouteTemplates(matchit::Router<Arc<str>>);
@@ -28,6 +31,28 @@ impl RouteTemplates {
     pub fn find(&self, path: &str) -> Option<Arc<str>> {
         self.0.at(path).ok().map(|found| found.value.clone())
     }
+}
+
+/// Checks the table's template for a routed request against the route axum matched. Debug
+/// builds (and so every test) run it on every route: a route routed without going through
+/// the spec, or a path the two would match differently, fails the request with a panic.
+#[cfg(debug_assertions)]
+pub async fn check_against_router(
+    State(table): State<Arc<RouteTemplates>>,
+    request: Request,
+) -> Request {
+    let matched = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(MatchedPath::as_str);
+    let ours = table.find(request.uri().path());
+    assert_eq!(
+        ours.as_deref(),
+        matched,
+        "the request log's route table disagrees with the router on {}",
+        request.uri().path()
+    );
+    request
 }
 
 #[cfg(test)]

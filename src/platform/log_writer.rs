@@ -4,8 +4,8 @@
 //! thread writes the buffer out in one write call, `FLUSH_EVERY` after the first line of a
 //! batch (or sooner when it fills). An idle server wakes nothing; under load the flusher
 //! wakes a few dozen times a second: every wake-up takes a core from the request threads,
-//! and waking every 5 ms cost about 5% of throughput on two cores. Handing each line to a writer thread instead (as `tracing-appender` does)
-//! costs a thread wake-up per line, which at tens of thousands of requests per second on
+//! and waking every 5 ms cost about 5% of throughput on two cores. Handing each line to a
+//! writer thread instead (as `tracing-appender` does) costs a thread wake-up per line, which at tens of thousands of requests per second on
 //! two cores is the single largest cost of logging. If output stalls and the buffer
 //! reaches its cap, new lines are dropped and counted rather than blocking requests.
 
@@ -78,8 +78,8 @@ fn flush_loop<W: Write>(shared: &Shared, mut out: W) {
     loop {
         let (dropped, closing) = {
             let mut buffer = shared.lock();
-            // Idle: sleep until the first line of a batch arrives.
-            while buffer.bytes.is_empty() && !buffer.closing {
+            // Idle: sleep until the first line of a batch (or a dropped one) arrives.
+            while buffer.bytes.is_empty() && buffer.dropped == 0 && !buffer.closing {
                 buffer = shared.wake.wait(buffer).unwrap_or_else(|p| p.into_inner());
             }
             // Then let the batch gather, unless it is already large or the process is closing.
@@ -142,17 +142,24 @@ impl BatchWriter {
 }
 
 fn append(shared: &Shared, bytes: &[u8]) {
-    let mut buffer = shared.lock();
-    if buffer.bytes.len() + bytes.len() > MAX_BUFFERED_BYTES {
-        buffer.dropped += 1;
-    } else {
+    let wake = {
+        let mut buffer = shared.lock();
         let before = buffer.bytes.len();
-        buffer.bytes.extend_from_slice(bytes);
-        // Only the first line of a batch and the line that crosses the mark wake the
-        // flusher: a wake is a syscall.
-        if before == 0 || (before < EARLY_FLUSH_BYTES && buffer.bytes.len() >= EARLY_FLUSH_BYTES) {
-            shared.wake.notify_one();
+        if before + bytes.len() > MAX_BUFFERED_BYTES {
+            buffer.dropped += 1;
+            // The flusher sleeps while the buffer is empty; the warning must not wait for
+            // the next line.
+            before == 0 && buffer.dropped == 1
+        } else {
+            buffer.bytes.extend_from_slice(bytes);
+            // Only the first line of a batch and the line that crosses the mark wake the
+            // flusher: a wake is a syscall.
+            before == 0 || (before < EARLY_FLUSH_BYTES && buffer.bytes.len() >= EARLY_FLUSH_BYTES)
         }
+    };
+    // Outside the lock, so the flusher does not wake only to wait for it.
+    if wake {
+        shared.wake.notify_one();
     }
 }
 
@@ -222,5 +229,22 @@ mod tests {
             std::thread::sleep(Duration::from_millis(2));
         }
         assert_eq!(sink.0.lock().expect("sink").as_slice(), b"alone\n");
+    }
+
+    #[test]
+    fn a_line_too_large_to_keep_is_reported_without_waiting_for_the_next() {
+        let sink = Sink::default();
+        let (writer, _guard) = batch_writer(sink.clone());
+        writer.append(&vec![b'x'; MAX_BUFFERED_BYTES + 1]);
+        let waited = Instant::now();
+        while sink.0.lock().expect("sink").is_empty() {
+            assert!(
+                waited.elapsed() < FLUSH_EVERY * 40,
+                "the drop was never reported"
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let out = String::from_utf8(sink.0.lock().expect("sink").clone()).expect("utf8");
+        assert!(out.contains("1 lines dropped"), "{out}");
     }
 }

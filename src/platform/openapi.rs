@@ -45,7 +45,6 @@ const REFERENCE_HTML: &str = r#"<!doctype html>
 
 const FAVICON_SVG: &str = r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 100 100"><text y=".9em" font-size="90">🪓</text></svg>"#;
 
-/// Routes for the document, the reference page and its assets.
 /// The paths `router` serves, for the request log's route table.
 pub const PATHS: [&str; 4] = [SPEC_PATH, REFERENCE_PATH, RAPIDOC_PATH, FAVICON_PATH];
 const SPEC_PATH: &str = "/openapi.json";
@@ -53,6 +52,7 @@ const REFERENCE_PATH: &str = "/reference";
 const RAPIDOC_PATH: &str = "/reference/rapidoc-min.js";
 const FAVICON_PATH: &str = "/favicon.ico";
 
+/// Routes for the document, the reference page and its assets.
 pub fn router(mut spec: utoipa::openapi::OpenApi) -> Router<AppState> {
     // axum spells a catch-all segment `{*key}`; OpenAPI knows only `{key}`.
     spec.paths.paths = std::mem::take(&mut spec.paths.paths)
