@@ -1,5 +1,6 @@
-//! Tower layers the root app applies to every route: a request id, one log line per
-//! request, a time limit, a body-size limit and a panic net.
+//! Tower layers the root app wraps once around the whole router: a request id, one log line
+//! per request (with the route table that names each request's route), a panic net, a time
+//! limit and a body-size limit.
 
 pub mod body_limit;
 pub mod catch_panic;

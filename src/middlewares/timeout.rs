@@ -14,7 +14,7 @@ use tower::{Layer, Service};
 
 use crate::platform::error::AppError;
 
-/// Limits every route's handler to `limit`.
+/// Limits every request's handler to `limit`.
 #[derive(Debug, Clone, Copy)]
 pub struct TimeoutLayer {
     pub limit: Duration,
