@@ -26,7 +26,7 @@ pub async fn health(State(state): State<AppState>) -> Response {
         status: "OK",
         timestamp: now_ms(),
         version: env!("CARGO_PKG_VERSION"),
-        uptime_s: (state.started_at.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
+        uptime_s: state.started_at.elapsed().as_secs_f64(),
     };
     let mut response = Response::new(Body::from(health.to_json()));
     response

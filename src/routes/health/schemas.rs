@@ -18,7 +18,8 @@ pub struct Health {
 impl Health {
     /// The body as JSON, written by hand: orchestrators poll this route all the time, and
     /// serde's byte-by-byte string escaping cost more than the rest of the handler. Every
-    /// string here is a constant that needs no escaping.
+    /// string here is a constant that needs no escaping; the uptime is written to the
+    /// millisecond.
     pub fn to_json(&self) -> String {
         let uptime_ms = (self.uptime_s * 1000.0).round().max(0.0) as u64;
         let mut numbers = itoa::Buffer::new();
