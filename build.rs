@@ -6,7 +6,13 @@
 use std::process::Command;
 
 fn git(args: &[&str]) -> Option<String> {
-    let out = Command::new("git").args(args).output().ok()?;
+    // `--no-optional-locks`: `git status` would otherwise refresh `.git/index`, which this
+    // script watches, so every build would trigger the next one.
+    let out = Command::new("git")
+        .arg("--no-optional-locks")
+        .args(args)
+        .output()
+        .ok()?;
     if !out.status.success() {
         return None;
     }

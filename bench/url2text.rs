@@ -1,4 +1,4 @@
-//! Extraction speed over Mozilla Readability's test pages (`../shared/fixtures/readability`),
+//! Extraction speed over Mozilla Readability's test pages (`tests/fixtures/readability`),
 //! without the network: median time per page (all pages, and pages of 50–200 KB — "a typical
 //! 100 KB article"), and pages per second over the set, Markdown output.
 //!
@@ -15,7 +15,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn main() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/readability");
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/readability");
     let mut pages: Vec<(String, String)> = Vec::new();
     for entry in std::fs::read_dir(&dir).expect("fixtures").flatten() {
         if let Ok(bytes) = std::fs::read(entry.path().join("source.html")) {

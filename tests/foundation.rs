@@ -42,33 +42,25 @@ async fn ready_is_503_with_the_reason_when_storage_is_not_writable() {
     // Another process holds the database's write lock, so the store cannot write.
     let server = spawn();
     let db = server.data_dir.join("toolshed.db");
-    let mut locker = Command::new("python3")
-        .args([
-            "-c",
-            "import sqlite3,sys,time\n\
-             c=sqlite3.connect(sys.argv[1],isolation_level=None,timeout=1)\n\
-             c.execute('BEGIN EXCLUSIVE')\n\
-             print('locked',flush=True)\n\
-             time.sleep(12)",
-            db.to_str().expect("utf8 path"),
-        ])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("python3");
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(locker.stdout.take().expect("stdout")),
-        &mut line,
-    )
-    .expect("read");
-    assert_eq!(line.trim(), "locked");
+    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let locker = std::thread::spawn(move || {
+        let conn = rusqlite::Connection::open(&db).expect("open the database");
+        conn.execute_batch("BEGIN EXCLUSIVE").expect("lock");
+        locked_tx.send(()).expect("report the lock");
+        let _ = release_rx.recv_timeout(Duration::from_secs(30));
+        conn.execute_batch("ROLLBACK").expect("unlock");
+    });
+    locked_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the lock is taken");
     let response = client()
         .get(server.url("/api/health/ready"))
         .send()
         .await
         .expect("send");
-    let _ = locker.kill();
-    let _ = locker.wait();
+    let _ = release_tx.send(());
+    locker.join().expect("locker thread");
     assert_eq!(response.status(), 503);
     let body: Value = response.json().await.expect("json");
     assert_eq!(body["code"], "not_ready");
