@@ -2,31 +2,22 @@
 //! talk HTTP to it.
 #![allow(dead_code)]
 
+pub mod mock_llm;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
-/// A temporary directory removed on drop.
-pub struct TempDir(PathBuf);
+pub use tempfile::TempDir;
 
-impl TempDir {
-    pub fn new() -> TempDir {
-        let path = std::env::temp_dir().join(format!("toolshed-test-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&path).expect("create temp dir");
-        TempDir(path)
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+/// A fresh temporary directory, removed on drop.
+pub fn temp_dir() -> TempDir {
+    tempfile::Builder::new()
+        .prefix("toolshed-test-")
+        .tempdir()
+        .expect("create temp dir")
 }
 
 /// A running server process; killed on drop.
@@ -44,7 +35,7 @@ pub fn binary() -> &'static str {
 
 /// Starts the server with a fresh data dir and extra env vars.
 pub fn spawn_with(env: &[(&str, &str)]) -> TestServer {
-    let temp = TempDir::new();
+    let temp = temp_dir();
     let dir = temp.path().to_owned();
     let mut server = spawn_in(&dir, env);
     server._temp = Some(temp);
@@ -118,6 +109,36 @@ impl TestServer {
         format!("{}{}", self.base, path)
     }
 
+    /// GETs `path`.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        client().get(self.url(path)).send().await.expect("send")
+    }
+
+    /// GETs `path` and parses the answer as JSON, whatever its status.
+    pub async fn get_json(&self, path: &str) -> serde_json::Value {
+        self.get(path).await.json().await.expect("json")
+    }
+
+    /// POSTs `body` as JSON to `path`.
+    pub async fn post_json(&self, path: &str, body: &serde_json::Value) -> reqwest::Response {
+        client()
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("send")
+    }
+
+    /// PUTs `body` as JSON to `path`.
+    pub async fn put_json(&self, path: &str, body: &serde_json::Value) -> reqwest::Response {
+        client()
+            .put(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("send")
+    }
+
     /// Sends a signal to the server process.
     pub fn signal(&self, signal: &str) {
         let status = Command::new("kill")
@@ -175,16 +196,4 @@ pub fn client() -> reqwest::Client {
         .timeout(Duration::from_secs(30))
         .build()
         .expect("client")
-}
-
-/// GETs `url` and parses the answer as JSON, whatever its status.
-pub async fn get_json(url: impl reqwest::IntoUrl) -> serde_json::Value {
-    client()
-        .get(url)
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json")
 }

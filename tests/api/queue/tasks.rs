@@ -1,10 +1,8 @@
 //! The queue service over HTTP, with `http` tasks calling the instance's own routes.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{TestServer, client, spawn};
+use crate::support::{TestServer, client, spawn};
 use serde_json::{Value, json};
 
 async fn enqueue(server: &TestServer, body: Value) -> reqwest::Response {
@@ -17,7 +15,7 @@ async fn enqueue(server: &TestServer, body: Value) -> reqwest::Response {
 }
 
 async fn task(server: &TestServer, id: i64) -> Value {
-    common::get_json(server.url(&format!("/api/queue/tasks/{id}"))).await
+    server.get_json(&format!("/api/queue/tasks/{id}")).await
 }
 
 async fn wait_status(server: &TestServer, id: i64, status: &str) -> Value {
@@ -65,7 +63,7 @@ async fn an_http_task_calls_the_instance_and_keeps_the_answer() {
         "application/json"
     );
 
-    let entry: Value = common::get_json(server.url("/api/kv/entries/greetings/hello")).await;
+    let entry: Value = server.get_json("/api/kv/entries/greetings/hello").await;
     assert_eq!(entry["value"], "world");
 }
 
@@ -86,7 +84,7 @@ async fn a_4xx_answer_kills_the_task_at_once_and_writes_its_dead_letters() {
     assert_eq!(dead["attempts"], 1, "no retries for a 404");
     assert!(dead["last_error"].as_str().expect("error").contains("404"));
 
-    let letter: Value = common::get_json(server.url("/api/kv/entries/dead/lookup")).await;
+    let letter: Value = server.get_json("/api/kv/entries/dead/lookup").await;
     assert_eq!(letter["value"]["path"], "/api/kv/entries/missing");
 
     // Dead tasks can be retried (fresh attempts) and deleted.
@@ -125,7 +123,7 @@ async fn delayed_tasks_wait_and_stats_count_them() {
     let id = accepted["id"].as_i64().expect("id");
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(task(&server, id).await["status"], "pending");
-    let stats: Value = common::get_json(server.url("/api/queue/stats")).await;
+    let stats: Value = server.get_json("/api/queue/stats").await;
     assert_eq!(stats["counts"]["pending"], 1);
     assert_eq!(stats["total"], 1);
     assert_eq!(
@@ -162,10 +160,11 @@ async fn tasks_list_by_status_with_a_cursor() {
     let mut seen = Vec::new();
     let mut cursor = String::new();
     loop {
-        let page: Value = common::get_json(server.url(&format!(
-            "/api/queue/tasks?status=succeeded&limit=2&cursor={cursor}"
-        )))
-        .await;
+        let page: Value = server
+            .get_json(&format!(
+                "/api/queue/tasks?status=succeeded&limit=2&cursor={cursor}"
+            ))
+            .await;
         seen.extend(
             page["tasks"]
                 .as_array()
@@ -179,7 +178,7 @@ async fn tasks_list_by_status_with_a_cursor() {
         }
     }
     assert_eq!(seen, ids);
-    let none: Value = common::get_json(server.url("/api/queue/tasks?status=dead")).await;
+    let none: Value = server.get_json("/api/queue/tasks?status=dead").await;
     assert_eq!(none["tasks"], json!([]));
 }
 

@@ -1,7 +1,7 @@
 //! A snapshot of the whole OpenAPI document, so that any API change shows up in review.
-//! After an intended change: `UPDATE_SNAPSHOTS=1 cargo test --test openapi_snapshot`.
+//! After an intended change: `UPDATE_SNAPSHOTS=1 cargo test --test api openapi`.
 
-mod common;
+use crate::support;
 
 use std::path::Path;
 
@@ -9,8 +9,8 @@ use serde_json::Value;
 
 #[tokio::test]
 async fn openapi_document_matches_the_snapshot() {
-    let server = common::spawn();
-    let doc: Value = common::get_json(server.url("/openapi.json")).await;
+    let server = support::spawn();
+    let doc: Value = server.get_json("/openapi.json").await;
     let rendered = serde_json::to_string_pretty(&doc).expect("render") + "\n";
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots/openapi.json");
     if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
@@ -19,16 +19,22 @@ async fn openapi_document_matches_the_snapshot() {
         return;
     }
     let expected = std::fs::read_to_string(&path).unwrap_or_default();
-    assert!(
-        expected == rendered,
-        "the OpenAPI document changed; review it and run UPDATE_SNAPSHOTS=1 cargo test --test openapi_snapshot\n--- got ---\n{rendered}"
-    );
+    if expected != rendered {
+        let diff = similar::TextDiff::from_lines(&expected, &rendered)
+            .unified_diff()
+            .context_radius(3)
+            .header("tests/snapshots/openapi.json", "/openapi.json")
+            .to_string();
+        panic!(
+            "the OpenAPI document changed; review the diff and run UPDATE_SNAPSHOTS=1 cargo test --test api openapi\n{diff}"
+        );
+    }
 }
 
 #[tokio::test]
 async fn every_operation_documents_its_responses_and_examples() {
-    let server = common::spawn();
-    let doc: Value = common::get_json(server.url("/openapi.json")).await;
+    let server = support::spawn();
+    let doc: Value = server.get_json("/openapi.json").await;
     let paths = doc["paths"].as_object().expect("paths");
     assert!(!paths.is_empty());
     for (path, item) in paths {

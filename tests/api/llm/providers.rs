@@ -1,21 +1,11 @@
 //! The LLM gateway against mock Anthropic and Gemini servers (their documented formats,
 //! streams split across reads), plus prefill and system-prompt handling.
 
-mod common;
-#[path = "common/mock_llm.rs"]
-mod mock_llm;
+use crate::support;
+use crate::support::mock_llm;
 
-use common::{client, spawn_with};
+use crate::support::spawn_with;
 use serde_json::{Value, json};
-
-async fn post(server: &common::TestServer, body: Value) -> reqwest::Response {
-    client()
-        .post(server.url("/api/ai/llm"))
-        .json(&body)
-        .send()
-        .await
-        .expect("send")
-}
 
 async fn ndjson(response: reqwest::Response) -> Vec<Value> {
     assert_eq!(response.status(), 200);
@@ -29,14 +19,14 @@ async fn ndjson(response: reqwest::Response) -> Vec<Value> {
         .collect()
 }
 
-fn anthropic(mock: &mock_llm::Mock) -> common::TestServer {
+fn anthropic(mock: &mock_llm::Mock) -> support::TestServer {
     spawn_with(&[
         ("ANTHROPIC_BASE_URL", &mock.url),
         ("ANTHROPIC_API_KEY", "ant-key"),
     ])
 }
 
-fn gemini(mock: &mock_llm::Mock) -> common::TestServer {
+fn gemini(mock: &mock_llm::Mock) -> support::TestServer {
     spawn_with(&[
         ("GEMINI_BASE_URL", &mock.url),
         ("GEMINI_API_KEY", "gem-key"),
@@ -47,16 +37,13 @@ fn gemini(mock: &mock_llm::Mock) -> common::TestServer {
 async fn anthropic_whole_answer_translates_both_ways() {
     let mock = mock_llm::start().await;
     let server = anthropic(&mock);
-    let response = post(
-        &server,
-        json!({
+    let response = server.post_json("/api/ai/llm", &json!({
             "messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hey."},
                          {"role": "user", "content": "Again"}, {"role": "user", "content": "please"}],
             "system": "Be terse.",
             "model": "claude-haiku-4-5",
             "stop_token": ["END", "STOP"],
-        }),
-    )
+        }))
     .await;
     assert_eq!(response.status(), 200);
     assert_eq!(
@@ -92,10 +79,7 @@ async fn anthropic_event_stream_becomes_ndjson() {
     .await;
     let server = anthropic(&mock);
     let lines = ndjson(
-        post(
-            &server,
-            json!({"messages": [{"role": "user", "content": "Hi"}], "model": "claude-sonnet-4-5", "stream": true}),
-        )
+        server.post_json("/api/ai/llm", &json!({"messages": [{"role": "user", "content": "Hi"}], "model": "claude-sonnet-4-5", "stream": true}))
         .await,
     )
     .await;
@@ -118,11 +102,12 @@ async fn anthropic_prefill_is_continued_and_returned_whole() {
         {"role": "user", "content": "Greek name for Sun? (A) Sol (B) Helios"},
         {"role": "assistant", "content": "The answer is ("}
     ]);
-    let response = post(
-        &server,
-        json!({"messages": messages, "model": "claude-haiku-4-5"}),
-    )
-    .await;
+    let response = server
+        .post_json(
+            "/api/ai/llm",
+            &json!({"messages": messages, "model": "claude-haiku-4-5"}),
+        )
+        .await;
     let body: Value = response.json().await.expect("json");
     assert_eq!(body["content"], "The answer is (B) Helios");
     assert_eq!(
@@ -132,10 +117,7 @@ async fn anthropic_prefill_is_continued_and_returned_whole() {
     );
 
     let lines = ndjson(
-        post(
-            &server,
-            json!({"messages": messages, "model": "claude-haiku-4-5", "stream": true, "cache": false}),
-        )
+        server.post_json("/api/ai/llm", &json!({"messages": messages, "model": "claude-haiku-4-5", "stream": true, "cache": false}))
         .await,
     )
     .await;
@@ -152,11 +134,8 @@ async fn models_without_prefill_get_it_emulated() {
         ("OPENAI_BASE_URL", &format!("{}/v1", mock.url)),
         ("OPENAI_API_KEY", "k"),
     ]);
-    let response = post(
-        &server,
-        json!({"messages": [{"role": "user", "content": "Count"}, {"role": "assistant", "content": "1, 2, "}],
-               "model": "gpt-4o-mini"}),
-    )
+    let response = server.post_json("/api/ai/llm", &json!({"messages": [{"role": "user", "content": "Count"}, {"role": "assistant", "content": "1, 2, "}],
+               "model": "gpt-4o-mini"}))
     .await;
     let body: Value = response.json().await.expect("json");
     assert_eq!(
@@ -175,17 +154,14 @@ async fn models_without_prefill_get_it_emulated() {
 async fn gemini_whole_answer_translates_both_ways() {
     let mock = mock_llm::start().await;
     let server = gemini(&mock);
-    let response = post(
-        &server,
-        json!({
+    let response = server.post_json("/api/ai/llm", &json!({
             "messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hey."},
                          {"role": "user", "content": "Again"}],
             "system": "Be terse.",
             "model": "gemini-2.5-flash",
             "max_tokens": 64,
             "stop_token": "END",
-        }),
-    )
+        }))
     .await;
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.expect("json");
@@ -216,10 +192,7 @@ async fn gemini_sse_chunks_become_ndjson() {
     .await;
     let server = gemini(&mock);
     let lines = ndjson(
-        post(
-            &server,
-            json!({"messages": [{"role": "user", "content": "Hi"}], "model": "gemini:gemini-2.5-pro", "stream": true}),
-        )
+        server.post_json("/api/ai/llm", &json!({"messages": [{"role": "user", "content": "Hi"}], "model": "gemini:gemini-2.5-pro", "stream": true}))
         .await,
     )
     .await;
@@ -247,11 +220,12 @@ async fn provider_errors_in_each_format_are_502_with_the_message() {
         ("GEMINI_API_KEY", "k"),
     ]);
     for model in ["claude-haiku-4-5", "gemini-2.5-flash"] {
-        let response = post(
-            &server,
-            json!({"messages": [{"role": "user", "content": "Hi"}], "model": model}),
-        )
-        .await;
+        let response = server
+            .post_json(
+                "/api/ai/llm",
+                &json!({"messages": [{"role": "user", "content": "Hi"}], "model": model}),
+            )
+            .await;
         assert_eq!(response.status(), 502);
         let body: Value = response.json().await.expect("json");
         let error = body["error"].as_str().expect("error");

@@ -1,24 +1,18 @@
 //! The KV service over HTTP.
 
-mod common;
-
-use common::{client, spawn};
+use crate::support::{client, spawn};
 use serde_json::{Value, json};
-
-async fn put(server: &common::TestServer, path: &str, body: Value) -> reqwest::Response {
-    client()
-        .put(server.url(&format!("/api/kv/entries/{path}")))
-        .json(&body)
-        .send()
-        .await
-        .expect("send")
-}
 
 #[tokio::test]
 async fn put_get_delete_an_entry() {
     let server = spawn();
     let http = client();
-    let response = put(&server, "users/ada", json!({"value": {"name": "Ada"}})).await;
+    let response = server
+        .put_json(
+            "/api/kv/entries/users/ada",
+            &json!({"value": {"name": "Ada"}}),
+        )
+        .await;
     assert_eq!(response.status(), 200);
     let first: Value = response.json().await.expect("json");
     let versionstamp = first["versionstamp"]
@@ -27,12 +21,13 @@ async fn put_get_delete_an_entry() {
         .to_owned();
     assert_eq!(versionstamp.len(), 20);
 
-    let entry: Value = common::get_json(server.url("/api/kv/entries/users/ada")).await;
+    let entry: Value = server.get_json("/api/kv/entries/users/ada").await;
     assert_eq!(entry["key"], json!(["users", "ada"]));
     assert_eq!(entry["value"], json!({"name": "Ada"}));
     assert_eq!(entry["versionstamp"], versionstamp.as_str());
 
-    let second: Value = put(&server, "users/ada", json!({"value": 2}))
+    let second: Value = server
+        .put_json("/api/kv/entries/users/ada", &json!({"value": 2}))
         .await
         .json()
         .await
@@ -69,7 +64,7 @@ async fn raw_bytes_values_round_trip_as_base64() {
         .await
         .expect("send");
     assert_eq!(response.status(), 200);
-    let entry: Value = common::get_json(server.url("/api/kv/entries/blobs/one")).await;
+    let entry: Value = server.get_json("/api/kv/entries/blobs/one").await;
     assert_eq!(entry["encoding"], "bytes");
     assert_eq!(entry["value"], "AAEC/w==");
 }
@@ -77,7 +72,12 @@ async fn raw_bytes_values_round_trip_as_base64() {
 #[tokio::test]
 async fn expiring_entries_disappear() {
     let server = spawn();
-    put(&server, "tmp/x", json!({"value": 1, "expire_in_ms": 100})).await;
+    server
+        .put_json(
+            "/api/kv/entries/tmp/x",
+            &json!({"value": 1, "expire_in_ms": 100}),
+        )
+        .await;
     let entry = client()
         .get(server.url("/api/kv/entries/tmp/x"))
         .send()
@@ -97,18 +97,25 @@ async fn expiring_entries_disappear() {
 async fn list_pages_through_a_prefix_in_order_with_a_cursor() {
     let server = spawn();
     for name in ["c", "a", "e", "b", "d"] {
-        put(&server, &format!("letters/{name}"), json!({"value": name})).await;
+        server
+            .put_json(
+                &format!("/api/kv/entries/letters/{name}"),
+                &json!({"value": name}),
+            )
+            .await;
     }
-    put(&server, "other/z", json!({"value": "z"})).await;
+    server
+        .put_json("/api/kv/entries/other/z", &json!({"value": "z"}))
+        .await;
     let http = client();
     let mut seen = Vec::new();
     let mut cursor: Option<String> = None;
     loop {
-        let mut url = server.url("/api/kv/list?prefix=letters&limit=2");
+        let mut url = String::from("/api/kv/list?prefix=letters&limit=2");
         if let Some(c) = &cursor {
             url.push_str(&format!("&cursor={c}"));
         }
-        let page: Value = common::get_json(url).await;
+        let page: Value = server.get_json(&url).await;
         for e in page["entries"].as_array().expect("entries") {
             seen.push(e["value"].as_str().expect("value").to_owned());
         }
@@ -119,8 +126,9 @@ async fn list_pages_through_a_prefix_in_order_with_a_cursor() {
     }
     assert_eq!(seen, ["a", "b", "c", "d", "e"]);
 
-    let reversed: Value =
-        common::get_json(server.url("/api/kv/list?prefix=letters&reverse=true&limit=3")).await;
+    let reversed: Value = server
+        .get_json("/api/kv/list?prefix=letters&reverse=true&limit=3")
+        .await;
     let values: Vec<&str> = reversed["entries"]
         .as_array()
         .expect("entries")
@@ -130,8 +138,9 @@ async fn list_pages_through_a_prefix_in_order_with_a_cursor() {
     assert_eq!(values, ["e", "d", "c"]);
     assert!(reversed["cursor"].is_string());
 
-    let range: Value =
-        common::get_json(server.url("/api/kv/list?start=letters/b&end=letters/d")).await;
+    let range: Value = server
+        .get_json("/api/kv/list?start=letters/b&end=letters/d")
+        .await;
     assert_eq!(range["entries"].as_array().expect("entries").len(), 2);
 
     let bad = http

@@ -1,32 +1,22 @@
 //! The LLM gateway's cache, retries, fallbacks, timeouts and cancellation, against mock
 //! providers that count their calls.
 
-mod common;
-#[path = "common/mock_llm.rs"]
-mod mock_llm;
+use crate::support;
+use crate::support::mock_llm;
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use common::{client, spawn_with};
+use crate::support::{client, spawn_with};
 use futures_util::StreamExt;
 use mock_llm::Script;
 use serde_json::{Value, json};
-
-async fn post(server: &common::TestServer, body: Value) -> reqwest::Response {
-    client()
-        .post(server.url("/api/ai/llm"))
-        .json(&body)
-        .send()
-        .await
-        .expect("send")
-}
 
 fn ask(stream: bool) -> Value {
     json!({"messages": [{"role": "user", "content": "Hi"}], "model": "gpt-4o-mini", "stream": stream})
 }
 
-fn openai(mock: &mock_llm::Mock, extra: &[(&str, &str)]) -> common::TestServer {
+fn openai(mock: &mock_llm::Mock, extra: &[(&str, &str)]) -> support::TestServer {
     let base = format!("{}/v1", mock.url);
     let mut env = vec![("OPENAI_BASE_URL", base.as_str()), ("OPENAI_API_KEY", "k")];
     env.extend_from_slice(extra);
@@ -37,26 +27,35 @@ fn openai(mock: &mock_llm::Mock, extra: &[(&str, &str)]) -> common::TestServer {
 async fn a_repeated_request_is_served_from_the_cache() {
     let mock = mock_llm::start().await;
     let server = openai(&mock, &[]);
-    let first = post(&server, ask(false)).await;
+    let first = server.post_json("/api/ai/llm", &ask(false)).await;
     assert_eq!(first.headers()["x-cache"], "MISS");
     let first: Value = first.json().await.expect("json");
-    let second = post(&server, ask(false)).await;
+    let second = server.post_json("/api/ai/llm", &ask(false)).await;
     assert_eq!(second.headers()["x-cache"], "HIT");
     assert_eq!(second.json::<Value>().await.expect("json"), first);
     assert_eq!(mock.calls(), 1, "the provider saw no second call");
     // Later, from the store itself.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(post(&server, ask(false)).await.headers()["x-cache"], "HIT");
+    assert_eq!(
+        server.post_json("/api/ai/llm", &ask(false)).await.headers()["x-cache"],
+        "HIT"
+    );
     assert_eq!(mock.calls(), 1);
 
     // Any change of the request is another entry; cache: false skips the cache.
     let mut other = ask(false);
     other["max_tokens"] = json!(5);
-    assert_eq!(post(&server, other).await.headers()["x-cache"], "MISS");
+    assert_eq!(
+        server.post_json("/api/ai/llm", &other).await.headers()["x-cache"],
+        "MISS"
+    );
     assert_eq!(mock.calls(), 2);
     let mut skip = ask(false);
     skip["cache"] = json!(false);
-    assert_eq!(post(&server, skip).await.headers()["x-cache"], "MISS");
+    assert_eq!(
+        server.post_json("/api/ai/llm", &skip).await.headers()["x-cache"],
+        "MISS"
+    );
     assert_eq!(mock.calls(), 3);
 }
 
@@ -68,17 +67,17 @@ async fn a_cached_stream_replays_as_a_stream() {
     })
     .await;
     let server = openai(&mock, &[]);
-    let first = post(&server, ask(true)).await;
+    let first = server.post_json("/api/ai/llm", &ask(true)).await;
     assert_eq!(first.headers()["x-cache"], "MISS");
     let first = first.text().await.expect("body");
     assert_eq!(first, "\"a\"\n\"b\"\n\"c\"\n");
-    let second = post(&server, ask(true)).await;
+    let second = server.post_json("/api/ai/llm", &ask(true)).await;
     assert_eq!(second.headers()["x-cache"], "HIT");
     assert_eq!(second.headers()["content-type"], "application/x-ndjson");
     assert_eq!(second.text().await.expect("body"), first);
     let calls = mock.calls();
     // The same entry answers a whole request.
-    let whole = post(&server, ask(false)).await;
+    let whole = server.post_json("/api/ai/llm", &ask(false)).await;
     assert_eq!(whole.headers()["x-cache"], "HIT");
     assert_eq!(whole.json::<Value>().await.expect("json")["content"], "abc");
     assert_eq!(mock.calls(), calls);
@@ -93,7 +92,7 @@ async fn transient_failures_are_retried() {
     })
     .await;
     let server = openai(&mock, &[("TOOLSHED_LLM_MAX_RETRIES", "2")]);
-    let response = post(&server, ask(false)).await;
+    let response = server.post_json("/api/ai/llm", &ask(false)).await;
     assert_eq!(response.status(), 200);
     assert_eq!(mock.calls(), 3);
 
@@ -104,7 +103,7 @@ async fn transient_failures_are_retried() {
     })
     .await;
     let server = openai(&mock, &[("TOOLSHED_LLM_MAX_RETRIES", "1")]);
-    let response = post(&server, ask(true)).await;
+    let response = server.post_json("/api/ai/llm", &ask(true)).await;
     assert_eq!(response.status(), 502);
     let body: Value = response.json().await.expect("json");
     assert!(
@@ -139,7 +138,7 @@ async fn fallbacks_answer_when_the_first_model_fails() {
         let mut body = ask(stream);
         body["fallbacks"] = json!(["claude-haiku-4-5"]);
         body["cache"] = json!(false);
-        let response = post(&server, body).await;
+        let response = server.post_json("/api/ai/llm", &body).await;
         assert_eq!(response.status(), 200);
         assert_eq!(
             response.headers()["x-model"],
@@ -172,7 +171,7 @@ async fn slow_providers_time_out() {
         ],
     );
     let started = Instant::now();
-    let response = post(&server, ask(true)).await;
+    let response = server.post_json("/api/ai/llm", &ask(true)).await;
     assert_eq!(response.status(), 504);
     assert!(
         started.elapsed() < Duration::from_millis(2400),
@@ -197,7 +196,7 @@ async fn slow_providers_time_out() {
         ],
     );
     let started = Instant::now();
-    let response = post(&server, ask(false)).await;
+    let response = server.post_json("/api/ai/llm", &ask(false)).await;
     assert_eq!(response.status(), 504);
     assert!(started.elapsed() < Duration::from_millis(2400));
 }
@@ -211,7 +210,7 @@ async fn a_client_that_goes_away_cancels_the_upstream_call() {
     })
     .await;
     let server = openai(&mock, &[]);
-    let response = post(&server, ask(true)).await;
+    let response = server.post_json("/api/ai/llm", &ask(true)).await;
     assert_eq!(response.status(), 200);
     let mut body = response.bytes_stream();
     let mut seen = Vec::new();
@@ -273,7 +272,7 @@ async fn a_stream_that_breaks_midway_ends_with_an_error_line_and_is_not_cached()
     .await;
     let server = openai(&mock, &[]);
     for _ in 0..2 {
-        let response = post(&server, ask(true)).await;
+        let response = server.post_json("/api/ai/llm", &ask(true)).await;
         assert_eq!(response.status(), 200);
         assert_eq!(response.headers()["x-cache"], "MISS");
         let text = response.text().await.expect("body");
@@ -298,7 +297,7 @@ async fn a_stream_that_breaks_midway_ends_with_an_error_line_and_is_not_cached()
         error_after: Some(0),
         ..Default::default()
     });
-    let response = post(&server, ask(true)).await;
+    let response = server.post_json("/api/ai/llm", &ask(true)).await;
     assert_eq!(response.status(), 502);
     assert_eq!(
         mock.calls(),
@@ -353,7 +352,7 @@ async fn a_model_that_cannot_stream_answers_a_stream_in_one_piece() {
         ..Default::default()
     })
     .await;
-    let dir = common::TempDir::new();
+    let dir = support::temp_dir();
     let file = dir.path().join("models.toml");
     std::fs::write(
         &file,
@@ -364,10 +363,7 @@ async fn a_model_that_cannot_stream_answers_a_stream_in_one_piece() {
     )
     .expect("write");
     let server = spawn_with(&[("TOOLSHED_LLM_MODELS", file.to_str().expect("path"))]);
-    let response = post(
-        &server,
-        json!({"messages": [{"role": "user", "content": "Hi"}], "model": "plain:m", "stream": true}),
-    )
+    let response = server.post_json("/api/ai/llm", &json!({"messages": [{"role": "user", "content": "Hi"}], "model": "plain:m", "stream": true}))
     .await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.text().await.expect("body"), "\"one piece\"\n");
@@ -386,10 +382,19 @@ async fn a_model_that_cannot_stream_answers_a_stream_in_one_piece() {
 async fn cached_answers_expire_after_the_ttl() {
     let mock = mock_llm::start().await;
     let server = openai(&mock, &[("TOOLSHED_LLM_CACHE_TTL_S", "1")]);
-    assert_eq!(post(&server, ask(false)).await.headers()["x-cache"], "MISS");
-    assert_eq!(post(&server, ask(false)).await.headers()["x-cache"], "HIT");
+    assert_eq!(
+        server.post_json("/api/ai/llm", &ask(false)).await.headers()["x-cache"],
+        "MISS"
+    );
+    assert_eq!(
+        server.post_json("/api/ai/llm", &ask(false)).await.headers()["x-cache"],
+        "HIT"
+    );
     tokio::time::sleep(Duration::from_millis(1300)).await;
-    assert_eq!(post(&server, ask(false)).await.headers()["x-cache"], "MISS");
+    assert_eq!(
+        server.post_json("/api/ai/llm", &ask(false)).await.headers()["x-cache"],
+        "MISS"
+    );
     assert_eq!(mock.calls(), 2);
 }
 
@@ -429,7 +434,7 @@ async fn the_providers_retry_after_is_honoured_within_bounds() {
     });
     let server = spawn_with(&[("OPENAI_BASE_URL", &base), ("OPENAI_API_KEY", "k")]);
     let started = Instant::now();
-    let response = post(&server, ask(false)).await;
+    let response = server.post_json("/api/ai/llm", &ask(false)).await;
     assert_eq!(response.status(), 200);
     assert!(
         started.elapsed() >= Duration::from_millis(600),
@@ -452,7 +457,7 @@ async fn a_stream_can_fall_back_to_a_model_that_cannot_stream() {
         ..Default::default()
     })
     .await;
-    let dir = common::TempDir::new();
+    let dir = support::temp_dir();
     let file = dir.path().join("models.toml");
     std::fs::write(
         &file,
@@ -471,7 +476,7 @@ async fn a_stream_can_fall_back_to_a_model_that_cannot_stream() {
     ]);
     let mut body = ask(true);
     body["fallbacks"] = json!(["plain:m"]);
-    let response = post(&server, body).await;
+    let response = server.post_json("/api/ai/llm", &body).await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["x-model"], "plain:m");
     assert_eq!(response.text().await.expect("body"), "\"whole answer\"\n");

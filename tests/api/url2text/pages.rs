@@ -1,16 +1,15 @@
 //! url2text over HTTP against pages served by a local test server.
 
-mod common;
-
+use crate::support;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use crate::support::{client, spawn_with};
 use axum::Router;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect};
 use axum::routing::get;
-use common::{client, spawn_with};
 use serde_json::{Value, json};
 
 const ARTICLE: &str = r#"<!doctype html><html lang="en"><head><title>Brewing Tea</title>
@@ -101,21 +100,12 @@ async fn pages() -> (String, Arc<AtomicUsize>) {
 }
 
 /// Toolshed may reach the test server (127.0.0.1) but nothing else internal.
-fn toolshed() -> common::TestServer {
+fn toolshed() -> support::TestServer {
     spawn_with(&[
         ("TOOLSHED_OUTBOUND_ALLOW_HOSTS", "127.0.0.1"),
         ("TOOLSHED_URL2TEXT_TIMEOUT_S", "1"),
         ("TOOLSHED_URL2TEXT_MAX_BYTES", "1048576"),
     ])
-}
-
-async fn post(server: &common::TestServer, body: Value) -> reqwest::Response {
-    client()
-        .post(server.url("/api/ai/url2text"))
-        .json(&body)
-        .send()
-        .await
-        .expect("send")
 }
 
 async fn error_of(response: reqwest::Response) -> (u16, String) {
@@ -171,7 +161,9 @@ async fn reads_an_article_as_markdown_with_metadata_and_caches_it() {
         "the hit did not fetch again"
     );
 
-    let uncached = post(&server, json!({"url": url, "cache": false})).await;
+    let uncached = server
+        .post_json("/api/ai/url2text", &json!({"url": url, "cache": false}))
+        .await;
     assert_eq!(uncached.headers()["x-cache"], "MISS");
     assert_eq!(hits.load(Ordering::SeqCst), 2);
 }
@@ -181,7 +173,8 @@ async fn options_shape_the_answer() {
     let (base, _) = pages().await;
     let server = toolshed();
     let url = format!("{base}/article");
-    let text: Value = post(&server, json!({"url": url, "format": "text"}))
+    let text: Value = server
+        .post_json("/api/ai/url2text", &json!({"url": url, "format": "text"}))
         .await
         .json()
         .await
@@ -192,28 +185,31 @@ async fn options_shape_the_answer() {
         "{text}"
     );
 
-    let html: Value = post(&server, json!({"url": url, "format": "html"}))
+    let html: Value = server
+        .post_json("/api/ai/url2text", &json!({"url": url, "format": "html"}))
         .await
         .json()
         .await
         .expect("json");
     assert!(html["content"].as_str().expect("content").contains("<p>"));
 
-    let bare: Value = post(
-        &server,
-        json!({"url": url, "include_links": false, "include_images": false}),
-    )
-    .await
-    .json()
-    .await
-    .expect("json");
+    let bare: Value = server
+        .post_json(
+            "/api/ai/url2text",
+            &json!({"url": url, "include_links": false, "include_images": false}),
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
     let bare = bare["content"].as_str().expect("content");
     assert!(
         bare.contains("the plant") && !bare.contains("](") && !bare.contains("!["),
         "{bare}"
     );
 
-    let selected: Value = post(&server, json!({"url": url, "selector": "ol"}))
+    let selected: Value = server
+        .post_json("/api/ai/url2text", &json!({"url": url, "selector": "ol"}))
         .await
         .json()
         .await
@@ -224,7 +220,8 @@ async fn options_shape_the_answer() {
         "{selected}"
     );
 
-    let short: Value = post(&server, json!({"url": url, "max_chars": 20}))
+    let short: Value = server
+        .post_json("/api/ai/url2text", &json!({"url": url, "max_chars": 20}))
         .await
         .json()
         .await
@@ -234,12 +231,26 @@ async fn options_shape_the_answer() {
         20
     );
 
-    let (status, error) =
-        error_of(post(&server, json!({"url": url, "selector": "[["})).await).await;
+    let (status, error) = error_of(
+        server
+            .post_json("/api/ai/url2text", &json!({"url": url, "selector": "[["}))
+            .await,
+    )
+    .await;
     assert_eq!((status, error.contains("selector")), (400, true), "{error}");
-    let (status, _) = error_of(post(&server, json!({"url": url, "max_chars": 0})).await).await;
+    let (status, _) = error_of(
+        server
+            .post_json("/api/ai/url2text", &json!({"url": url, "max_chars": 0}))
+            .await,
+    )
+    .await;
     assert_eq!(status, 400);
-    let (status, _) = error_of(post(&server, json!({"url": url, "format": "pdf"})).await).await;
+    let (status, _) = error_of(
+        server
+            .post_json("/api/ai/url2text", &json!({"url": url, "format": "pdf"}))
+            .await,
+    )
+    .await;
     assert_eq!(status, 422);
 }
 
@@ -273,7 +284,8 @@ async fn path_style_takes_an_encoded_url_and_ignores_a_placeholder() {
 async fn redirects_are_followed_but_never_into_internal_addresses() {
     let (base, _) = pages().await;
     let server = toolshed();
-    let followed: Value = post(&server, json!({"url": format!("{base}/hop1")}))
+    let followed: Value = server
+        .post_json("/api/ai/url2text", &json!({"url": format!("{base}/hop1")}))
         .await
         .json()
         .await
@@ -281,13 +293,21 @@ async fn redirects_are_followed_but_never_into_internal_addresses() {
     assert_eq!(followed["metadata"]["url"], format!("{base}/article"));
 
     for hop in ["/to-metadata", "/to-localhost"] {
-        let (status, error) =
-            error_of(post(&server, json!({"url": format!("{base}{hop}")})).await).await;
+        let (status, error) = error_of(
+            server
+                .post_json("/api/ai/url2text", &json!({"url": format!("{base}{hop}")}))
+                .await,
+        )
+        .await;
         assert_eq!(status, 403, "{hop}: {error}");
         assert!(error.contains("not allowed"), "{error}");
     }
-    let (status, error) =
-        error_of(post(&server, json!({"url": format!("{base}/loop")})).await).await;
+    let (status, error) = error_of(
+        server
+            .post_json("/api/ai/url2text", &json!({"url": format!("{base}/loop")}))
+            .await,
+    )
+    .await;
     assert_eq!(status, 502, "{error}");
     assert!(error.contains("redirect"), "{error}");
 }
@@ -307,7 +327,12 @@ async fn the_guard_refuses_internal_addresses_and_other_schemes() {
         ("gopher://example.com/", 400),
         ("not a url", 400),
     ] {
-        let (got, error) = error_of(post(&server, json!({"url": url})).await).await;
+        let (got, error) = error_of(
+            server
+                .post_json("/api/ai/url2text", &json!({"url": url}))
+                .await,
+        )
+        .await;
         assert_eq!(got, status, "{url}: {error}");
     }
 }
@@ -316,7 +341,12 @@ async fn the_guard_refuses_internal_addresses_and_other_schemes() {
 async fn allow_private_lifts_the_guard() {
     let (base, _) = pages().await;
     let server = spawn_with(&[("TOOLSHED_OUTBOUND_ALLOW_PRIVATE", "true")]);
-    let response = post(&server, json!({"url": format!("{base}/article")})).await;
+    let response = server
+        .post_json(
+            "/api/ai/url2text",
+            &json!({"url": format!("{base}/article")}),
+        )
+        .await;
     assert_eq!(response.status(), 200);
 }
 
@@ -324,14 +354,15 @@ async fn allow_private_lifts_the_guard() {
 async fn charsets_from_the_header_or_meta_come_out_right() {
     let (base, _) = pages().await;
     let server = toolshed();
-    let latin1: Value = post(
-        &server,
-        json!({"url": format!("{base}/latin1"), "format": "text"}),
-    )
-    .await
-    .json()
-    .await
-    .expect("json");
+    let latin1: Value = server
+        .post_json(
+            "/api/ai/url2text",
+            &json!({"url": format!("{base}/latin1"), "format": "text"}),
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
     assert!(
         latin1["content"]
             .as_str()
@@ -339,14 +370,15 @@ async fn charsets_from_the_header_or_meta_come_out_right() {
             .contains("Le café crème est délicieux"),
         "{latin1}"
     );
-    let meta: Value = post(
-        &server,
-        json!({"url": format!("{base}/meta-charset"), "format": "text"}),
-    )
-    .await
-    .json()
-    .await
-    .expect("json");
+    let meta: Value = server
+        .post_json(
+            "/api/ai/url2text",
+            &json!({"url": format!("{base}/meta-charset"), "format": "text"}),
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
     assert!(
         meta["content"]
             .as_str()
@@ -360,20 +392,35 @@ async fn charsets_from_the_header_or_meta_come_out_right() {
 async fn text_and_json_pass_through_and_other_types_are_415() {
     let (base, _) = pages().await;
     let server = toolshed();
-    let text: Value = post(&server, json!({"url": format!("{base}/notes.txt")}))
+    let text: Value = server
+        .post_json(
+            "/api/ai/url2text",
+            &json!({"url": format!("{base}/notes.txt")}),
+        )
         .await
         .json()
         .await
         .expect("json");
     assert_eq!(text["content"], "plain *text* stays as it is");
-    let data: Value = post(&server, json!({"url": format!("{base}/data.json")}))
+    let data: Value = server
+        .post_json(
+            "/api/ai/url2text",
+            &json!({"url": format!("{base}/data.json")}),
+        )
         .await
         .json()
         .await
         .expect("json");
     assert_eq!(data["content"], "{\"a\": 1}");
-    let (status, error) =
-        error_of(post(&server, json!({"url": format!("{base}/doc.pdf")})).await).await;
+    let (status, error) = error_of(
+        server
+            .post_json(
+                "/api/ai/url2text",
+                &json!({"url": format!("{base}/doc.pdf")}),
+            )
+            .await,
+    )
+    .await;
     assert_eq!(status, 415);
     assert!(error.contains("application/pdf"), "{error}");
 }
@@ -382,16 +429,29 @@ async fn text_and_json_pass_through_and_other_types_are_415() {
 async fn upstream_errors_size_and_time_limits_are_clear() {
     let (base, _) = pages().await;
     let server = toolshed();
-    let (status, error) =
-        error_of(post(&server, json!({"url": format!("{base}/gone")})).await).await;
+    let (status, error) = error_of(
+        server
+            .post_json("/api/ai/url2text", &json!({"url": format!("{base}/gone")}))
+            .await,
+    )
+    .await;
     assert_eq!(status, 502);
     assert!(error.contains("404"), "{error}");
-    let (status, error) =
-        error_of(post(&server, json!({"url": format!("{base}/huge")})).await).await;
+    let (status, error) = error_of(
+        server
+            .post_json("/api/ai/url2text", &json!({"url": format!("{base}/huge")}))
+            .await,
+    )
+    .await;
     assert_eq!(status, 502);
     assert!(error.contains("larger than"), "{error}");
     let started = std::time::Instant::now();
-    let (status, _) = error_of(post(&server, json!({"url": format!("{base}/slow")})).await).await;
+    let (status, _) = error_of(
+        server
+            .post_json("/api/ai/url2text", &json!({"url": format!("{base}/slow")}))
+            .await,
+    )
+    .await;
     assert_eq!(status, 504);
     assert!(started.elapsed() < Duration::from_secs(5));
 }

@@ -1,11 +1,11 @@
 //! The foundation, black-box: the real binary on port 0, spoken to over HTTP.
 
-mod common;
+use crate::support;
 
 use std::process::Command;
 use std::time::Duration;
 
-use common::{client, spawn};
+use crate::support::{client, spawn};
 use serde_json::Value;
 
 #[tokio::test]
@@ -170,7 +170,7 @@ async fn every_request_is_logged_as_one_json_line_with_its_fields() {
 #[tokio::test]
 async fn openapi_document_is_3_1_and_covers_the_routes() {
     let server = spawn();
-    let doc: Value = common::get_json(server.url("/openapi.json")).await;
+    let doc: Value = server.get_json("/openapi.json").await;
     assert!(doc["openapi"].as_str().expect("version").starts_with("3.1"));
     assert!(doc["paths"]["/api/health"]["get"].is_object());
     assert!(doc["paths"]["/api/health/ready"]["get"].is_object());
@@ -211,7 +211,7 @@ async fn reference_page_and_its_assets_are_served_from_the_binary() {
 
 #[test]
 fn invalid_settings_stop_the_program_with_one_message_naming_each() {
-    let output = Command::new(common::binary())
+    let output = Command::new(support::binary())
         .env_clear()
         .env("PORT", "abc")
         .env("LOG_LEVEL", "shouty")
@@ -237,8 +237,8 @@ fn invalid_settings_stop_the_program_with_one_message_naming_each() {
 #[test]
 fn flags_win_over_env_vars() {
     // A bad env var is overridden by a good flag, so the program starts (and is stopped).
-    let temp = common::TempDir::new();
-    let output = Command::new(common::binary())
+    let temp = support::temp_dir();
+    let output = Command::new(support::binary())
         .env_clear()
         .env("PORT", "abc")
         .args(["--port", "0", "--log-level", "bogus"])
@@ -259,7 +259,7 @@ fn flags_win_over_env_vars() {
 
 #[test]
 fn version_prints_version_commit_date_and_target() {
-    let output = Command::new(common::binary())
+    let output = Command::new(support::binary())
         .arg("version")
         .output()
         .expect("run");
@@ -299,9 +299,9 @@ async fn sigterm_and_sigint_stop_the_server_with_exit_code_0() {
 
 #[tokio::test]
 async fn data_dir_is_created_when_missing() {
-    let temp = common::TempDir::new();
+    let temp = support::temp_dir();
     let nested = temp.path().join("a/b/c");
-    let server = common::spawn_in(&nested, &[]);
+    let server = support::spawn_in(&nested, &[]);
     let response = client()
         .get(server.url("/api/health/ready"))
         .send()

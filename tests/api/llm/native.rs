@@ -1,21 +1,11 @@
 //! The LLM gateway's native face against a mock OpenAI server: translation both ways,
 //! streaming as NDJSON, the model registry and models file, and every error.
 
-mod common;
-#[path = "common/mock_llm.rs"]
-mod mock_llm;
+use crate::support;
+use crate::support::mock_llm;
 
-use common::{TempDir, client, spawn_with};
+use crate::support::{client, spawn_with, temp_dir};
 use serde_json::{Value, json};
-
-async fn post(server: &common::TestServer, body: Value) -> reqwest::Response {
-    client()
-        .post(server.url("/api/ai/llm"))
-        .json(&body)
-        .send()
-        .await
-        .expect("send")
-}
 
 fn openai_env(mock: &mock_llm::Mock) -> Vec<(String, String)> {
     vec![
@@ -24,7 +14,7 @@ fn openai_env(mock: &mock_llm::Mock) -> Vec<(String, String)> {
     ]
 }
 
-fn spawn_env(env: &[(String, String)]) -> common::TestServer {
+fn spawn_env(env: &[(String, String)]) -> support::TestServer {
     let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     spawn_with(&pairs)
 }
@@ -33,18 +23,19 @@ fn spawn_env(env: &[(String, String)]) -> common::TestServer {
 async fn openai_whole_answer_translates_both_ways() {
     let mock = mock_llm::start().await;
     let server = spawn_env(&openai_env(&mock));
-    let response = post(
-        &server,
-        json!({
-            "messages": [{"role": "user", "content": "Hi"}],
-            "system": "Be terse.",
-            "model": "gpt-4o-mini",
-            "max_tokens": 50,
-            "stop_token": "END",
-            "temperature": 0.5,
-        }),
-    )
-    .await;
+    let response = server
+        .post_json(
+            "/api/ai/llm",
+            &json!({
+                "messages": [{"role": "user", "content": "Hi"}],
+                "system": "Be terse.",
+                "model": "gpt-4o-mini",
+                "max_tokens": 50,
+                "stop_token": "END",
+                "temperature": 0.5,
+            }),
+        )
+        .await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["x-cache"], "MISS");
     assert_eq!(response.headers()["x-model"], "openai:gpt-4o-mini");
@@ -81,10 +72,7 @@ async fn openai_stream_becomes_ndjson_strings() {
     })
     .await;
     let server = spawn_env(&openai_env(&mock));
-    let response = post(
-        &server,
-        json!({"messages": [{"role": "user", "content": "Hi"}], "model": "openai:gpt-4o", "stream": true}),
-    )
+    let response = server.post_json("/api/ai/llm", &json!({"messages": [{"role": "user", "content": "Hi"}], "model": "openai:gpt-4o", "stream": true}))
     .await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["content-type"], "application/x-ndjson");
@@ -109,7 +97,12 @@ async fn unknown_names_and_missing_keys_are_400_with_help() {
     let server = spawn_env(&openai_env(&mock));
     let msgs = json!([{"role": "user", "content": "Hi"}]);
 
-    let response = post(&server, json!({"messages": msgs, "model": "gpt-4o-mni"})).await;
+    let response = server
+        .post_json(
+            "/api/ai/llm",
+            &json!({"messages": msgs, "model": "gpt-4o-mni"}),
+        )
+        .await;
     assert_eq!(response.status(), 400);
     let body: Value = response.json().await.expect("json");
     assert_eq!(body["code"], "unknown_model");
@@ -119,17 +112,20 @@ async fn unknown_names_and_missing_keys_are_400_with_help() {
         "{error}"
     );
 
-    let response = post(&server, json!({"messages": msgs, "task": "codng"})).await;
+    let response = server
+        .post_json("/api/ai/llm", &json!({"messages": msgs, "task": "codng"}))
+        .await;
     assert_eq!(response.status(), 400);
     let body: Value = response.json().await.expect("json");
     assert_eq!(body["code"], "unknown_task");
     assert!(body["error"].as_str().expect("error").contains("codng"));
 
-    let response = post(
-        &server,
-        json!({"messages": msgs, "model": "claude-haiku-4-5"}),
-    )
-    .await;
+    let response = server
+        .post_json(
+            "/api/ai/llm",
+            &json!({"messages": msgs, "model": "claude-haiku-4-5"}),
+        )
+        .await;
     assert_eq!(response.status(), 400);
     let body: Value = response.json().await.expect("json");
     assert_eq!(body["code"], "provider_not_configured");
@@ -141,21 +137,24 @@ async fn unknown_names_and_missing_keys_are_400_with_help() {
         "{body}"
     );
 
-    let response = post(
-        &server,
-        json!({"messages": msgs, "model": "gpt-4o", "fallbacks": ["nope-model"]}),
-    )
-    .await;
+    let response = server
+        .post_json(
+            "/api/ai/llm",
+            &json!({"messages": msgs, "model": "gpt-4o", "fallbacks": ["nope-model"]}),
+        )
+        .await;
     assert_eq!(response.status(), 400);
 
     for body in [
         json!({"messages": msgs}),
         json!({"messages": msgs, "model": "gpt-4o", "task": "x"}),
     ] {
-        let response = post(&server, body).await;
+        let response = server.post_json("/api/ai/llm", &body).await;
         assert_eq!(response.status(), 400);
     }
-    let response = post(&server, json!({"messages": [], "model": "gpt-4o"})).await;
+    let response = server
+        .post_json("/api/ai/llm", &json!({"messages": [], "model": "gpt-4o"}))
+        .await;
     assert_eq!(response.status(), 400);
     assert_eq!(mock.calls(), 0, "no bad request reached the provider");
 }
@@ -208,10 +207,7 @@ async fn upstream_errors_are_502_with_status_and_message() {
     .await;
     let server = spawn_env(&openai_env(&mock));
     for stream in [false, true] {
-        let response = post(
-            &server,
-            json!({"messages": [{"role": "user", "content": "Hi"}], "model": "gpt-4o", "stream": stream}),
-        )
+        let response = server.post_json("/api/ai/llm", &json!({"messages": [{"role": "user", "content": "Hi"}], "model": "gpt-4o", "stream": stream}))
         .await;
         assert_eq!(response.status(), 502);
         let body: Value = response.json().await.expect("json");
@@ -289,7 +285,7 @@ async fn the_models_list_is_filtered() {
     assert_eq!(get("?capability=telepathy").await.status(), 400);
     assert_eq!(get("?task=nope").await.status(), 400);
 
-    let v1: Value = common::get_json(server.url("/api/ai/llm/v1/models")).await;
+    let v1: Value = server.get_json("/api/ai/llm/v1/models").await;
     assert_eq!(v1["object"], "list");
     assert!(
         v1["data"]
@@ -320,7 +316,7 @@ async fn the_models_list_is_filtered() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_models_file_adds_a_provider_model_and_task() {
     let mock = mock_llm::start().await;
-    let dir = TempDir::new();
+    let dir = temp_dir();
     let file = dir.path().join("models.toml");
     std::fs::write(
         &file,
@@ -348,16 +344,17 @@ coding = "local:gemma"
         ("TOOLSHED_LLM_MODELS", file.to_str().expect("path")),
         ("LOCAL_LLM_KEY", "local-secret"),
     ]);
-    let response = post(
-        &server,
-        json!({
-            "messages": [{"role": "user", "content": "Write code"}],
-            "system": "You are a coder.",
-            "task": "coding",
-            "max_tokens": 100000,
-        }),
-    )
-    .await;
+    let response = server
+        .post_json(
+            "/api/ai/llm",
+            &json!({
+                "messages": [{"role": "user", "content": "Write code"}],
+                "system": "You are a coder.",
+                "task": "coding",
+                "max_tokens": 100000,
+            }),
+        )
+        .await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["x-model"], "local:gemma");
     let sent = mock.last();
@@ -372,7 +369,7 @@ coding = "local:gemma"
         json!([{"role": "user", "content": "You are a coder.\n\nWrite code"}]),
         "no system prompt: it goes in front of the first message"
     );
-    let listed: Value = common::get_json(server.url("/api/ai/llm/models?task=coding")).await;
+    let listed: Value = server.get_json("/api/ai/llm/models?task=coding").await;
     assert_eq!(listed["models"].as_array().expect("models").len(), 1);
     assert_eq!(listed["models"][0]["id"], "local:gemma");
     assert_eq!(listed["models"][0]["tasks"], json!(["coding"]));
@@ -380,15 +377,16 @@ coding = "local:gemma"
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_invalid_models_file_is_reported_not_ignored() {
-    let dir = TempDir::new();
+    let dir = temp_dir();
     let file = dir.path().join("models.toml");
     std::fs::write(&file, "[models.\"x:y\"]\nprovider = \"nowhere\"\n").expect("write");
     let server = spawn_with(&[("TOOLSHED_LLM_MODELS", file.to_str().expect("path"))]);
-    let response = post(
-        &server,
-        json!({"messages": [{"role": "user", "content": "Hi"}], "model": "x:y"}),
-    )
-    .await;
+    let response = server
+        .post_json(
+            "/api/ai/llm",
+            &json!({"messages": [{"role": "user", "content": "Hi"}], "model": "x:y"}),
+        )
+        .await;
     assert_eq!(response.status(), 500);
     let body: Value = response.json().await.expect("json");
     assert_eq!(body["code"], "llm_models_file");

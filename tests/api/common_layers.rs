@@ -1,7 +1,7 @@
 //! The layers every route gets (JSON errors for bad bodies, body limit, panic net, time
 //! limit), proved on throw-away routes built in-process with the real layer stack.
 
-mod common;
+use crate::support;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -43,7 +43,7 @@ async fn slow() -> &'static str {
     "late"
 }
 
-fn test_app(dir: &common::TempDir) -> App {
+fn test_app(dir: &support::TempDir) -> App {
     let args = SettingsArgs {
         request_timeout_s: Some("1".into()),
         body_limit_bytes: Some("2048".into()),
@@ -89,7 +89,7 @@ fn post_json(uri: &str, content_type: &str, body: impl Into<Body>) -> Request<Bo
 
 #[tokio::test]
 async fn malformed_json_is_400_saying_what_is_wrong() {
-    let dir = common::TempDir::new();
+    let dir = support::temp_dir();
     let app = test_app(&dir);
     let (status, body) = call(&app, post_json("/greet", "application/json", "{\"name\": ")).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
@@ -101,7 +101,7 @@ async fn malformed_json_is_400_saying_what_is_wrong() {
 
 #[tokio::test]
 async fn json_of_the_wrong_shape_is_422() {
-    let dir = common::TempDir::new();
+    let dir = support::temp_dir();
     let app = test_app(&dir);
     let (status, body) = call(
         &app,
@@ -117,7 +117,7 @@ async fn json_of_the_wrong_shape_is_422() {
 
 #[tokio::test]
 async fn wrong_content_type_is_415() {
-    let dir = common::TempDir::new();
+    let dir = support::temp_dir();
     let app = test_app(&dir);
     let (status, body) = call(&app, post_json("/greet", "text/plain", "{\"name\": \"x\"}")).await;
     assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
@@ -126,7 +126,7 @@ async fn wrong_content_type_is_415() {
 
 #[tokio::test]
 async fn body_over_the_limit_is_413_and_routes_can_raise_it() {
-    let dir = common::TempDir::new();
+    let dir = support::temp_dir();
     let app = test_app(&dir);
     let big = format!("{{\"name\": \"{}\"}}", "x".repeat(10_000));
     let (status, body) = call(&app, post_json("/greet", "application/json", big.clone())).await;
@@ -138,7 +138,7 @@ async fn body_over_the_limit_is_413_and_routes_can_raise_it() {
 
 #[tokio::test]
 async fn a_body_of_unknown_length_is_held_to_the_same_limit() {
-    let dir = common::TempDir::new();
+    let dir = support::temp_dir();
     let app = test_app(&dir);
     let streamed = |json: String| {
         let chunks = json
@@ -161,7 +161,7 @@ async fn a_body_of_unknown_length_is_held_to_the_same_limit() {
 
 #[tokio::test]
 async fn a_panicking_handler_answers_500_json_and_the_app_lives_on() {
-    let dir = common::TempDir::new();
+    let dir = support::temp_dir();
     let app = test_app(&dir);
     let request = || Request::get("/boom").body(Body::empty()).expect("request");
     let (status, body) = call(&app, request()).await;
@@ -179,7 +179,7 @@ async fn a_panicking_handler_answers_500_json_and_the_app_lives_on() {
 
 #[tokio::test]
 async fn a_slow_handler_is_cut_off_with_503_json() {
-    let dir = common::TempDir::new();
+    let dir = support::temp_dir();
     let app = test_app(&dir);
     let started = Instant::now();
     let (status, body) = call(

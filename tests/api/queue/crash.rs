@@ -1,22 +1,22 @@
 //! Nothing is lost: tasks in flight when the server is SIGKILLed run again after restart,
 //! and a graceful stop lets running work finish.
 
-mod common;
+use crate::support;
 
 use std::time::{Duration, Instant};
 
-use common::{TempDir, client, spawn_in};
+use crate::support::{client, spawn_in, temp_dir};
 use serde_json::{Value, json};
 
 const TASKS: usize = 1000;
 
-async fn stats(server: &common::TestServer) -> Value {
-    common::get_json(server.url("/api/queue/stats")).await
+async fn stats(server: &support::TestServer) -> Value {
+    server.get_json("/api/queue/stats").await
 }
 
 #[tokio::test]
 async fn sigkill_mid_run_loses_no_task() {
-    let dir = TempDir::new();
+    let dir = temp_dir();
     let env = [("TOOLSHED_QUEUE_CONCURRENCY", "4")];
     let mut server = spawn_in(dir.path(), &env);
     let http = client();
@@ -59,11 +59,11 @@ async fn sigkill_mid_run_loses_no_task() {
     let mut cursor: Option<String> = None;
     let mut keys = 0;
     loop {
-        let mut url = server.url("/api/kv/list?prefix=crash&limit=1000");
+        let mut url = String::from("/api/kv/list?prefix=crash&limit=1000");
         if let Some(c) = &cursor {
             url.push_str(&format!("&cursor={c}"));
         }
-        let page: Value = common::get_json(url).await;
+        let page: Value = server.get_json(&url).await;
         keys += page["entries"].as_array().expect("entries").len();
         match page["cursor"].as_str() {
             Some(c) => cursor = Some(c.to_owned()),
@@ -75,7 +75,7 @@ async fn sigkill_mid_run_loses_no_task() {
 
 #[tokio::test]
 async fn sigterm_lets_an_in_flight_request_finish() {
-    let dir = TempDir::new();
+    let dir = temp_dir();
     let mut server = spawn_in(dir.path(), &[]);
     // A PUT whose body trickles in over a second: in flight when the signal arrives.
     let chunks = futures_util::stream::unfold(0, |i| async move {
@@ -106,6 +106,6 @@ async fn sigterm_lets_an_in_flight_request_finish() {
     assert_eq!(server.wait_exit(Duration::from_secs(10)), Some(0));
 
     let server = spawn_in(dir.path(), &[]);
-    let entry: Value = common::get_json(server.url("/api/kv/entries/slow/one")).await;
+    let entry: Value = server.get_json("/api/kv/entries/slow/one").await;
     assert_eq!(entry["value"], "slow");
 }

@@ -1,14 +1,13 @@
 //! The OpenAI-compatible face (`/api/ai/llm/v1`): what an OpenAI SDK sends and expects,
 //! answered here by a mock Anthropic server to prove the translation.
 
-mod common;
-#[path = "common/mock_llm.rs"]
-mod mock_llm;
+use crate::support;
+use crate::support::mock_llm;
 
-use common::{client, spawn_with};
+use crate::support::{client, spawn_with};
 use serde_json::{Value, json};
 
-fn server(mock: &mock_llm::Mock) -> common::TestServer {
+fn server(mock: &mock_llm::Mock) -> support::TestServer {
     spawn_with(&[
         ("ANTHROPIC_BASE_URL", &mock.url),
         ("ANTHROPIC_API_KEY", "k"),

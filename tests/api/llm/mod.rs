@@ -1,0 +1,6 @@
+//! `/api/ai/llm` against mock providers in their documented wire formats.
+
+mod native;
+mod openai_face;
+mod providers;
+mod resilience;

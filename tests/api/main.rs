@@ -1,0 +1,12 @@
+//! Every black-box test, in one test binary (one link instead of one per file): each module
+//! starts the real server on port 0 (or the real layer stack in-process) and talks HTTP to
+//! it. `support` holds the server handle and the mock providers.
+
+mod common_layers;
+mod foundation;
+mod kv;
+mod llm;
+mod openapi;
+mod queue;
+mod support;
+mod url2text;
