@@ -11,9 +11,10 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use toolshed::storage::entry::KvValue;
 use toolshed::storage::key::KeyPart;
-use toolshed::storage::kv::KvValue;
-use toolshed::storage::queue::{NewTask, Outcome};
+use toolshed::storage::queue::Outcome;
+use toolshed::storage::task::NewTask;
 use toolshed::storage::worker::Workers;
 use toolshed::storage::{Store, StoreOptions};
 
@@ -112,7 +113,7 @@ async fn main() {
     .await;
     let total = (n / CALLERS) * CALLERS;
     loop {
-        let stats = store2.queue.stats().expect("stats");
+        let stats = store2.queue.stats().await.expect("stats");
         let succeeded = stats
             .counts
             .iter()
@@ -193,7 +194,7 @@ async fn main() {
                 KeyPart::String("bench".into()),
                 KeyPart::Int(((i * 7919) % keys) as i64),
             ];
-            assert!(kv.get(&key).expect("get").is_some());
+            assert!(kv.get(&key).await.expect("get").is_some());
         }
     })
     .await;

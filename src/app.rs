@@ -16,6 +16,7 @@ use crate::middlewares::logging::{RequestLog, RequestLogLayer};
 use crate::middlewares::route_templates::RouteTemplates;
 use crate::middlewares::timeout::{Timeout, TimeoutLayer};
 use crate::platform::fallback;
+use crate::platform::log_format::RequestLineSink;
 use crate::platform::openapi::{self, ApiDoc};
 use crate::platform::state::{AppHandle, AppState};
 use crate::routes;
@@ -24,15 +25,27 @@ use crate::storage::worker::Workers;
 /// The whole application as one service: the router inside the common layers.
 pub type App = RequestLog<CatchPanic<Timeout<BodyLimit<Router>>>>;
 
-/// Builds the whole application for the given state.
-pub fn build(state: AppState) -> App {
-    let config = state.config.clone();
+/// A service could not start (its settings or files are wrong); the program stops.
+#[derive(Debug, thiserror::Error)]
+#[error("{service}: {message}")]
+pub struct StartError {
+    pub service: &'static str,
+    pub message: String,
+}
+
+/// Builds the whole application for the given state: each service builds its own state
+/// here (and may refuse to start), then the common layers wrap them all.
+pub fn build(state: AppState, request_lines: RequestLineSink) -> Result<App, StartError> {
+    let llm = routes::ai::llm::router(&state).map_err(|message| StartError {
+        service: "llm",
+        message,
+    })?;
     let (api, spec) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(routes::health::router())
         .merge(routes::kv::router())
         .merge(routes::queue::router())
-        .merge(routes::ai::url2text::router())
-        .merge(routes::ai::llm::router())
+        .merge(routes::ai::url2text::router(&state))
+        .merge(llm)
         .split_for_parts();
     // Every service route is in the spec, under the path it was routed with.
     let templates = RouteTemplates::new(
@@ -42,7 +55,14 @@ pub fn build(state: AppState) -> App {
             .map(String::as_str)
             .chain(openapi::PATHS),
     );
-    with_common_layers(api.merge(openapi::router(spec)), state, &config, templates)
+    let config = state.config.clone();
+    Ok(with_common_layers(
+        api.merge(openapi::router(spec)),
+        state,
+        &config,
+        templates,
+        request_lines,
+    ))
 }
 
 /// The task kinds this instance runs, one line per kind. Kinds that call services do so
@@ -64,6 +84,7 @@ pub fn with_common_layers(
     state: AppState,
     config: &Config,
     templates: RouteTemplates,
+    request_lines: RequestLineSink,
 ) -> App {
     let templates = Arc::new(templates);
     // Debug builds, and so every test, check the table against axum's own matching.
@@ -77,10 +98,10 @@ pub fn with_common_layers(
         .method_not_allowed_fallback(fallback::method_not_allowed)
         .with_state(state);
     ServiceBuilder::new()
-        .layer(RequestLogLayer::new(templates))
+        .layer(RequestLogLayer::new(templates, request_lines))
         .layer(CatchPanicLayer)
         .layer(TimeoutLayer {
-            limit: config.request_timeout,
+            limit: config.request_timeout_s,
         })
         .layer(BodyLimitLayer {
             max: config.body_limit_bytes,

@@ -46,7 +46,7 @@ fn serve(settings: &SettingsArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let _log_guard = telemetry::init(&config);
+    let logging = telemetry::init(&config);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -57,7 +57,7 @@ fn serve(settings: &SettingsArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(server::run(config)) {
+    match runtime.block_on(server::run(config, logging.request_lines.clone())) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "toolshed stopped with an error");

@@ -4,16 +4,18 @@
 //! drive the router without a socket.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::ServiceExt as _;
 use tower::util::BoxCloneSyncService;
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
-use crate::app;
+use crate::app::{self, StartError};
 use crate::env::Config;
+use crate::platform::log_format::RequestLineSink;
 use crate::platform::outbound::Outbound;
 use crate::platform::state::{AppHandle, AppState, Shared};
 use crate::storage::worker::Workers;
@@ -28,6 +30,8 @@ pub enum ServeError {
         #[source]
         source: StorageError,
     },
+    #[error("cannot start {0}")]
+    Start(#[from] StartError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: String,
@@ -66,7 +70,7 @@ async fn signalled() {
 }
 
 /// Serves until SIGINT/SIGTERM, then lets in-flight requests finish within the grace.
-pub async fn run(config: Config) -> Result<(), ServeError> {
+pub async fn run(config: Config, request_lines: RequestLineSink) -> Result<(), ServeError> {
     let shutdown = CancellationToken::new();
     let trigger = shutdown.clone();
     tokio::spawn(async move {
@@ -74,18 +78,22 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         tracing::info!("shutdown signal received");
         trigger.cancel();
     });
-    serve(config, shutdown).await
+    serve(config, shutdown, request_lines).await
 }
 
 /// Serves until `shutdown` is cancelled.
-pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<(), ServeError> {
+pub async fn serve(
+    config: Config,
+    shutdown: CancellationToken,
+    request_lines: RequestLineSink,
+) -> Result<(), ServeError> {
     let started_at = Instant::now();
     let store = Store::open(
         &config.data_dir,
         StoreOptions {
-            durability: config.durability,
+            durability: config.sqlite_sync,
             max_value_bytes: config.kv_max_value_bytes,
-            task_retention: config.task_retention,
+            task_retention: config.task_retention_s,
         },
     )
     .map_err(|source| ServeError::Store {
@@ -93,6 +101,27 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<(), Se
         source,
     })?;
     let addr = std::net::SocketAddr::from((config.host, config.port));
+    let grace = config.shutdown_grace_s;
+
+    let app_handle = AppHandle::default();
+    let mut workers = Workers::new(store.queue.clone());
+    app::register_task_kinds(&mut workers, &config, &app_handle);
+    let workers = Arc::new(workers);
+    let outbound = Outbound::new(config.outbound_policy());
+    let background = TaskTracker::new();
+    let state = AppState::new(Shared {
+        outbound,
+        config,
+        store: store.clone(),
+        workers: workers.clone(),
+        started_at,
+        shutdown: shutdown.clone(),
+        background: background.clone(),
+    });
+    // Built before binding: a service that cannot start stops the program before it
+    // answers anything.
+    let app = app::build(state, request_lines)?;
+    let _ = app_handle.set(BoxCloneSyncService::new(app.clone()));
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|source| ServeError::Bind {
@@ -100,22 +129,6 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<(), Se
             source,
         })?;
     let local = listener.local_addr()?;
-    let grace = config.shutdown_grace;
-
-    let app_handle = AppHandle::default();
-    let mut workers = Workers::new(store.queue.clone());
-    app::register_task_kinds(&mut workers, &config, &app_handle);
-    let workers = Arc::new(workers);
-    let outbound = Outbound::new(config.outbound.clone());
-    let state = AppState::new(Shared {
-        outbound,
-        config,
-        store: store.clone(),
-        workers: workers.clone(),
-        started_at,
-    });
-    let app = app::build(state);
-    let _ = app_handle.set(BoxCloneSyncService::new(app.clone()));
     let maintenance = store.spawn_maintenance(shutdown.clone());
     let worker_loop = tokio::spawn(workers.run(shutdown.clone(), grace));
     tracing::info!(
@@ -143,6 +156,14 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<(), Se
     // Running tasks get the same grace as requests (they drain in parallel).
     let _ = worker_loop.await;
     let _ = maintenance.await;
+    // Services' background tasks (the LLM cache writer) finish their last writes.
+    background.close();
+    if tokio::time::timeout(grace.max(Duration::from_secs(1)), background.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("background tasks did not finish within the grace period");
+    }
     served?;
     tracing::info!("stopped");
     Ok(())

@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use crate::middlewares::request_id::{self, RequestId};
 use crate::middlewares::route_templates::RouteTemplates;
-use crate::platform::log_format::{self, REQUEST_ID};
+use crate::platform::log_format::{REQUEST_ID, RequestLineSink};
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{Method, StatusCode, Uri};
@@ -36,6 +36,7 @@ pub struct RequestLine {
     started: Instant,
     bytes: u64,
     logged: bool,
+    sink: RequestLineSink,
 }
 
 impl RequestLine {
@@ -47,17 +48,19 @@ impl RequestLine {
         let latency_us = u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX);
         let route = self.route.as_deref().unwrap_or("-");
         // Written after the request's future is done, so the id is a field of its own.
-        let fast = log_format::write_info_line(module_path!(), "request", |line| {
-            // Only the path can hold anything a caller likes; the rest is validated or ours.
-            line.raw("request_id", self.request_id.as_str())
-                .raw("method", self.method.as_str())
-                .str("path", self.uri.path())
-                .raw("route", route)
-                .u64("status", u64::from(self.status.as_u16()))
-                .millis("latency_ms", latency_us)
-                .u64("size", self.bytes)
-                .bool("aborted", aborted);
-        });
+        let fast = self
+            .sink
+            .write_info_line(module_path!(), "request", |line| {
+                // Only the path can hold anything a caller likes; the rest is validated or ours.
+                line.raw("request_id", self.request_id.as_str())
+                    .raw("method", self.method.as_str())
+                    .str("path", self.uri.path())
+                    .raw("route", route)
+                    .u64("status", u64::from(self.status.as_u16()))
+                    .millis("latency_ms", latency_us)
+                    .u64("size", self.bytes)
+                    .bool("aborted", aborted);
+            });
         if !fast {
             let latency_ms = latency_us as f64 / 1000.0;
             tracing::info!(
@@ -123,15 +126,17 @@ impl http_body::Body for LoggedBody {
 }
 
 /// Adds request ids and request log lines to every request; `routes` names the route
-/// template of each path (the layer wraps the router, so it runs before axum matches).
+/// template of each path (the layer wraps the router, so it runs before axum matches),
+/// `sink` writes the lines (or, when off, `tracing` does).
 #[derive(Clone)]
 pub struct RequestLogLayer {
     routes: Arc<RouteTemplates>,
+    sink: RequestLineSink,
 }
 
 impl RequestLogLayer {
-    pub fn new(routes: Arc<RouteTemplates>) -> RequestLogLayer {
-        RequestLogLayer { routes }
+    pub fn new(routes: Arc<RouteTemplates>, sink: RequestLineSink) -> RequestLogLayer {
+        RequestLogLayer { routes, sink }
     }
 }
 
@@ -142,6 +147,7 @@ impl<S> Layer<S> for RequestLogLayer {
         RequestLog {
             inner,
             routes: self.routes.clone(),
+            sink: self.sink.clone(),
         }
     }
 }
@@ -153,6 +159,7 @@ impl<S> Layer<S> for RequestLogLayer {
 pub struct RequestLog<S> {
     inner: S,
     routes: Arc<RouteTemplates>,
+    sink: RequestLineSink,
 }
 
 impl<S> Service<Request> for RequestLog<S>
@@ -181,6 +188,7 @@ where
             bytes: 0,
             logged: false,
             request_id,
+            sink: self.sink.clone(),
         };
         let scoped = REQUEST_ID.scope(line.request_id.0.clone(), self.inner.call(request));
         RequestLogFuture {

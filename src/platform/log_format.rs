@@ -9,7 +9,6 @@
 
 use std::cell::RefCell;
 use std::fmt::{self, Write as _};
-use std::sync::OnceLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use tracing::field::{Field, Visit};
@@ -200,19 +199,17 @@ impl<W: fmt::Write> fmt::Write for Escaper<'_, W> {
     }
 }
 
-/// Where request lines go when they bypass `tracing` (JSON format, INFO enabled).
-static REQUEST_LINE_SINK: OnceLock<BatchWriter> = OnceLock::new();
-
 thread_local! {
     static LINE: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(512));
 }
 
-/// Lets the request log write its JSON lines straight into `writer`, skipping the
+/// Where the request log writes its JSON lines straight into the log writer, skipping the
 /// subscriber: it is the one line written for every request, so its cost is the logging
-/// cost of the server. The line is the same the subscriber would write.
-pub fn enable_request_line_fast_path(writer: BatchWriter) {
-    let _ = REQUEST_LINE_SINK.set(writer);
-}
+/// cost of the server. The line is the same the subscriber would write. Made by
+/// `telemetry::init` when lines are JSON and INFO is on; otherwise (and in tests that build
+/// the app in-process) it is off and request lines go through `tracing`.
+#[derive(Clone, Default)]
+pub struct RequestLineSink(Option<BatchWriter>);
 
 /// Fields of a JSON line being written. The line is bytes, not a `String`: numbers go in
 /// as digits without a UTF-8 check, and everything else is appended from `&str`.
@@ -279,13 +276,35 @@ impl JsonLine<'_> {
     }
 }
 
-/// Writes an INFO line with `message` and the fields `fill` adds, if the fast path is on;
-/// answers `false` (writing nothing) when the caller must log through `tracing` instead.
-/// `target` and `message` are written as they are: pass constants.
-pub fn write_info_line(target: &str, message: &str, fill: impl FnOnce(&mut JsonLine<'_>)) -> bool {
-    let Some(sink) = REQUEST_LINE_SINK.get() else {
-        return false;
-    };
+impl RequestLineSink {
+    /// Lines go to `writer`.
+    pub fn new(writer: BatchWriter) -> RequestLineSink {
+        RequestLineSink(Some(writer))
+    }
+
+    /// Writes an INFO line with `message` and the fields `fill` adds, if the sink is on;
+    /// answers `false` (writing nothing) when the caller must log through `tracing` instead.
+    /// `target` and `message` are written as they are: pass constants.
+    pub fn write_info_line(
+        &self,
+        target: &str,
+        message: &str,
+        fill: impl FnOnce(&mut JsonLine<'_>),
+    ) -> bool {
+        let Some(sink) = &self.0 else {
+            return false;
+        };
+        write_line(sink, target, message, fill);
+        true
+    }
+}
+
+fn write_line(
+    sink: &BatchWriter,
+    target: &str,
+    message: &str,
+    fill: impl FnOnce(&mut JsonLine<'_>),
+) {
     LINE.with(|line| {
         let mut line = line.borrow_mut();
         line.clear();
@@ -300,7 +319,6 @@ pub fn write_info_line(target: &str, message: &str, fill: impl FnOnce(&mut JsonL
         line.extend_from_slice(b"\"}\n");
         sink.append(&line);
     });
-    true
 }
 
 /// One JSON object per line: timestamp, level, message, the event's fields, the request id

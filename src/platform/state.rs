@@ -1,8 +1,12 @@
-//! `AppState`: what every handler can reach — the configuration, the store, the clock of
-//! the process.
+//! `AppState`: what every handler can reach — the configuration, the store, the outbound
+//! client, the task kinds, the clock of the process, and the shutdown signal that services'
+//! background work follows.
 
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::env::Config;
 use crate::platform::outbound::Outbound;
@@ -36,6 +40,11 @@ pub struct Shared {
     pub workers: Arc<Workers>,
     /// When this process started serving, for uptime.
     pub started_at: Instant,
+    /// Cancelled when the server stops; services' background loops end on it.
+    pub shutdown: CancellationToken,
+    /// Services' background tasks (spawn them here): the server waits for them on shutdown,
+    /// before the store closes.
+    pub background: TaskTracker,
 }
 
 impl AppState {

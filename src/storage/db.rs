@@ -6,12 +6,13 @@
 //! thousands of concurrent writes share one commit (group commit). Each job runs inside its
 //! own savepoint, so one job failing (a failed check, a bad key) never undoes its
 //! neighbours. A job's caller hears back only after the transaction has committed: an
-//! acknowledged write is in the WAL. Readers run on the caller's thread with their own
-//! connections (WAL lets them read while the writer writes); point reads take microseconds.
+//! acknowledged write is in the WAL. Readers have their own connections (WAL lets them read
+//! while the writer writes) and run on tokio's blocking pool, so a slow query never stalls
+//! the threads that serve requests.
 
 use std::path::Path;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
@@ -157,7 +158,7 @@ impl Db {
         std::thread::Builder::new()
             .name("toolshed-db-writer".into())
             .spawn(move || writer_loop(writer, rx, next_version))
-            .map_err(|e| StorageError::Invalid(format!("cannot start the writer thread: {e}")))?;
+            .map_err(|e| StorageError::Internal(format!("cannot start the writer thread: {e}")))?;
         Ok(Db {
             jobs: tx,
             readers,
@@ -184,8 +185,21 @@ impl Db {
         answer.await.map_err(|_| StorageError::Closed)?
     }
 
-    /// Runs `work` on a reader connection, on the calling thread.
-    pub fn read<T>(&self, work: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+    /// Runs `work` on a reader connection, off the async threads.
+    pub async fn read<T, F>(self: &Arc<Self>, work: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let db = Arc::clone(self);
+        tokio::task::spawn_blocking(move || db.read_blocking(work))
+            .await
+            .map_err(|e| StorageError::Internal(format!("a read did not finish: {e}")))?
+    }
+
+    /// Runs `work` on a reader connection, on the calling thread: for callers already off
+    /// the async threads.
+    pub fn read_blocking<T>(&self, work: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         let start = self.next_reader.fetch_add(1, Ordering::Relaxed);
         for i in 0..self.readers.len() {
             if let Ok(conn) = self.readers[(start + i) % self.readers.len()].try_lock() {
@@ -267,12 +281,12 @@ fn exec_cached(conn: &Connection, sql: &str) -> std::result::Result<(), String> 
 mod tests {
     use super::*;
 
-    use crate::storage::test_support::Dir;
+    use tempfile::TempDir;
 
-    fn temp_db() -> (Dir, Db) {
-        let dir = Dir::new();
+    fn temp_db() -> (TempDir, Arc<Db>) {
+        let dir = TempDir::new().expect("temp dir");
         let db = Db::open(&dir.path().join("t.db"), Durability::Normal).expect("open");
-        (dir, db)
+        (dir, Arc::new(db))
     }
 
     #[tokio::test]
@@ -297,13 +311,14 @@ mod tests {
                 let rows = s.query_map([], |r| r.get(0))?;
                 Ok(rows.collect::<rusqlite::Result<Vec<String>>>()?)
             })
+            .await
             .expect("read");
         assert_eq!(keys, vec!["a".to_string()]);
     }
 
     #[tokio::test]
     async fn versions_increase_and_survive_reopen() {
-        let dir = Dir::new();
+        let dir = TempDir::new().expect("temp dir");
         let path = dir.path().join("t.db");
         let first = {
             let db = Db::open(&path, Durability::Normal).expect("open");

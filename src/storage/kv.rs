@@ -5,13 +5,16 @@ use std::sync::Arc;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::params;
 use serde_json::Value;
 
 use crate::storage::db::{Db, WriteCtx, now_ms};
+use crate::storage::entry::{
+    ENTRY_COLUMNS, EncodedValue, Entry, KvValue, Row, read_entry, row, row_to_entry, write_entry,
+};
 use crate::storage::error::{Result, StorageError};
 use crate::storage::key::{self, Key, KeyPart};
-use crate::storage::queue::{self, NewTask, PreparedTask, QueueSignal};
+use crate::storage::task::{NewTask, PreparedTask, QueueSignal, insert_task};
 
 /// At most this many checks in one atomic operation (as in Deno KV).
 pub const MAX_CHECKS: usize = 100;
@@ -19,60 +22,6 @@ pub const MAX_CHECKS: usize = 100;
 pub const MAX_MUTATIONS: usize = 1000;
 /// The longest `expire_in_ms` accepted: 10 years.
 pub const MAX_EXPIRE_IN_MS: u64 = 10 * 365 * 24 * 3600 * 1000;
-
-const ENCODING_JSON: i64 = 1;
-const ENCODING_BYTES: i64 = 2;
-
-/// A stored value: JSON, or raw bytes.
-#[derive(Debug, Clone, PartialEq)]
-pub enum KvValue {
-    Json(Value),
-    Bytes(Vec<u8>),
-}
-
-impl KvValue {
-    fn encode(&self) -> Result<(Vec<u8>, i64)> {
-        match self {
-            KvValue::Json(v) => serde_json::to_vec(v)
-                .map(|b| (b, ENCODING_JSON))
-                .map_err(|e| StorageError::invalid(format!("value is not serialisable: {e}"))),
-            KvValue::Bytes(b) => Ok((b.clone(), ENCODING_BYTES)),
-        }
-    }
-
-    fn decode(raw: Vec<u8>, encoding: i64) -> Result<KvValue> {
-        match encoding {
-            ENCODING_JSON => serde_json::from_slice(&raw)
-                .map(KvValue::Json)
-                .map_err(|e| StorageError::Corrupt(format!("stored JSON: {e}"))),
-            ENCODING_BYTES => Ok(KvValue::Bytes(raw)),
-            other => Err(StorageError::Corrupt(format!("value encoding {other}"))),
-        }
-    }
-}
-
-/// One entry as read.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Entry {
-    pub key: Key,
-    pub value: KvValue,
-    pub versionstamp: u64,
-    /// Milliseconds since the Unix epoch after which the entry is gone.
-    pub expires_at: Option<i64>,
-}
-
-/// Versionstamps are shown as 20 hex digits, like Deno's: an 8-byte counter and 2 zero bytes.
-pub fn format_versionstamp(v: u64) -> String {
-    format!("{v:016x}0000")
-}
-
-/// Parses a versionstamp written by [`format_versionstamp`].
-pub fn parse_versionstamp(s: &str) -> Option<u64> {
-    if s.len() != 20 || !s.ends_with("0000") {
-        return None;
-    }
-    u64::from_str_radix(&s[..16], 16).ok()
-}
 
 /// Which keys a list covers.
 #[derive(Debug, Clone, Default)]
@@ -165,67 +114,6 @@ pub struct Kv {
     queue: QueueSignal,
 }
 
-type Row = (Vec<u8>, Vec<u8>, i64, i64, Option<i64>);
-
-fn row_to_entry(row: Row) -> Result<Entry> {
-    let (raw_key, raw_value, encoding, version, expires_at) = row;
-    Ok(Entry {
-        key: key::decode(&raw_key)?,
-        value: KvValue::decode(raw_value, encoding)?,
-        versionstamp: u64::try_from(version).unwrap_or(0),
-        expires_at,
-    })
-}
-
-fn get_raw(conn: &Connection, encoded: &[u8], now: i64) -> Result<Option<Entry>> {
-    let row: Option<Row> = conn
-        .prepare_cached(
-            "SELECT key, value, encoding, versionstamp, expires_at FROM kv
-             WHERE key = ?1 AND (expires_at IS NULL OR expires_at > ?2)",
-        )?
-        .query_row(params![encoded, now], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-        })
-        .optional()?;
-    row.map(row_to_entry).transpose()
-}
-
-/// Writes one entry; used by atomic commits and by the queue's dead letters.
-pub(crate) fn put_raw(
-    conn: &Connection,
-    encoded: &[u8],
-    value: &KvValue,
-    version: u64,
-    expires_at: Option<i64>,
-) -> Result<()> {
-    let (raw, encoding) = value.encode()?;
-    put_encoded(conn, encoded, &raw, encoding, version, expires_at)
-}
-
-/// Writes one entry whose value is already encoded.
-fn put_encoded(
-    conn: &Connection,
-    encoded: &[u8],
-    raw: &[u8],
-    encoding: i64,
-    version: u64,
-    expires_at: Option<i64>,
-) -> Result<()> {
-    conn.prepare_cached(
-        "INSERT INTO kv (key, value, encoding, versionstamp, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)
-         ON CONFLICT(key) DO UPDATE SET value = excluded.value, encoding = excluded.encoding,
-           versionstamp = excluded.versionstamp, expires_at = excluded.expires_at",
-    )?
-    .execute(params![
-        encoded,
-        raw,
-        encoding,
-        i64::try_from(version).unwrap_or(i64::MAX),
-        expires_at
-    ])?;
-    Ok(())
-}
-
 fn integer_of(entry: Option<&Entry>, op: &str) -> Result<Option<i64>> {
     match entry.map(|e| &e.value) {
         None => Ok(None),
@@ -246,38 +134,42 @@ impl Kv {
     }
 
     /// Encodes a value for storage, refusing it over the size limit.
-    fn encode_value(&self, value: &KvValue) -> Result<(Vec<u8>, i64)> {
-        let (raw, encoding) = value.encode()?;
-        if raw.len() > self.max_value_bytes {
+    fn encode_value(&self, value: &KvValue) -> Result<EncodedValue> {
+        let encoded = value.encode()?;
+        if encoded.raw.len() > self.max_value_bytes {
             return Err(StorageError::TooLarge(format!(
                 "value is {} bytes; the limit is {}",
-                raw.len(),
+                encoded.raw.len(),
                 self.max_value_bytes
             )));
         }
-        Ok((raw, encoding))
+        Ok(encoded)
     }
 
     /// Reads one key; expired entries are absent.
-    pub fn get(&self, key: &[KeyPart]) -> Result<Option<Entry>> {
+    pub async fn get(&self, key: &[KeyPart]) -> Result<Option<Entry>> {
         let encoded = key::encode(key)?;
-        self.db.read(|conn| get_raw(conn, &encoded, now_ms()))
+        self.db
+            .read(move |conn| read_entry(conn, &encoded, now_ms()))
+            .await
     }
 
     /// Reads several keys in one snapshot.
-    pub fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Entry>>> {
+    pub async fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Entry>>> {
         let encoded = keys
             .iter()
             .map(|k| key::encode(k))
             .collect::<Result<Vec<_>>>()?;
         let now = now_ms();
-        self.db.read(|conn| {
-            // One read transaction, so all keys come from the same snapshot.
-            conn.execute_batch("BEGIN")?;
-            let result = encoded.iter().map(|k| get_raw(conn, k, now)).collect();
-            conn.execute_batch("COMMIT")?;
-            result
-        })
+        self.db
+            .read(move |conn| {
+                // One read transaction, so all keys come from the same snapshot.
+                conn.execute_batch("BEGIN")?;
+                let result = encoded.iter().map(|k| read_entry(conn, k, now)).collect();
+                conn.execute_batch("COMMIT")?;
+                result
+            })
+            .await
     }
 
     /// Sets one key; answers the new versionstamp.
@@ -341,11 +233,9 @@ impl Kv {
                             "expire_in_ms must be from 1 to {MAX_EXPIRE_IN_MS}"
                         )));
                     }
-                    let (raw, encoding) = self.encode_value(&value)?;
                     Change::Set {
                         key: key::encode(&key)?,
-                        raw,
-                        encoding,
+                        value: self.encode_value(&value)?,
                         expire_in_ms,
                     }
                 }
@@ -387,7 +277,7 @@ impl Kv {
     }
 
     /// Lists a page of entries in key order (or reverse).
-    pub fn list(&self, selector: &Selector, options: &ListOptions) -> Result<Page> {
+    pub async fn list(&self, selector: &Selector, options: &ListOptions) -> Result<Page> {
         let (mut lo, mut hi) = bounds(selector)?;
         if let Some(cursor) = &options.cursor {
             let after = URL_SAFE_NO_PAD
@@ -406,24 +296,24 @@ impl Kv {
             }
         }
         let limit = options.limit.max(1);
-        let sql = if options.reverse {
-            "SELECT key, value, encoding, versionstamp, expires_at FROM kv
+        let order = if options.reverse { "DESC" } else { "ASC" };
+        let sql = format!(
+            "SELECT {ENTRY_COLUMNS} FROM kv
              WHERE key >= ?1 AND key < ?2 AND (expires_at IS NULL OR expires_at > ?3)
-             ORDER BY key DESC LIMIT ?4"
-        } else {
-            "SELECT key, value, encoding, versionstamp, expires_at FROM kv
-             WHERE key >= ?1 AND key < ?2 AND (expires_at IS NULL OR expires_at > ?3)
-             ORDER BY key LIMIT ?4"
-        };
+             ORDER BY key {order} LIMIT ?4"
+        );
         let now = now_ms();
-        let rows: Vec<Row> = self.db.read(|conn| {
-            let mut stmt = conn.prepare_cached(sql)?;
-            let rows = stmt.query_map(
-                params![lo, hi, now, i64::try_from(limit + 1).unwrap_or(i64::MAX)],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
-            )?;
-            Ok(rows.collect::<rusqlite::Result<Vec<Row>>>()?)
-        })?;
+        let rows: Vec<Row> = self
+            .db
+            .read(move |conn| {
+                let mut stmt = conn.prepare_cached(&sql)?;
+                let rows = stmt.query_map(
+                    params![lo, hi, now, i64::try_from(limit + 1).unwrap_or(i64::MAX)],
+                    row,
+                )?;
+                Ok(rows.collect::<rusqlite::Result<Vec<Row>>>()?)
+            })
+            .await?;
         let more = rows.len() > limit;
         let mut entries = Vec::with_capacity(limit.min(rows.len()));
         let mut last_key = None;
@@ -496,8 +386,7 @@ enum Combine {
 enum Change {
     Set {
         key: Vec<u8>,
-        raw: Vec<u8>,
-        encoding: i64,
+        value: EncodedValue,
         expire_in_ms: Option<u64>,
     },
     Delete {
@@ -518,7 +407,7 @@ fn apply(
 ) -> Result<Commit> {
     let now = ctx.now_ms;
     for (encoded, expected) in checks {
-        let current = get_raw(ctx.conn, encoded, now)?.map(|e| e.versionstamp);
+        let current = read_entry(ctx.conn, encoded, now)?.map(|e| e.versionstamp);
         if current != *expected {
             return Ok(Commit::CheckFailed);
         }
@@ -528,13 +417,12 @@ fn apply(
         match change {
             Change::Set {
                 key,
-                raw,
-                encoding,
+                value,
                 expire_in_ms,
             } => {
                 let expires_at = expire_in_ms
                     .map(|ms| now.saturating_add(i64::try_from(ms).unwrap_or(i64::MAX)));
-                put_encoded(ctx.conn, key, raw, *encoding, version, expires_at)?;
+                write_entry(ctx.conn, key, value, version, expires_at)?;
             }
             Change::Delete { key } => {
                 ctx.conn
@@ -542,7 +430,7 @@ fn apply(
                     .execute([key])?;
             }
             Change::Combine { key, op, value } => {
-                let current = get_raw(ctx.conn, key, now)?;
+                let current = read_entry(ctx.conn, key, now)?;
                 let name = match op {
                     Combine::Sum => "sum",
                     Combine::Min => "min",
@@ -560,19 +448,14 @@ fn apply(
                 })?;
                 // The entry keeps its expiry, as the value changes but not its lifetime.
                 let expires_at = current.and_then(|e| e.expires_at);
-                put_raw(
-                    ctx.conn,
-                    key,
-                    &KvValue::Json(Value::from(combined)),
-                    version,
-                    expires_at,
-                )?;
+                let value = KvValue::Json(Value::from(combined)).encode()?;
+                write_entry(ctx.conn, key, &value, version, expires_at)?;
             }
         }
     }
     let mut task_ids = Vec::with_capacity(enqueues.len());
     for task in enqueues {
-        task_ids.push(queue::insert(ctx.conn, now, task)?);
+        task_ids.push(insert_task(ctx.conn, now, task)?);
     }
     Ok(Commit::Ok {
         versionstamp: version,
@@ -584,7 +467,7 @@ fn apply(
 mod tests {
     use super::*;
     use crate::storage::Store;
-    use crate::storage::test_support::Dir;
+    use tempfile::TempDir as Dir;
 
     fn s(x: &str) -> KeyPart {
         KeyPart::String(x.into())
@@ -596,7 +479,7 @@ mod tests {
 
     #[tokio::test]
     async fn set_get_delete_with_increasing_versionstamps() {
-        let dir = Dir::new();
+        let dir = Dir::new().expect("temp dir");
         let kv = store(&dir).kv;
         let v1 = kv
             .set(vec![s("a")], KvValue::Json(Value::from(1)), None)
@@ -607,16 +490,16 @@ mod tests {
             .await
             .expect("set");
         assert!(v2 > v1);
-        let entry = kv.get(&[s("a")]).expect("get").expect("present");
+        let entry = kv.get(&[s("a")]).await.expect("get").expect("present");
         assert_eq!(entry.value, KvValue::Json(Value::from(2)));
         assert_eq!(entry.versionstamp, v2);
         kv.delete(vec![s("a")]).await.expect("delete");
-        assert!(kv.get(&[s("a")]).expect("get").is_none());
+        assert!(kv.get(&[s("a")]).await.expect("get").is_none());
     }
 
     #[tokio::test]
     async fn atomic_checks_apply_all_or_nothing() {
-        let dir = Dir::new();
+        let dir = Dir::new().expect("temp dir");
         let kv = store(&dir).kv;
         let v = kv
             .set(vec![s("x")], KvValue::Json(Value::from("old")), None)
@@ -635,7 +518,10 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(kv.atomic(stale).await.expect("atomic"), Commit::CheckFailed);
-        assert!(kv.get(&[s("y")]).expect("get").is_none(), "nothing applied");
+        assert!(
+            kv.get(&[s("y")]).await.expect("get").is_none(),
+            "nothing applied"
+        );
 
         let fresh = Atomic {
             checks: vec![
@@ -677,22 +563,22 @@ mod tests {
         let Commit::Ok { versionstamp, .. } = kv.atomic(fresh).await.expect("atomic") else {
             panic!("checks hold");
         };
-        let y = kv.get(&[s("y")]).expect("get").expect("y");
+        let y = kv.get(&[s("y")]).await.expect("get").expect("y");
         assert_eq!(y.versionstamp, versionstamp, "one versionstamp per commit");
         assert_eq!(
-            kv.get(&[s("n")]).expect("get").expect("n").value,
+            kv.get(&[s("n")]).await.expect("get").expect("n").value,
             KvValue::Json(Value::from(7))
         );
         assert_eq!(
-            kv.get(&[s("m")]).expect("get").expect("m").value,
+            kv.get(&[s("m")]).await.expect("get").expect("m").value,
             KvValue::Json(Value::from(-4))
         );
-        assert!(kv.get(&[s("x")]).expect("get").is_none());
+        assert!(kv.get(&[s("x")]).await.expect("get").is_none());
     }
 
     #[tokio::test]
     async fn a_failing_mutation_rolls_back_the_whole_operation() {
-        let dir = Dir::new();
+        let dir = Dir::new().expect("temp dir");
         let kv = store(&dir).kv;
         kv.set(
             vec![s("text")],
@@ -716,19 +602,19 @@ mod tests {
             ..Default::default()
         };
         assert!(matches!(kv.atomic(op).await, Err(StorageError::Invalid(_))));
-        assert!(kv.get(&[s("z")]).expect("get").is_none());
+        assert!(kv.get(&[s("z")]).await.expect("get").is_none());
     }
 
     #[tokio::test]
     async fn expired_entries_vanish_from_reads_at_once_and_are_purged() {
-        let dir = Dir::new();
+        let dir = Dir::new().expect("temp dir");
         let kv = store(&dir).kv;
         kv.set(vec![s("t")], KvValue::Json(Value::from(1)), Some(30))
             .await
             .expect("set");
-        assert!(kv.get(&[s("t")]).expect("get").is_some());
+        assert!(kv.get(&[s("t")]).await.expect("get").is_some());
         tokio::time::sleep(std::time::Duration::from_millis(60)).await;
-        assert!(kv.get(&[s("t")]).expect("get").is_none());
+        assert!(kv.get(&[s("t")]).await.expect("get").is_none());
         let page = kv
             .list(
                 &Selector::default(),
@@ -738,6 +624,7 @@ mod tests {
                     cursor: None,
                 },
             )
+            .await
             .expect("list");
         assert!(page.entries.is_empty());
         assert_eq!(kv.purge_expired(100).await.expect("purge"), 1);
@@ -745,7 +632,7 @@ mod tests {
 
     #[tokio::test]
     async fn cursors_page_through_a_prefix_both_ways() {
-        let dir = Dir::new();
+        let dir = Dir::new().expect("temp dir");
         let kv = store(&dir).kv;
         for i in 0..7 {
             kv.set(
@@ -787,6 +674,7 @@ mod tests {
                             cursor: cursor.clone(),
                         },
                     )
+                    .await
                     .expect("list");
                 seen.extend(page.entries.iter().map(|e| e.key[1].clone()));
                 match page.cursor {
@@ -814,21 +702,24 @@ mod tests {
                     cursor: None,
                 },
             )
+            .await
             .expect("list");
         assert_eq!(page.entries.len(), 2);
-        let foreign = kv.list(
-            &Selector {
-                prefix: Some(vec![s("q")]),
-                ..Default::default()
-            },
-            &ListOptions {
-                limit: 100,
-                reverse: false,
-                cursor: Some(
-                    URL_SAFE_NO_PAD.encode(key::encode_unchecked(&[s("p"), KeyPart::Int(1)])),
-                ),
-            },
-        );
+        let foreign = kv
+            .list(
+                &Selector {
+                    prefix: Some(vec![s("q")]),
+                    ..Default::default()
+                },
+                &ListOptions {
+                    limit: 100,
+                    reverse: false,
+                    cursor: Some(
+                        URL_SAFE_NO_PAD.encode(key::encode_unchecked(&[s("p"), KeyPart::Int(1)])),
+                    ),
+                },
+            )
+            .await;
         assert!(
             foreign.is_err(),
             "a cursor from another selection is refused"
@@ -837,7 +728,7 @@ mod tests {
 
     #[tokio::test]
     async fn limits_are_enforced_with_clear_errors() {
-        let dir = Dir::new();
+        let dir = Dir::new().expect("temp dir");
         let kv = store(&dir).kv;
         let big = KvValue::Bytes(vec![0; 2 * 1024 * 1024]);
         assert!(matches!(
@@ -856,12 +747,5 @@ mod tests {
             kv.atomic(many).await,
             Err(StorageError::TooLarge(_))
         ));
-    }
-
-    #[test]
-    fn versionstamps_are_twenty_hex_digits() {
-        assert_eq!(format_versionstamp(1), "00000000000000010000");
-        assert_eq!(parse_versionstamp("00000000000000010000"), Some(1));
-        assert_eq!(parse_versionstamp("zz"), None);
     }
 }

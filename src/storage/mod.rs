@@ -1,19 +1,22 @@
 //! The embedded engine: SQLite files in the data directory, with no knowledge of HTTP.
 //!
 //! `db` is the engine (one writer thread with group commit, reader connections), `key` the
-//! ordered key encoding, `kv` the Deno-KV-style store, `queue` the durable task queue and
-//! `worker` the loop that runs tasks. `routes/kv` and `routes/queue` are thin HTTP faces
-//! over this; every other service may use it for caches and jobs.
+//! ordered key encoding; `entry` and `task` are the rows of the KV and task tables, which
+//! `kv` (the Deno-KV-style store) and `queue` (the durable task queue) build on without
+//! importing each other; `worker` is the loop that runs tasks, `cache` the services' own
+//! expiring cache. `routes/kv` and `routes/queue` are thin HTTP faces over this; every
+//! other service may use it for caches and jobs.
 
+pub mod cache;
 pub mod db;
+pub mod entry;
 pub mod error;
 pub mod key;
 pub mod key_json;
 pub mod kv;
 pub mod queue;
 mod schema;
-#[cfg(test)]
-mod test_support;
+pub mod task;
 pub mod worker;
 
 use std::path::Path;
@@ -59,6 +62,7 @@ pub struct Store {
     pub db: Arc<Db>,
     pub kv: kv::Kv,
     pub queue: queue::Queue,
+    pub cache: cache::Cache,
     options: StoreOptions,
 }
 
@@ -66,16 +70,17 @@ impl Store {
     /// Opens the store in `data_dir`, creating the directory if it is missing.
     pub fn open(data_dir: &Path, options: StoreOptions) -> Result<Store, StorageError> {
         std::fs::create_dir_all(data_dir).map_err(|e| {
-            StorageError::invalid(format!(
+            StorageError::Internal(format!(
                 "cannot create data directory {}: {e}",
                 data_dir.display()
             ))
         })?;
         let db = Arc::new(Db::open(&data_dir.join(DB_FILE), options.durability)?);
-        let signal = queue::QueueSignal::default();
+        let signal = task::QueueSignal::default();
         Ok(Store {
             kv: kv::Kv::new(db.clone(), options.max_value_bytes, signal.clone()),
             queue: queue::Queue::new(db.clone(), signal, options.max_value_bytes),
+            cache: cache::Cache::new(db.clone()),
             db,
             options,
         })
@@ -104,6 +109,9 @@ impl Store {
                 }
                 if let Err(e) = store.kv.purge_expired(PURGE_BATCH).await {
                     tracing::warn!(error = %e, "cannot purge expired entries");
+                }
+                if let Err(e) = store.cache.purge_expired(PURGE_BATCH).await {
+                    tracing::warn!(error = %e, "cannot purge expired cache entries");
                 }
                 let retention =
                     i64::try_from(store.options.task_retention.as_millis()).unwrap_or(i64::MAX);

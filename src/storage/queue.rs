@@ -14,193 +14,16 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
-use tokio::sync::Notify;
 
 use crate::storage::db::{Db, WriteCtx, now_ms};
+use crate::storage::entry::{KvValue, write_entry};
 use crate::storage::error::{Result, StorageError};
-use crate::storage::key::{self, Key};
-use crate::storage::kv::{self, KvValue};
+use crate::storage::task::{
+    DEFAULT_TIMEOUT_MS, NewTask, QueueSignal, Status, Task, insert_task, json_text, to_i64,
+};
 
-/// Deno's default backoff schedule (milliseconds before attempts 2, 3, …).
-pub const DEFAULT_BACKOFF_MS: [u64; 5] = [100, 1000, 5000, 30000, 60000];
-/// The longest delay before a first attempt, as in Deno: 30 days.
-pub const MAX_DELAY_MS: u64 = 30 * 24 * 3600 * 1000;
-/// At most this many backoff entries, each at most one day.
-pub const MAX_BACKOFF_ENTRIES: usize = 20;
-pub const MAX_BACKOFF_MS: u64 = 24 * 3600 * 1000;
-/// At most this many attempts in all.
-pub const MAX_ATTEMPTS: u32 = 100;
-/// How long one attempt may run unless the task says otherwise, and the most it may ask.
-pub const DEFAULT_TIMEOUT_MS: u64 = 60_000;
-pub const MAX_TIMEOUT_MS: u64 = 3600 * 1000;
 /// A lease outlives the attempt's timeout by this margin before the reaper takes it back.
 pub const LEASE_MARGIN_MS: i64 = 5_000;
-
-/// Where a task is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Status {
-    Pending,
-    Running,
-    Succeeded,
-    Retrying,
-    Dead,
-}
-
-impl Status {
-    pub const ALL: [Status; 5] = [
-        Status::Pending,
-        Status::Running,
-        Status::Succeeded,
-        Status::Retrying,
-        Status::Dead,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Pending => "pending",
-            Status::Running => "running",
-            Status::Succeeded => "succeeded",
-            Status::Retrying => "retrying",
-            Status::Dead => "dead",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Status> {
-        Status::ALL.into_iter().find(|st| st.as_str() == s)
-    }
-}
-
-/// A task to enqueue.
-#[derive(Debug, Clone)]
-pub struct NewTask {
-    pub kind: String,
-    pub payload: Value,
-    /// Wait this long before the first attempt.
-    pub delay_ms: u64,
-    /// Waits between attempts; `None` takes [`DEFAULT_BACKOFF_MS`].
-    pub backoff_schedule_ms: Option<Vec<u64>>,
-    /// Where the payload is written if the task dies.
-    pub keys_if_undelivered: Vec<Key>,
-    /// Attempts in all; `None` means one more than the backoff schedule has entries.
-    pub max_attempts: Option<u32>,
-    /// How long one attempt may run.
-    pub timeout_ms: Option<u64>,
-}
-
-impl NewTask {
-    /// A task with Deno's defaults.
-    pub fn new(kind: impl Into<String>, payload: Value) -> NewTask {
-        NewTask {
-            kind: kind.into(),
-            payload,
-            delay_ms: 0,
-            backoff_schedule_ms: None,
-            keys_if_undelivered: Vec::new(),
-            max_attempts: None,
-            timeout_ms: None,
-        }
-    }
-
-    /// Refuses out-of-range options with a message naming the limit.
-    pub fn validate(&self) -> Result<()> {
-        self.prepare(usize::MAX).map(|_| ())
-    }
-
-    /// Checks every option and the payload's size, and serializes the task for storage:
-    /// the one place both enqueue paths (the queue's and KV atomic operations') go through.
-    pub(crate) fn prepare(&self, max_payload_bytes: usize) -> Result<PreparedTask> {
-        if self.kind.is_empty() || self.kind.len() > 64 {
-            return Err(StorageError::invalid("kind must be 1 to 64 characters"));
-        }
-        if self.delay_ms > MAX_DELAY_MS {
-            return Err(StorageError::invalid(format!(
-                "delay_ms must be at most {MAX_DELAY_MS} (30 days)"
-            )));
-        }
-        if let Some(schedule) = &self.backoff_schedule_ms {
-            if schedule.len() > MAX_BACKOFF_ENTRIES
-                || schedule.iter().any(|&ms| ms > MAX_BACKOFF_MS)
-            {
-                return Err(StorageError::invalid(format!(
-                    "backoff_schedule_ms takes at most {MAX_BACKOFF_ENTRIES} entries of at most {MAX_BACKOFF_MS} ms"
-                )));
-            }
-        }
-        if self
-            .max_attempts
-            .is_some_and(|n| n == 0 || n > MAX_ATTEMPTS)
-        {
-            return Err(StorageError::invalid(format!(
-                "max_attempts must be from 1 to {MAX_ATTEMPTS}"
-            )));
-        }
-        if self
-            .timeout_ms
-            .is_some_and(|ms| ms == 0 || ms > MAX_TIMEOUT_MS)
-        {
-            return Err(StorageError::invalid(format!(
-                "timeout_ms must be from 1 to {MAX_TIMEOUT_MS}"
-            )));
-        }
-        let keys: Vec<String> = self
-            .keys_if_undelivered
-            .iter()
-            .map(|k| Ok(URL_SAFE_NO_PAD.encode(key::encode(k)?)))
-            .collect::<Result<_>>()?;
-        let payload = json_text(&self.payload)?;
-        if payload.len() > max_payload_bytes {
-            return Err(StorageError::TooLarge(format!(
-                "payload is {} bytes; the limit is {max_payload_bytes}",
-                payload.len()
-            )));
-        }
-        let backoff = self
-            .backoff_schedule_ms
-            .clone()
-            .unwrap_or_else(|| DEFAULT_BACKOFF_MS.to_vec());
-        let max_attempts = self
-            .max_attempts
-            .unwrap_or_else(|| u32::try_from(backoff.len() + 1).unwrap_or(MAX_ATTEMPTS));
-        Ok(PreparedTask {
-            kind: self.kind.clone(),
-            payload,
-            max_attempts,
-            backoff: json_text(&Value::from(backoff))?,
-            keys: json_text(&Value::from(keys))?,
-            timeout_ms: to_i64(self.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS)),
-            delay_ms: to_i64(self.delay_ms),
-        })
-    }
-}
-
-/// A checked task, serialized as it is stored.
-#[derive(Debug, Clone)]
-pub(crate) struct PreparedTask {
-    kind: String,
-    payload: String,
-    max_attempts: u32,
-    backoff: String,
-    keys: String,
-    timeout_ms: i64,
-    delay_ms: i64,
-}
-
-/// A task as stored.
-#[derive(Debug, Clone)]
-pub struct Task {
-    pub id: i64,
-    pub kind: String,
-    pub payload: Value,
-    pub status: Status,
-    pub attempts: u32,
-    pub max_attempts: u32,
-    /// When the next attempt may start (ms since the epoch).
-    pub run_at: i64,
-    pub created_at: i64,
-    pub updated_at: i64,
-    pub last_error: Option<String>,
-    pub result: Option<Value>,
-}
 
 /// A task handed to a worker, with the lease that lets it report back.
 #[derive(Debug, Clone)]
@@ -232,26 +55,7 @@ pub struct Stats {
     pub oldest_pending_age_ms: i64,
 }
 
-/// Wakes the dispatch loop when there is new work; shared with the KV store, whose atomic
-/// operations can enqueue.
-#[derive(Clone, Default)]
-pub struct QueueSignal(Arc<Notify>);
-
-impl QueueSignal {
-    pub fn wake(&self) {
-        self.0.notify_one();
-    }
-
-    pub async fn woken(&self) {
-        self.0.notified().await;
-    }
-}
-
 const TASK_COLUMNS: &str = "id, kind, payload, status, attempts, max_attempts, run_at, created_at, updated_at, last_error, result";
-
-fn json_text(v: &Value) -> Result<String> {
-    serde_json::to_string(v).map_err(|e| StorageError::invalid(format!("not serialisable: {e}")))
-}
 
 fn parse_json(text: &str, what: &str) -> Result<Value> {
     serde_json::from_str(text).map_err(|e| StorageError::Corrupt(format!("{what}: {e}")))
@@ -259,10 +63,6 @@ fn parse_json(text: &str, what: &str) -> Result<Value> {
 
 fn to_u32(n: i64) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
-}
-
-fn to_i64(n: u64) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 fn task_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Task, String, Option<String>)> {
@@ -288,30 +88,6 @@ fn finish_task(parts: (Task, String, Option<String>)) -> Result<Task> {
     task.payload = parse_json(&payload, "task payload")?;
     task.result = result.map(|r| parse_json(&r, "task result")).transpose()?;
     Ok(task)
-}
-
-/// Inserts a prepared task inside the caller's write transaction; answers its id.
-pub(crate) fn insert(conn: &Connection, now: i64, task: &PreparedTask) -> Result<i64> {
-    let id = conn
-        .prepare_cached(
-            "INSERT INTO tasks (kind, payload, status, attempts, max_attempts, backoff_ms,
-               keys_if_undelivered, timeout_ms, run_at, created_at, updated_at)
-             VALUES (?1, ?2, 'pending', 0, ?3, ?4, ?5, ?6, ?7, ?8, ?8) RETURNING id",
-        )?
-        .query_row(
-            params![
-                task.kind,
-                task.payload,
-                task.max_attempts,
-                task.backoff,
-                task.keys,
-                task.timeout_ms,
-                now.saturating_add(task.delay_ms),
-                now,
-            ],
-            |r| r.get(0),
-        )?;
-    Ok(id)
 }
 
 /// Decides the fate of a task whose attempt failed (or was interrupted), inside a write.
@@ -354,13 +130,13 @@ fn fail(ctx: &mut WriteCtx<'_>, id: i64, error: &str, fatal: bool, retry_now: bo
     // Dead letters: the payload goes to every key the task named, as in Deno.
     let keys: Vec<String> = serde_json::from_str(&keys).unwrap_or_default();
     if !keys.is_empty() {
-        let value = KvValue::Json(parse_json(&payload, "task payload")?);
+        let value = KvValue::Json(parse_json(&payload, "task payload")?).encode()?;
         let version = ctx.version();
         for encoded in keys {
             let raw = URL_SAFE_NO_PAD
                 .decode(encoded)
                 .map_err(|_| StorageError::Corrupt("keys_if_undelivered".into()))?;
-            kv::put_raw(ctx.conn, &raw, &value, version, None)?;
+            write_entry(ctx.conn, &raw, &value, version, None)?;
         }
     }
     Ok(())
@@ -389,7 +165,7 @@ impl Queue {
         let task = self
             .db
             .write(move |ctx| {
-                let id = insert(ctx.conn, ctx.now_ms, &task)?;
+                let id = insert_task(ctx.conn, ctx.now_ms, &task)?;
                 get_in(ctx.conn, id)?.ok_or_else(|| StorageError::NotFound("task vanished".into()))
             })
             .await?;
@@ -398,49 +174,59 @@ impl Queue {
     }
 
     /// Reads one task.
-    pub fn get(&self, id: i64) -> Result<Option<Task>> {
-        self.db.read(|conn| get_in(conn, id))
+    pub async fn get(&self, id: i64) -> Result<Option<Task>> {
+        self.db.read(move |conn| get_in(conn, id)).await
     }
 
     /// Lists tasks in id order (oldest first), optionally of one status, after `after_id`.
-    pub fn list(&self, status: Option<Status>, after_id: i64, limit: usize) -> Result<Vec<Task>> {
+    pub async fn list(
+        &self,
+        status: Option<Status>,
+        after_id: i64,
+        limit: usize,
+    ) -> Result<Vec<Task>> {
         let sql = format!(
             "SELECT {TASK_COLUMNS} FROM tasks WHERE (?1 IS NULL OR status = ?1) AND id > ?2 ORDER BY id LIMIT ?3"
         );
-        self.db.read(|conn| {
-            let mut stmt = conn.prepare_cached(&sql)?;
-            let rows = stmt.query_map(
-                params![status.map(Status::as_str), after_id, to_i64(limit as u64)],
-                task_from_row,
-            )?;
-            rows.map(|r| finish_task(r?)).collect()
-        })
+        self.db
+            .read(move |conn| {
+                let mut stmt = conn.prepare_cached(&sql)?;
+                let rows = stmt.query_map(
+                    params![status.map(Status::as_str), after_id, to_i64(limit as u64)],
+                    task_from_row,
+                )?;
+                rows.map(|r| finish_task(r?)).collect()
+            })
+            .await
     }
 
     /// Counts per status and the wait of the oldest due task.
-    pub fn stats(&self) -> Result<Stats> {
+    pub async fn stats(&self) -> Result<Stats> {
         let now = now_ms();
-        self.db.read(|conn| {
-            let mut stmt =
-                conn.prepare_cached("SELECT status, COUNT(*) FROM tasks GROUP BY status")?;
-            let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
-            let mut counts: Vec<(Status, u64)> = Status::ALL.iter().map(|s| (*s, 0)).collect();
-            for row in rows {
-                let (status, n) = row?;
-                if let Some(slot) = counts.iter_mut().find(|(s, _)| s.as_str() == status) {
-                    slot.1 = u64::try_from(n).unwrap_or(0);
+        self.db
+            .read(move |conn| {
+                let mut stmt =
+                    conn.prepare_cached("SELECT status, COUNT(*) FROM tasks GROUP BY status")?;
+                let rows =
+                    stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+                let mut counts: Vec<(Status, u64)> = Status::ALL.iter().map(|s| (*s, 0)).collect();
+                for row in rows {
+                    let (status, n) = row?;
+                    if let Some(slot) = counts.iter_mut().find(|(s, _)| s.as_str() == status) {
+                        slot.1 = u64::try_from(n).unwrap_or(0);
+                    }
                 }
-            }
-            let oldest: Option<i64> = conn
-                .prepare_cached(
-                    "SELECT MIN(run_at) FROM tasks WHERE status IN ('pending', 'retrying')",
-                )?
-                .query_row([], |r| r.get(0))?;
-            Ok(Stats {
-                counts,
-                oldest_pending_age_ms: oldest.map_or(0, |t| (now - t).max(0)),
+                let oldest: Option<i64> = conn
+                    .prepare_cached(
+                        "SELECT MIN(run_at) FROM tasks WHERE status IN ('pending', 'retrying')",
+                    )?
+                    .query_row([], |r| r.get(0))?;
+                Ok(Stats {
+                    counts,
+                    oldest_pending_age_ms: oldest.map_or(0, |t| (now - t).max(0)),
+                })
             })
-        })
+            .await
     }
 
     /// Puts a dead task back to pending with fresh attempts.
@@ -636,13 +422,14 @@ impl Queue {
     }
 
     /// When the next pending task is due, if any.
-    pub fn next_due(&self, kinds: &[String]) -> Result<Option<i64>> {
-        self.db.read(|conn| {
+    pub async fn next_due(&self, kinds: &[String]) -> Result<Option<i64>> {
+        let kinds = kinds.to_vec();
+        self.db.read(move |conn| {
             let mut soonest: Option<i64> = None;
             let mut stmt = conn.prepare_cached(
                 "SELECT MIN(run_at) FROM tasks WHERE kind = ?1 AND status IN ('pending', 'retrying')",
             )?;
-            for kind in kinds {
+            for kind in &kinds {
                 let t: Option<i64> = stmt.query_row([kind], |r| r.get(0))?;
                 soonest = match (soonest, t) {
                     (Some(a), Some(b)) => Some(a.min(b)),
@@ -651,6 +438,7 @@ impl Queue {
             }
             Ok(soonest)
         })
+        .await
     }
 
     /// Deletes succeeded tasks last updated before `before_ms`, up to `limit`.
@@ -682,9 +470,10 @@ fn get_in(conn: &Connection, id: i64) -> Result<Option<Task>> {
 mod tests {
     use super::*;
     use crate::storage::key::KeyPart;
-    use crate::storage::test_support::Dir;
+    use crate::storage::task::{MAX_BACKOFF_MS, MAX_DELAY_MS};
     use crate::storage::{Store, StoreOptions};
     use serde_json::json;
+    use tempfile::TempDir as Dir;
 
     fn store(dir: &Dir) -> Store {
         Store::open(dir.path(), StoreOptions::default()).expect("store")
@@ -703,7 +492,7 @@ mod tests {
 
     #[tokio::test]
     async fn failures_follow_the_schedule_then_the_task_dies_into_its_keys() {
-        let dir = Dir::new();
+        let dir = Dir::new().expect("temp dir");
         let store = store(&dir);
         let task = store.queue.enqueue(quick("k")).await.expect("enqueue");
         assert_eq!((task.status, task.max_attempts), (Status::Pending, 3));
@@ -718,18 +507,19 @@ mod tests {
                 .expect("complete");
             assert!(held);
         }
-        let dead = store.queue.get(task.id).expect("get").expect("task");
+        let dead = store.queue.get(task.id).await.expect("get").expect("task");
         assert_eq!(dead.status, Status::Dead);
         assert_eq!(dead.attempts, 3);
         assert_eq!(dead.last_error.as_deref(), Some("boom 3"));
         let letter = store
             .kv
             .get(&[KeyPart::String("dead".into()), KeyPart::String("k".into())])
+            .await
             .expect("get")
             .expect("dead letter written");
         assert_eq!(
             letter.value,
-            crate::storage::kv::KvValue::Json(json!({"n": 1}))
+            crate::storage::entry::KvValue::Json(json!({"n": 1}))
         );
         assert!(
             store
@@ -743,7 +533,7 @@ mod tests {
 
     #[tokio::test]
     async fn retries_wait_for_their_backoff() {
-        let dir = Dir::new();
+        let dir = Dir::new().expect("temp dir");
         let store = store(&dir);
         let task = store
             .queue
@@ -759,7 +549,7 @@ mod tests {
             .complete(task.id, 1, Outcome::Retry("x".into()))
             .await
             .expect("complete");
-        let waiting = store.queue.get(task.id).expect("get").expect("task");
+        let waiting = store.queue.get(task.id).await.expect("get").expect("task");
         assert_eq!(waiting.status, Status::Retrying);
         assert!(waiting.run_at >= now_ms() + 50_000);
         assert!(
@@ -775,7 +565,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_worker_whose_lease_expired_cannot_complete_the_task() {
-        let dir = Dir::new();
+        let dir = Dir::new().expect("temp dir");
         let store = store(&dir);
         let task = store.queue.enqueue(quick("k")).await.expect("enqueue");
         store.queue.claim("k", 1, 100).await.expect("claim");
@@ -798,7 +588,7 @@ mod tests {
             .await
             .expect("complete");
         assert!(!stale, "the old lease is refused");
-        let current = store.queue.get(task.id).expect("get").expect("task");
+        let current = store.queue.get(task.id).await.expect("get").expect("task");
         assert_eq!(current.status, Status::Running);
         assert!(
             store
@@ -807,7 +597,7 @@ mod tests {
                 .await
                 .expect("complete")
         );
-        let done = store.queue.get(task.id).expect("get").expect("task");
+        let done = store.queue.get(task.id).await.expect("get").expect("task");
         assert_eq!(
             (done.status, done.result),
             (Status::Succeeded, Some(json!("ok")))
@@ -816,7 +606,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_task_running_when_the_process_died_runs_again_after_restart() {
-        let dir = Dir::new();
+        let dir = Dir::new().expect("temp dir");
         let id = {
             let store = store(&dir);
             let task = store.queue.enqueue(quick("k")).await.expect("enqueue");
@@ -826,7 +616,7 @@ mod tests {
         };
         let store = store(&dir);
         assert_eq!(store.queue.recover_interrupted().await.expect("recover"), 1);
-        let task = store.queue.get(id).expect("get").expect("task");
+        let task = store.queue.get(id).await.expect("get").expect("task");
         assert_eq!(task.status, Status::Retrying);
         assert!(
             task.last_error
@@ -840,7 +630,7 @@ mod tests {
 
     #[tokio::test]
     async fn released_tasks_keep_their_attempts() {
-        let dir = Dir::new();
+        let dir = Dir::new().expect("temp dir");
         let store = store(&dir);
         let task = store.queue.enqueue(quick("k")).await.expect("enqueue");
         store.queue.claim("k", 1, 7).await.expect("claim");
@@ -849,13 +639,13 @@ mod tests {
             .release(vec![(task.id, 7)])
             .await
             .expect("release");
-        let task = store.queue.get(task.id).expect("get").expect("task");
+        let task = store.queue.get(task.id).await.expect("get").expect("task");
         assert_eq!((task.status, task.attempts), (Status::Pending, 0));
     }
 
     #[tokio::test]
     async fn only_dead_tasks_retry_and_running_tasks_cannot_be_deleted() {
-        let dir = Dir::new();
+        let dir = Dir::new().expect("temp dir");
         let store = store(&dir);
         let task = store.queue.enqueue(quick("k")).await.expect("enqueue");
         assert!(matches!(
@@ -875,7 +665,7 @@ mod tests {
         let revived = store.queue.retry(task.id).await.expect("retry");
         assert_eq!((revived.status, revived.attempts), (Status::Pending, 0));
         store.queue.delete(task.id).await.expect("delete");
-        assert!(store.queue.get(task.id).expect("get").is_none());
+        assert!(store.queue.get(task.id).await.expect("get").is_none());
         assert!(matches!(
             store.queue.delete(task.id).await,
             Err(StorageError::NotFound(_))

@@ -38,6 +38,13 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX tasks_due ON tasks (kind, run_at) WHERE status IN ('pending', 'retrying');
      CREATE INDEX tasks_by_status ON tasks (status, id);
      CREATE INDEX tasks_running ON tasks (lease_until) WHERE status = 'running';",
+    // 3: services' caches, outside the user's KV keyspace.
+    "CREATE TABLE cache (
+        key TEXT PRIMARY KEY,
+        value BLOB NOT NULL,
+        expires_at INTEGER NOT NULL
+     ) STRICT, WITHOUT ROWID;
+     CREATE INDEX cache_expiry ON cache (expires_at);",
 ];
 
 /// Brings the schema up to date inside one transaction.

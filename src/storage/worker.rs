@@ -170,7 +170,7 @@ impl Workers {
                 .filter(|(_, k)| k.permits.available_permits() > 0)
                 .map(|(name, _)| name.clone())
                 .collect();
-            let wait = match self.queue.next_due(&free) {
+            let wait = match self.queue.next_due(&free).await {
                 // After a storage error, wait a tick rather than retrying in a tight loop.
                 _ if failed => TICK,
                 Ok(Some(due)) => Duration::from_millis(
@@ -256,15 +256,15 @@ async fn attempt(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::queue::{NewTask, Status};
-    use crate::storage::test_support::Dir;
+    use crate::storage::task::{NewTask, Status};
     use crate::storage::{Store, StoreOptions};
     use serde_json::json;
     use std::sync::atomic::AtomicUsize;
+    use tempfile::TempDir as Dir;
 
-    async fn wait_for(store: &Store, id: i64, status: Status) -> crate::storage::queue::Task {
+    async fn wait_for(store: &Store, id: i64, status: Status) -> crate::storage::task::Task {
         for _ in 0..400 {
-            let task = store.queue.get(id).expect("get").expect("task");
+            let task = store.queue.get(id).await.expect("get").expect("task");
             if task.status == status {
                 return task;
             }
@@ -275,7 +275,7 @@ mod tests {
 
     #[tokio::test]
     async fn workers_retry_failures_until_success_within_their_concurrency() {
-        let dir = Dir::new();
+        let dir = Dir::new().expect("temp dir");
         let store = Store::open(dir.path(), StoreOptions::default()).expect("store");
         let calls = Arc::new(AtomicUsize::new(0));
         let running = Arc::new(AtomicUsize::new(0));
@@ -321,7 +321,7 @@ mod tests {
 
     #[tokio::test]
     async fn slow_attempts_time_out_and_panics_are_failures_not_crashes() {
-        let dir = Dir::new();
+        let dir = Dir::new().expect("temp dir");
         let store = Store::open(dir.path(), StoreOptions::default()).expect("store");
         let mut workers = Workers::new(store.queue.clone());
         workers.register("slow", 4, |_: Value, _: u32| async {
@@ -361,7 +361,7 @@ mod tests {
 
     #[tokio::test]
     async fn shutdown_hands_back_attempts_still_running_after_the_grace() {
-        let dir = Dir::new();
+        let dir = Dir::new().expect("temp dir");
         let store = Store::open(dir.path(), StoreOptions::default()).expect("store");
         let mut workers = Workers::new(store.queue.clone());
         workers.register("long", 4, |_: Value, _: u32| async {
@@ -379,7 +379,7 @@ mod tests {
         wait_for(&store, task.id, Status::Running).await;
         shutdown.cancel();
         loop_handle.await.expect("loop ends");
-        let task = store.queue.get(task.id).expect("get").expect("task");
+        let task = store.queue.get(task.id).await.expect("get").expect("task");
         assert_eq!((task.status, task.attempts), (Status::Pending, 0));
     }
 }

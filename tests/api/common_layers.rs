@@ -13,12 +13,15 @@ use axum::http::{Request, StatusCode};
 use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
 use toolshed::app::{App, with_common_layers};
 use toolshed::env::{Config, SettingsArgs};
 use toolshed::middlewares::route_templates::RouteTemplates;
 use toolshed::platform::extract::AppJson;
+use toolshed::platform::log_format::RequestLineSink;
 use toolshed::platform::outbound::{GuardPolicy, Outbound};
 use toolshed::platform::state::{AppState, Shared};
 use toolshed::storage::worker::Workers;
@@ -57,6 +60,8 @@ fn test_app(dir: &support::TempDir) -> App {
         workers: Arc::new(Workers::new(store.queue.clone())),
         store,
         started_at: Instant::now(),
+        shutdown: CancellationToken::new(),
+        background: TaskTracker::new(),
     });
     let routes = Router::new()
         .route("/greet", post(greet))
@@ -67,7 +72,13 @@ fn test_app(dir: &support::TempDir) -> App {
         .route("/boom", get(boom))
         .route("/slow", get(slow));
     let templates = RouteTemplates::new(["/greet", "/greet-big", "/boom", "/slow"]);
-    with_common_layers(routes, state, &config, templates)
+    with_common_layers(
+        routes,
+        state,
+        &config,
+        templates,
+        RequestLineSink::default(),
+    )
 }
 
 async fn call(app: &App, request: Request<Body>) -> (StatusCode, Value) {

@@ -11,12 +11,9 @@ use super::schemas::{
 use crate::platform::error::{AppError, ErrorBody};
 use crate::platform::extract::{AppJson, AppPath, AppQuery};
 use crate::platform::state::AppState;
+use crate::storage::entry::{KvValue, format_versionstamp, parse_versionstamp};
 use crate::storage::key_json::{key_at, key_from_path};
-use crate::storage::kv::{
-    Atomic, Check, Commit, KvValue, ListOptions, Mutation, Selector, format_versionstamp,
-    parse_versionstamp,
-};
-use crate::storage::queue::NewTask;
+use crate::storage::kv::{Atomic, Check, Commit, ListOptions, Mutation, Selector};
 
 const MAX_LIST_LIMIT: usize = 1000;
 const MAX_GET_MANY: usize = 1000;
@@ -37,7 +34,7 @@ pub async fn get_entry(
     AppPath(path): AppPath<String>,
 ) -> Result<Json<EntryBody>, AppError> {
     let key = key_from_path(&path);
-    match state.store.kv.get(&key)? {
+    match state.store.kv.get(&key).await? {
         Some(entry) => Ok(Json(entry.into())),
         None => Err(AppError::not_found(format!("no entry at {path}"))),
     }
@@ -167,7 +164,7 @@ pub async fn list(
         reverse: query.reverse.unwrap_or(false),
         cursor: query.cursor,
     };
-    let page = state.store.kv.list(&selector, &options)?;
+    let page = state.store.kv.list(&selector, &options).await?;
     Ok(Json(ListPage {
         entries: page.entries.into_iter().map(EntryBody::from).collect(),
         cursor: page.cursor,
@@ -200,7 +197,7 @@ pub async fn get_many(
         .enumerate()
         .map(|(i, k)| key_at(k, &format!("keys[{i}]")))
         .collect::<Result<Vec<_>, _>>()?;
-    let entries = state.store.kv.get_many(&keys)?;
+    let entries = state.store.kv.get_many(&keys).await?;
     Ok(Json(ManyEntries {
         entries: entries
             .into_iter()
@@ -272,27 +269,13 @@ pub async fn atomic(
             },
         });
     }
-    for (i, enqueue) in body.enqueues.into_iter().enumerate() {
-        let kind = enqueue.kind.unwrap_or_else(|| "http".to_owned());
+    for (i, spec) in body.enqueues.into_iter().enumerate() {
+        let task = spec.into_task(&format!("enqueues[{i}]."))?;
         state
             .workers
-            .validate(&kind, &enqueue.payload)
+            .validate(&task.kind, &task.payload)
             .map_err(|e| AppError::bad_request(format!("enqueues[{i}]: {e}")))?;
-        let keys_if_undelivered = enqueue
-            .keys_if_undelivered
-            .iter()
-            .enumerate()
-            .map(|(j, k)| key_at(k, &format!("enqueues[{i}].keys_if_undelivered[{j}]")))
-            .collect::<Result<Vec<_>, _>>()?;
-        op.enqueues.push(NewTask {
-            kind,
-            payload: enqueue.payload,
-            delay_ms: enqueue.delay_ms,
-            backoff_schedule_ms: enqueue.backoff_schedule_ms,
-            keys_if_undelivered,
-            max_attempts: enqueue.max_attempts,
-            timeout_ms: enqueue.timeout_ms,
-        });
+        op.enqueues.push(task);
     }
     Ok(match state.store.kv.atomic(op).await? {
         Commit::Ok {

@@ -7,8 +7,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
+use crate::storage::entry::{Entry, KvValue, format_versionstamp};
 use crate::storage::key_json::key_to_json;
-use crate::storage::kv::{Entry, KvValue, format_versionstamp};
+use crate::storage::task::TaskSpec;
 
 /// One stored entry.
 #[derive(Debug, Serialize, ToSchema)]
@@ -153,24 +154,6 @@ pub enum MutationBody {
     },
 }
 
-/// A task enqueued by the same commit (see `POST /api/queue/tasks` for the fields).
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct EnqueueBody {
-    /// The task kind; `http` by default.
-    pub kind: Option<String>,
-    #[schema(value_type = Object)]
-    pub payload: Value,
-    #[serde(default)]
-    pub delay_ms: u64,
-    pub backoff_schedule_ms: Option<Vec<u64>>,
-    #[serde(default)]
-    #[schema(value_type = Vec<Vec<Object>>)]
-    pub keys_if_undelivered: Vec<Value>,
-    pub max_attempts: Option<u32>,
-    pub timeout_ms: Option<u64>,
-}
-
 /// `POST /api/kv/atomic`: all applied together, or nothing when a check fails.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -187,8 +170,9 @@ pub struct AtomicBody {
     pub checks: Vec<CheckBody>,
     #[serde(default)]
     pub mutations: Vec<MutationBody>,
+    /// Tasks enqueued by the same commit (the fields of `POST /api/queue/tasks`).
     #[serde(default)]
-    pub enqueues: Vec<EnqueueBody>,
+    pub enqueues: Vec<TaskSpec>,
 }
 
 /// The outcome of an atomic operation (409 with `{"ok": false}` when a check failed).

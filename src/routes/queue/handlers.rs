@@ -2,13 +2,11 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 
-use super::http_task;
-use super::schemas::{EnqueueRequest, Enqueued, ListQuery, StatsBody, TaskBody, TaskPage};
+use super::schemas::{Enqueued, ListQuery, StatsBody, TaskBody, TaskPage};
 use crate::platform::error::{AppError, ErrorBody};
 use crate::platform::extract::{AppJson, AppPath, AppQuery};
 use crate::platform::state::AppState;
-use crate::storage::key_json::key_at;
-use crate::storage::queue::{NewTask, Status};
+use crate::storage::task::{Status, TaskSpec};
 
 const MAX_LIST_LIMIT: usize = 1000;
 
@@ -22,7 +20,7 @@ fn parse_id(raw: &str) -> Result<i64, AppError> {
     post,
     path = "/api/queue/tasks",
     tag = "queue",
-    request_body = EnqueueRequest,
+    request_body = TaskSpec,
     responses(
         (status = 202, description = "Accepted and durable", body = Enqueued),
         (status = 400, description = "Unknown kind, bad payload or option", body = ErrorBody),
@@ -32,32 +30,14 @@ fn parse_id(raw: &str) -> Result<i64, AppError> {
 )]
 pub async fn enqueue(
     State(state): State<AppState>,
-    AppJson(body): AppJson<EnqueueRequest>,
+    AppJson(spec): AppJson<TaskSpec>,
 ) -> Result<(StatusCode, Json<Enqueued>), AppError> {
-    let kind = body.kind.unwrap_or_else(|| http_task::KIND.to_owned());
+    let task = spec.into_task("")?;
     state
         .workers
-        .validate(&kind, &body.payload)
+        .validate(&task.kind, &task.payload)
         .map_err(AppError::bad_request)?;
-    let keys_if_undelivered = body
-        .keys_if_undelivered
-        .iter()
-        .enumerate()
-        .map(|(i, k)| key_at(k, &format!("keys_if_undelivered[{i}]")))
-        .collect::<Result<Vec<_>, _>>()?;
-    let task = state
-        .store
-        .queue
-        .enqueue(NewTask {
-            kind,
-            payload: body.payload,
-            delay_ms: body.delay_ms,
-            backoff_schedule_ms: body.backoff_schedule_ms,
-            keys_if_undelivered,
-            max_attempts: body.max_attempts,
-            timeout_ms: body.timeout_ms,
-        })
-        .await?;
+    let task = state.store.queue.enqueue(task).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(Enqueued {
@@ -87,7 +67,8 @@ pub async fn get_task(
     state
         .store
         .queue
-        .get(id)?
+        .get(id)
+        .await?
         .map(|t| Json(t.into()))
         .ok_or_else(|| AppError::not_found(format!("no task {id}")))
 }
@@ -127,7 +108,7 @@ pub async fn list_tasks(
             .parse::<i64>()
             .map_err(|_| AppError::bad_request("cursor is not valid"))?,
     };
-    let mut tasks = state.store.queue.list(status, after, limit + 1)?;
+    let mut tasks = state.store.queue.list(status, after, limit + 1).await?;
     let cursor = if tasks.len() > limit {
         tasks.truncate(limit);
         tasks.last().map(|t| t.id.to_string())
@@ -188,7 +169,7 @@ pub async fn delete_task(
     responses((status = 200, description = "Queue statistics", body = StatsBody))
 )]
 pub async fn stats(State(state): State<AppState>) -> Result<Json<StatsBody>, AppError> {
-    let stats = state.store.queue.stats()?;
+    let stats = state.store.queue.stats().await?;
     Ok(Json(StatsBody {
         total: stats.counts.iter().map(|(_, n)| n).sum(),
         counts: stats

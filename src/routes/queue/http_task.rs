@@ -17,8 +17,8 @@ use crate::platform::state::AppHandle;
 use crate::storage::queue::Outcome;
 use crate::storage::worker::{TaskFuture, TaskHandler};
 
-/// The kind's name in `POST /api/queue/tasks`.
-pub const KIND: &str = "http";
+/// The kind's name in `POST /api/queue/tasks`, and the kind of a task that names none.
+pub const KIND: &str = crate::storage::task::DEFAULT_KIND;
 /// The largest answer body kept as a result.
 const MAX_RESULT_BYTES: usize = 1024 * 1024;
 

@@ -6,39 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use crate::storage::queue::Task;
-
-/// `POST /api/queue/tasks`.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-#[schema(example = json!({
-    "kind": "http",
-    "payload": {"method": "PUT", "path": "/api/kv/entries/greetings/hello",
-                "headers": {"content-type": "application/json"}, "body": {"value": "world"}},
-    "delay_ms": 0,
-    "backoff_schedule_ms": [1000, 5000, 10000],
-    "keys_if_undelivered": [["failed", "greeting"]]
-}))]
-pub struct EnqueueRequest {
-    /// The task kind; `http` (the default) calls one of this instance's own `/api` routes.
-    pub kind: Option<String>,
-    /// For `http`: `{method, path, headers?, body?}`.
-    #[schema(value_type = Object)]
-    pub payload: Value,
-    /// Wait this long before the first attempt (at most 30 days).
-    #[serde(default)]
-    pub delay_ms: u64,
-    /// Waits between attempts, in ms; default Deno's `[100, 1000, 5000, 30000, 60000]`.
-    pub backoff_schedule_ms: Option<Vec<u64>>,
-    /// KV keys (JSON form) that receive the payload if the task dies.
-    #[serde(default)]
-    #[schema(value_type = Vec<Vec<Object>>)]
-    pub keys_if_undelivered: Vec<Value>,
-    /// Attempts in all; default one more than the backoff schedule's entries.
-    pub max_attempts: Option<u32>,
-    /// How long one attempt may run, in ms (default 60000).
-    pub timeout_ms: Option<u64>,
-}
+use crate::storage::task::Task;
 
 /// `{method, path, headers, body}` of an `http` task.
 #[derive(Debug, Deserialize, ToSchema)]

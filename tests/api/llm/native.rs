@@ -375,24 +375,22 @@ coding = "local:gemma"
     assert_eq!(listed["models"][0]["tasks"], json!(["coding"]));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_invalid_models_file_is_reported_not_ignored() {
+#[test]
+fn an_invalid_models_file_stops_the_start_naming_the_problem() {
     let dir = temp_dir();
     let file = dir.path().join("models.toml");
     std::fs::write(&file, "[models.\"x:y\"]\nprovider = \"nowhere\"\n").expect("write");
-    let server = spawn_with(&[("TOOLSHED_LLM_MODELS", file.to_str().expect("path"))]);
-    let response = server
-        .post_json(
-            "/api/ai/llm",
-            &json!({"messages": [{"role": "user", "content": "Hi"}], "model": "x:y"}),
-        )
-        .await;
-    assert_eq!(response.status(), 500);
-    let body: Value = response.json().await.expect("json");
-    assert_eq!(body["code"], "llm_models_file");
-    let error = body["error"].as_str().expect("error");
+    let output = std::process::Command::new(support::binary())
+        .env_clear()
+        .env("PORT", "0")
+        .env("TOOLSHED_DATA_DIR", dir.path())
+        .env("TOOLSHED_LLM_MODELS", &file)
+        .output()
+        .expect("run");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        error.contains("models.toml") && error.contains("nowhere"),
-        "{error}"
+        stderr.contains("models.toml") && stderr.contains("nowhere"),
+        "{stderr}"
     );
 }

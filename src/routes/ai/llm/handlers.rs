@@ -13,10 +13,11 @@ use futures_util::StreamExt;
 use serde_json::json;
 
 use super::gateway::{self, Event};
+use super::plan;
 use super::schemas::{LlmAnswer, LlmRequest, ModelInfo, ModelList, ModelsQuery};
+use super::state::Llm;
 use crate::platform::error::{AppError, ErrorBody};
 use crate::platform::extract::{AppJson, AppQuery};
-use crate::platform::state::AppState;
 
 pub const X_CACHE: HeaderName = HeaderName::from_static("x-cache");
 pub const X_MODEL: HeaderName = HeaderName::from_static("x-model");
@@ -54,14 +55,13 @@ pub fn answer_headers(response: &mut Response, cached: bool, model: &str) {
     )
 )]
 pub async fn ask(
-    State(state): State<AppState>,
+    State(llm): State<Llm>,
     AppJson(body): AppJson<LlmRequest>,
 ) -> Result<Response, AppError> {
     let (ask, stream) = body.into_ask()?;
-    let registry = gateway::the_registry(&state)?;
-    let plan = gateway::plan(&registry, &ask)?;
+    let plan = plan::plan(&llm.registry, &ask)?;
     if !stream {
-        let answer = gateway::complete(&state, &plan).await?;
+        let answer = gateway::complete(&llm, &plan).await?;
         let mut response = Json(LlmAnswer {
             role: "assistant".into(),
             content: answer.text,
@@ -70,7 +70,7 @@ pub async fn ask(
         answer_headers(&mut response, answer.cached, &answer.model);
         return Ok(response);
     }
-    let streamed = super::stream::stream(&state, &plan).await?;
+    let streamed = super::stream::stream(&llm, &plan).await?;
     let lines = streamed.events.filter_map(|event| async move {
         let line = match event {
             Event::Delta(text) => serde_json::to_string(&text).ok()?,
@@ -103,10 +103,10 @@ pub async fn ask(
     )
 )]
 pub async fn models(
-    State(state): State<AppState>,
+    State(llm): State<Llm>,
     AppQuery(query): AppQuery<ModelsQuery>,
 ) -> Result<Json<ModelList>, AppError> {
-    let registry = gateway::the_registry(&state)?;
+    let registry = &llm.registry;
     let wanted: Vec<String> = query
         .capability
         .as_deref()

@@ -1,17 +1,24 @@
 //! `/api/ai/llm`: one gateway to many LLM providers (OpenAI and every compatible server,
 //! Anthropic, Gemini) with a model registry, an answer cache, retries and fallbacks — and an
 //! OpenAI-compatible face at `/api/ai/llm/v1` for the official SDKs.
+//!
+//! A request flows: a face (`handlers`, `openai_compat`) parses it, `plan` fits it to each
+//! model, `gateway` (whole) or `stream` runs it through `retry` and a provider's
+//! translation (`providers/`), and `cache` keeps the answer.
 
 mod cache;
 mod gateway;
 mod handlers;
 mod models;
+mod openai_compat;
+mod plan;
 mod providers;
 mod retry;
 mod schemas;
 mod sse;
+mod state;
 mod stream;
-mod v1;
+mod timing;
 
 use axum::extract::DefaultBodyLimit;
 use utoipa_axum::router::OpenApiRouter;
@@ -22,12 +29,16 @@ use crate::platform::state::AppState;
 /// Conversations can be long.
 const BODY_LIMIT: usize = 8 * 1024 * 1024;
 
-pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
+/// The service's routes, with its registry loaded and its cache writer started; the error
+/// says what is wrong with the models file.
+pub fn router(app: &AppState) -> Result<OpenApiRouter<AppState>, String> {
+    let llm = state::Llm::start(app)?;
+    Ok(OpenApiRouter::new()
         .routes(routes!(handlers::ask))
         .routes(routes!(handlers::models))
-        .routes(routes!(v1::chat_completions))
-        .routes(routes!(v1::models))
-        .routes(routes!(v1::model))
+        .routes(routes!(openai_compat::chat_completions))
+        .routes(routes!(openai_compat::models))
+        .routes(routes!(openai_compat::model))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(llm))
 }

@@ -2,16 +2,16 @@
 //! aliases, what each model can do, and which model does which task.
 //!
 //! It is the built-in table below, overlaid by the operator's models file (TOML, optional),
-//! built once per process. Lookups by id or alias; an unknown name gets close matches.
+//! loaded when the service starts: a broken file stops the start with a message naming the
+//! problem. Lookups by id or alias; an unknown name gets close matches.
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::{Arc, OnceLock};
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::env::{LlmConfig, Secret, secret};
+use crate::env::{Config, Secret};
 
 /// The wire format a provider speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
@@ -27,7 +27,7 @@ pub enum Kind {
 
 /// One provider endpoint.
 #[derive(Debug, Clone)]
-pub struct Provider {
+pub struct ProviderConfig {
     pub name: String,
     pub kind: Kind,
     pub base_url: String,
@@ -41,7 +41,7 @@ pub struct Provider {
     pub stream_usage: bool,
 }
 
-impl Provider {
+impl ProviderConfig {
     /// A provider is offered when it needs no key or has one.
     pub fn available(&self) -> bool {
         self.key_env.is_none() || self.key.is_some()
@@ -104,7 +104,7 @@ pub struct Model {
 /// Providers, models and tasks.
 #[derive(Debug, Clone, Default)]
 pub struct Registry {
-    pub providers: BTreeMap<String, Provider>,
+    pub providers: BTreeMap<String, ProviderConfig>,
     pub models: Vec<Model>,
     /// task name -> model id or alias.
     pub tasks: BTreeMap<String, String>,
@@ -410,19 +410,20 @@ struct ModelEntry {
 
 impl Registry {
     /// The built-in providers (keys and base URLs from the configuration) and models.
-    pub fn built_in(config: &LlmConfig) -> Registry {
-        let openai_compat = |name: &str, url: &str, env: &str, key: &Option<Secret>| Provider {
-            name: name.into(),
-            kind: Kind::Openai,
-            base_url: url.into(),
-            key_env: Some(env.into()),
-            key: key.clone(),
-            max_tokens_field: "max_tokens",
-            stream_usage: true,
-        };
+    pub fn built_in(config: &Config) -> Registry {
+        let openai_compat =
+            |name: &str, url: &str, env: &str, key: &Option<Secret>| ProviderConfig {
+                name: name.into(),
+                kind: Kind::Openai,
+                base_url: url.into(),
+                key_env: Some(env.into()),
+                key: key.clone(),
+                max_tokens_field: "max_tokens",
+                stream_usage: true,
+            };
         let mut providers = BTreeMap::new();
         for provider in [
-            Provider {
+            ProviderConfig {
                 max_tokens_field: "max_completion_tokens",
                 ..openai_compat(
                     "openai",
@@ -431,7 +432,7 @@ impl Registry {
                     &config.openai_api_key,
                 )
             },
-            Provider {
+            ProviderConfig {
                 name: "anthropic".into(),
                 kind: Kind::Anthropic,
                 base_url: config.anthropic_base_url.clone(),
@@ -440,7 +441,7 @@ impl Registry {
                 max_tokens_field: "max_tokens",
                 stream_usage: true,
             },
-            Provider {
+            ProviderConfig {
                 name: "gemini".into(),
                 kind: Kind::Gemini,
                 base_url: config.gemini_base_url.clone(),
@@ -488,11 +489,11 @@ impl Registry {
     }
 
     /// The built-in registry overlaid with the models file, if it exists.
-    pub fn load(config: &LlmConfig) -> Result<Registry, String> {
+    pub fn load(config: &Config) -> Result<Registry, String> {
         let mut registry = Registry::built_in(config);
-        let path = &config.models_file;
-        match std::fs::read_to_string(path) {
-            Ok(text) => registry.overlay(&text, path, secret)?,
+        let path = config.llm_models_file();
+        match std::fs::read_to_string(&path) {
+            Ok(text) => registry.overlay(&text, &path, |name| config.named_secrets.get(name))?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
         }
@@ -551,7 +552,7 @@ impl Registry {
             };
             self.providers.insert(
                 name.clone(),
-                Provider {
+                ProviderConfig {
                     name,
                     kind,
                     base_url,
@@ -621,7 +622,7 @@ impl Registry {
     }
 
     /// A model ready to call: known, and its provider configured.
-    pub fn resolve(&self, name: &str) -> Result<(&Model, &Provider), LookupError> {
+    pub fn resolve(&self, name: &str) -> Result<(&Model, &ProviderConfig), LookupError> {
         let model = self.find(name).ok_or_else(|| {
             // One suggestion per model: the closest of its names.
             let names = close_matches(
@@ -663,7 +664,7 @@ impl Registry {
     }
 
     /// The model a task is done by.
-    pub fn resolve_task(&self, task: &str) -> Result<(&Model, &Provider), LookupError> {
+    pub fn resolve_task(&self, task: &str) -> Result<(&Model, &ProviderConfig), LookupError> {
         let model = self
             .tasks
             .get(task)
@@ -687,7 +688,7 @@ impl Registry {
     pub fn available(&self, model: &Model) -> bool {
         self.providers
             .get(&model.provider)
-            .is_some_and(Provider::available)
+            .is_some_and(ProviderConfig::available)
     }
 }
 
@@ -698,7 +699,7 @@ pub fn close_matches<'a>(name: &str, candidates: impl Iterator<Item = &'a String
     let mut scored: Vec<(usize, &String)> = candidates
         .filter_map(|c| {
             let lower = c.to_ascii_lowercase();
-            let distance = levenshtein(&wanted, &lower).min(levenshtein(
+            let distance = strsim::levenshtein(&wanted, &lower).min(strsim::levenshtein(
                 &bare,
                 lower.rsplit(':').next().unwrap_or(&lower),
             ));
@@ -725,61 +726,17 @@ pub fn close_matches<'a>(name: &str, candidates: impl Iterator<Item = &'a String
     out
 }
 
-fn levenshtein(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut previous: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut current = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
-            current.push(
-                (previous[j] + cost)
-                    .min(previous[j + 1] + 1)
-                    .min(current[j] + 1),
-            );
-        }
-        previous = current;
-    }
-    previous[b.len()]
-}
-
-/// The registry of this process, built on first use from the configuration.
-pub fn registry(config: &LlmConfig) -> Result<Arc<Registry>, String> {
-    static REGISTRY: OnceLock<Result<Arc<Registry>, String>> = OnceLock::new();
-    REGISTRY
-        .get_or_init(|| {
-            let loaded = Registry::load(config).map(Arc::new);
-            if let Err(e) = &loaded {
-                tracing::error!(error = %e, "the LLM models file is invalid");
-            }
-            loaded
-        })
-        .clone()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::PathBuf;
-    use std::time::Duration;
 
-    fn config() -> LlmConfig {
-        LlmConfig {
-            openai_api_key: Secret::new("k"),
-            openai_base_url: "https://api.openai.com/v1".into(),
-            anthropic_api_key: None,
-            anthropic_base_url: "https://api.anthropic.com".into(),
-            gemini_api_key: None,
-            gemini_base_url: "https://generativelanguage.googleapis.com".into(),
-            groq_api_key: None,
-            cerebras_api_key: None,
-            openrouter_api_key: None,
-            models_file: PathBuf::from("/nonexistent/models.toml"),
-            cache_ttl: Duration::from_secs(1),
-            ttft_timeout: Duration::from_secs(1),
-            timeout: Duration::from_secs(1),
-            max_retries: 0,
-        }
+    fn config() -> Config {
+        let args = crate::env::SettingsArgs {
+            openai_api_key: Some("k".into()),
+            llm_models: Some("/nonexistent/models.toml".into()),
+            ..Default::default()
+        };
+        Config::from_args(&args).expect("valid settings")
     }
 
     #[test]

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
-use super::gateway::{Ask, AskRole};
+use super::plan::{Ask, AskRole};
 use crate::platform::error::AppError;
 
 /// Who says a message.

@@ -7,18 +7,21 @@
 
 use std::collections::VecDeque;
 use std::pin::Pin;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 
-use super::cache::{self, CachedAnswer};
-use super::gateway::{Event, MAX_ANSWER_BYTES, Plan, Streamed, ttl_ms};
+use super::cache::{AnswerCache, CachedAnswer};
+use super::gateway::{Event, Streamed, cache_hit};
+use super::plan::Plan;
+use super::providers::http::{read_answer, send, transport};
 use super::providers::{self, ProviderError, StreamPart, Usage};
-use super::retry::{Clock, log_answer, send, transport, with_retries};
+use super::retry::with_retries;
 use super::sse::SseDecoder;
+use super::state::Llm;
+use super::timing::{Clock, log_answer};
 use crate::platform::error::AppError;
-use crate::platform::state::AppState;
 
 /// An upstream SSE response read as text deltas.
 struct Upstream {
@@ -106,23 +109,11 @@ impl Upstream {
 
 /// A streamed answer: replayed from the cache, or from the first model whose stream
 /// yields a first token in time.
-pub async fn stream(state: &AppState, plan: &Plan) -> Result<Streamed, AppError> {
-    let mut clock = Clock {
-        started: plan.started,
-        provider: Duration::ZERO,
-    };
-    if let Some(hit) = plan
-        .cache_key
-        .as_deref()
-        .and_then(|k| cache::get(&state.store, k))
-    {
-        let usage = Usage {
-            input_tokens: hit.input_tokens,
-            output_tokens: hit.output_tokens,
-        };
-        log_answer(&plan.model, &hit.model, usage, &clock, "hit");
+pub async fn stream(llm: &Llm, plan: &Plan) -> Result<Streamed, AppError> {
+    let mut clock = Clock::new(plan.started);
+    if let Some(hit) = cache_hit(llm, plan, &clock).await {
         let end = Event::End {
-            usage,
+            usage: hit.usage(),
             finish_reason: hit.finish_reason.clone(),
         };
         let events = hit
@@ -136,11 +127,13 @@ pub async fn stream(state: &AppState, plan: &Plan) -> Result<Streamed, AppError>
             events: Box::pin(futures_util::stream::iter(events)),
         });
     }
-    let client = state.outbound.trusted()?.clone();
-    let ttft = state.config.llm.ttft_timeout;
-    let total = state.config.llm.timeout;
+    let config = &llm.app.config;
+    let client = llm.app.outbound.trusted()?.clone();
+    let ttft = config.llm_ttft_timeout_s;
+    let total = config.llm_timeout_s;
     let started = Instant::now();
-    let ((upstream, first), index) = with_retries(state, plan, &mut clock, |index| {
+    let retries = config.llm_max_retries;
+    let ((upstream, first), index) = with_retries(plan, retries, &mut clock, |index| {
         let attempt = &plan.attempts[index];
         let provider = providers::for_kind(attempt.provider.kind);
         let streams = attempt.model.capabilities.streaming;
@@ -152,9 +145,7 @@ pub async fn stream(state: &AppState, plan: &Plan) -> Result<Streamed, AppError>
                     Upstream::new(response, provider)
                 } else {
                     // A model that cannot stream answers whole: one delta.
-                    let body = crate::platform::outbound::read_capped(response, MAX_ANSWER_BYTES)
-                        .await
-                        .map_err(|e| ProviderError::Transport(e.to_string()))?;
+                    let body = read_answer(response).await?;
                     Upstream::whole(provider.parse_response(&body)?, provider)
                 };
                 let first = upstream.next_text().await?;
@@ -177,7 +168,7 @@ pub async fn stream(state: &AppState, plan: &Plan) -> Result<Streamed, AppError>
     }
     head.extend(first);
     let finish = Finisher {
-        state: state.clone(),
+        cache: llm.cache.clone(),
         cache_key: plan.cache_key.clone(),
         plan_model: plan.model.clone(),
         answered_by: answered_by.clone(),
@@ -249,7 +240,7 @@ struct Run {
 
 /// What happens when a stream completes: log, then cache.
 struct Finisher {
-    state: AppState,
+    cache: AnswerCache,
     cache_key: Option<String>,
     plan_model: String,
     answered_by: String,
@@ -276,7 +267,7 @@ impl Finisher {
                 input_tokens: usage.input_tokens,
                 output_tokens: usage.output_tokens,
             };
-            cache::put_later(&self.state.store, key.clone(), entry, ttl_ms(&self.state));
+            self.cache.put_later(key.clone(), entry);
         }
     }
 }

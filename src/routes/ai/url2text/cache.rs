@@ -1,42 +1,38 @@
-//! Results kept in the embedded store for a while, keyed by a hash of the normalized request
-//! (the URL and every option that changes the answer).
+//! Results kept in the store's cache table for a while, keyed by the SHA-256 of the
+//! normalized request (the URL and every option that changes the answer).
 
-use serde_json::Value;
+use std::time::Duration;
 
 use super::schemas::Url2TextResponse;
-use crate::platform::hash::stable_key;
-use crate::storage::key::{Key, KeyPart};
-use crate::storage::kv::{Kv, KvValue};
+use crate::platform::hash::cache_key;
+use crate::storage::cache::{Cache, CacheEntry};
 
-/// The stored request is compared on a hit, so a hash collision can never serve the wrong
-/// page.
-fn key_for(request: &str) -> Key {
-    vec![
-        KeyPart::String("cache".into()),
-        KeyPart::String("url2text".into()),
-        KeyPart::String(stable_key(request)),
-    ]
+fn key_for(request: &str) -> String {
+    format!("url2text/{}", cache_key(request))
 }
 
-/// A cached answer for exactly this normalized request, if any.
-pub fn lookup(kv: &Kv, request: &str) -> Option<Url2TextResponse> {
-    let entry = kv.get(&key_for(request)).ok()??;
-    let KvValue::Json(value) = entry.value else {
-        return None;
-    };
-    if value.get("request").and_then(Value::as_str) != Some(request) {
-        return None;
+/// A cached answer for exactly this normalized request, if any. A failure to read is a miss.
+pub async fn lookup(cache: &Cache, request: &str) -> Option<Url2TextResponse> {
+    match cache.get(&key_for(request)).await {
+        Ok(found) => serde_json::from_slice(&found?).ok(),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read a cached url2text result");
+            None
+        }
     }
-    serde_json::from_value(value.get("response")?.clone()).ok()
 }
 
-/// Keeps an answer for `ttl_ms`. A failure to cache is logged, never the caller's problem.
-pub async fn store(kv: &Kv, request: &str, response: &Url2TextResponse, ttl_ms: u64) {
-    let value = serde_json::json!({"request": request, "response": response});
-    if let Err(e) = kv
-        .set(key_for(request), KvValue::Json(value), Some(ttl_ms))
-        .await
-    {
+/// Keeps an answer for `ttl`. A failure to cache is logged, never the caller's problem.
+pub async fn store(cache: &Cache, request: &str, response: &Url2TextResponse, ttl: Duration) {
+    let Ok(value) = serde_json::to_vec(response) else {
+        return;
+    };
+    let entry = CacheEntry {
+        key: key_for(request),
+        value,
+        ttl,
+    };
+    if let Err(e) = cache.put_many(vec![entry]).await {
         tracing::warn!(error = %e, "cannot cache a url2text result");
     }
 }

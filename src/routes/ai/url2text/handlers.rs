@@ -7,15 +7,12 @@ use reqwest::Url;
 use super::extract::{self, Format, Options};
 use super::fetch::{self, Kind};
 use super::schemas::{PageMetadata, Url2TextRequest, Url2TextResponse};
+use super::state::Url2Text;
 use super::{cache, charset};
 use crate::platform::error::{AppError, ErrorBody};
 use crate::platform::extract::{AppJson, AppPath, AppQuery};
-use crate::platform::state::AppState;
 
 const MAX_CHARS_LIMIT: usize = 10_000_000;
-
-/// Extractions running at once (one per core on the machines we target).
-static EXTRACTIONS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
 
 /// The request with every default filled in, as the cache key sees it.
 fn normalized(request: &Url2TextRequest, url: &Url) -> String {
@@ -40,7 +37,8 @@ fn with_cache_header(response: Url2TextResponse, hit: bool) -> Response {
 }
 
 /// Fetches, extracts and shapes one page, through the cache.
-async fn read(state: &AppState, request: Url2TextRequest) -> Result<Response, AppError> {
+async fn read(service: &Url2Text, request: Url2TextRequest) -> Result<Response, AppError> {
+    let state = &service.app;
     let url = Url::parse(request.url.trim()).map_err(|e| {
         AppError::bad_request(format!("url {:?} is not a valid URL: {e}", request.url))
     })?;
@@ -54,10 +52,10 @@ async fn read(state: &AppState, request: Url2TextRequest) -> Result<Response, Ap
         )));
     }
     let config = &state.config;
-    let use_cache = request.cache.unwrap_or(true) && !config.url2text_cache_ttl.is_zero();
+    let use_cache = request.cache.unwrap_or(true) && !config.url2text_cache_ttl_s.is_zero();
     let key = normalized(&request, &url);
     if use_cache {
-        if let Some(hit) = cache::lookup(&state.store.kv, &key) {
+        if let Some(hit) = cache::lookup(&state.store.cache, &key).await {
             return Ok(with_cache_header(hit, true));
         }
     }
@@ -65,7 +63,7 @@ async fn read(state: &AppState, request: Url2TextRequest) -> Result<Response, Ap
     let page = fetch::fetch(
         &state.outbound,
         url,
-        config.url2text_timeout,
+        config.url2text_timeout_s,
         config.url2text_max_bytes,
     )
     .await?;
@@ -93,7 +91,11 @@ async fn read(state: &AppState, request: Url2TextRequest) -> Result<Response, Ap
             );
             // Parsing a large page takes a core for milliseconds: bound how many run at once
             // and keep them off the threads that serve requests.
-            let _permit = EXTRACTIONS.acquire().await.map_err(AppError::internal)?;
+            let _permit = service
+                .extractions
+                .acquire()
+                .await
+                .map_err(AppError::internal)?;
             tokio::task::spawn_blocking(move || {
                 let mut out = extract::extract(&html, &base, &options)?;
                 if format == Format::Markdown {
@@ -123,8 +125,13 @@ async fn read(state: &AppState, request: Url2TextRequest) -> Result<Response, Ap
         },
     };
     if use_cache {
-        let ttl_ms = u64::try_from(config.url2text_cache_ttl.as_millis()).unwrap_or(u64::MAX);
-        cache::store(&state.store.kv, &key, &response, ttl_ms).await;
+        cache::store(
+            &state.store.cache,
+            &key,
+            &response,
+            config.url2text_cache_ttl_s,
+        )
+        .await;
     }
     Ok(with_cache_header(response, false))
 }
@@ -145,10 +152,10 @@ async fn read(state: &AppState, request: Url2TextRequest) -> Result<Response, Ap
     )
 )]
 pub async fn read_query(
-    State(state): State<AppState>,
+    State(service): State<Url2Text>,
     AppQuery(request): AppQuery<Url2TextRequest>,
 ) -> Result<Response, AppError> {
-    read(&state, request).await
+    read(&service, request).await
 }
 
 /// Read a page — the URL percent-encoded in the path, as `GET /api/ai/url2text/https%3A%2F%2Fexample.com`
@@ -167,7 +174,7 @@ pub async fn read_query(
     )
 )]
 pub async fn read_path(
-    State(state): State<AppState>,
+    State(service): State<Url2Text>,
     AppPath(path): AppPath<String>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, AppError> {
@@ -186,7 +193,7 @@ pub async fn read_path(
         ));
     }
     read(
-        &state,
+        &service,
         Url2TextRequest {
             url,
             format: None,
@@ -217,8 +224,8 @@ pub async fn read_path(
     )
 )]
 pub async fn read_post(
-    State(state): State<AppState>,
+    State(service): State<Url2Text>,
     AppJson(request): AppJson<Url2TextRequest>,
 ) -> Result<Response, AppError> {
-    read(&state, request).await
+    read(&service, request).await
 }

@@ -9,14 +9,16 @@ pub mod extract;
 mod fetch;
 mod handlers;
 mod schemas;
+mod state;
 
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::platform::state::AppState;
 
-pub fn router() -> OpenApiRouter<AppState> {
+pub fn router(app: &AppState) -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(handlers::read_query, handlers::read_post))
         .routes(routes!(handlers::read_path))
+        .with_state(state::Url2Text::new(app))
 }

@@ -4,7 +4,7 @@
 use serde_json::{Map, Value, json};
 
 use super::{ChatRequest, ChatResponse, Provider, ProviderError, Role, StreamPart, Usage, json};
-use crate::routes::ai::llm::models::Provider as ProviderConfig;
+use crate::routes::ai::llm::models::ProviderConfig;
 use crate::routes::ai::llm::sse::SseEvent;
 
 pub struct Gemini;

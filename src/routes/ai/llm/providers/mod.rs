@@ -1,14 +1,16 @@
 //! The providers behind one trait. Each provider file only translates: our request into its
-//! HTTP request, its answer (a body, or one SSE event) back into ours. Sending, retrying,
-//! timing and streaming are shared (`gateway.rs`), so provider quirks stay in their file.
+//! HTTP request, its answer (a body, or one SSE event) back into ours. Sending is shared
+//! (`http.rs`), retrying, timing and streaming too (`retry.rs`, `gateway.rs`, `stream.rs`),
+//! so provider quirks stay in their file.
 
 pub mod anthropic;
 pub mod gemini;
+pub mod http;
 pub mod openai;
 
 use serde_json::Value;
 
-use super::models::{Kind, Provider as ProviderConfig};
+use super::models::{Kind, ProviderConfig};
 use super::sse::SseEvent;
 
 /// Who said a message.

@@ -6,7 +6,7 @@ use serde_json::{Map, Value, json};
 use super::{
     ChatRequest, ChatResponse, Provider, ProviderError, Role, StreamPart, Usage, json, text_of,
 };
-use crate::routes::ai::llm::models::Provider as ProviderConfig;
+use crate::routes::ai::llm::models::ProviderConfig;
 use crate::routes::ai::llm::sse::SseEvent;
 
 pub struct OpenAi;

@@ -16,11 +16,12 @@ use serde_json::{Value, json};
 
 use super::gateway::{self, Event};
 use super::handlers::answer_headers;
+use super::plan;
 use super::providers::Usage;
 use super::schemas::{ChatCompletion, ChatCompletionRequest, OpenAiModelList};
+use super::state::Llm;
 use crate::platform::error::{AppError, ErrorBody};
 use crate::platform::extract::{AppJson, AppPath};
-use crate::platform::state::AppState;
 
 fn now_s() -> u64 {
     SystemTime::now()
@@ -57,16 +58,15 @@ fn usage_json(usage: Usage) -> Value {
     )
 )]
 pub async fn chat_completions(
-    State(state): State<AppState>,
+    State(llm): State<Llm>,
     AppJson(body): AppJson<ChatCompletionRequest>,
 ) -> Result<Response, AppError> {
     let (ask, stream, include_usage) = body.into_ask()?;
-    let registry = gateway::the_registry(&state)?;
-    let plan = gateway::plan(&registry, &ask)?;
+    let plan = plan::plan(&llm.registry, &ask)?;
     let id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
     let created = now_s();
     if !stream {
-        let answer = gateway::complete(&state, &plan).await?;
+        let answer = gateway::complete(&llm, &plan).await?;
         let mut response = Json(ChatCompletion {
             id,
             object: "chat.completion".into(),
@@ -84,7 +84,7 @@ pub async fn chat_completions(
         answer_headers(&mut response, answer.cached, &answer.model);
         return Ok(response);
     }
-    let streamed = super::stream::stream(&state, &plan).await?;
+    let streamed = super::stream::stream(&llm, &plan).await?;
     let model = streamed.model.clone();
     let chunk = move |delta: Value, finish: Option<&str>| {
         json!({
@@ -147,8 +147,8 @@ fn sse(value: &Value) -> String {
     tag = "ai",
     responses((status = 200, description = "The models", body = OpenAiModelList))
 )]
-pub async fn models(State(state): State<AppState>) -> Result<Json<OpenAiModelList>, AppError> {
-    let registry = gateway::the_registry(&state)?;
+pub async fn models(State(llm): State<Llm>) -> Result<Json<OpenAiModelList>, AppError> {
+    let registry = &llm.registry;
     let data = registry
         .models
         .iter()
@@ -173,10 +173,10 @@ pub async fn models(State(state): State<AppState>) -> Result<Json<OpenAiModelLis
     )
 )]
 pub async fn model(
-    State(state): State<AppState>,
+    State(llm): State<Llm>,
     AppPath(id): AppPath<String>,
 ) -> Result<Json<Value>, AppError> {
-    let registry = gateway::the_registry(&state)?;
+    let registry = &llm.registry;
     match registry.find(&id).filter(|m| registry.available(m)) {
         Some(m) => Ok(Json(
             json!({"id": m.id, "object": "model", "created": 0, "owned_by": m.provider}),
