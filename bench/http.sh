@@ -3,11 +3,18 @@
 # to a file) against a bare axum hello-world, in the same run. The two take turns for several
 # rounds, because a shared machine drifts by several percent within a minute; each round
 # prints req/s, p99, peak RSS and the time from exec to the first answer, and the summary
-# gives the median ratio. Usage: bench/http.sh [duration_s] [rounds]
+# gives the median ratio.
+#
+# Usage: bench/http.sh [duration_s] [rounds]
+# A/B of other builds: VARIANTS="name=/path/to/toolshed other=/path/to/toolshed" adds each
+# to every round (after Toolshed itself), and the summary gives each one's median ratio to
+# bare axum and to this build, round by round. Build a variant from a copy of the tree
+# (`git worktree add`) with its own CARGO_TARGET_DIR, and pass its target/release/toolshed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION="${1:-10}"
 ROUNDS="${2:-3}"
+VARIANTS="${VARIANTS:-}"
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 cargo build --release --quiet --bin toolshed --example bare_axum
 BIN=target/release/toolshed
@@ -38,18 +45,37 @@ measure() { # name port command...
   LAST_RPS=$rps
 }
 
+toolshed() { # name binary
+  rm -rf "$WORK/data" "$WORK/toolshed.log"
+  measure "$1" 18081 env ENV=production LOG_FORMAT=json \
+    sh -c "exec $2 --port 18081 --data-dir $WORK/data >$WORK/toolshed.log"
+}
+
+median() { # file
+  sort -n "$1" | awk '{r[NR] = $1} END {print (NR % 2) ? r[(NR + 1) / 2] : (r[NR / 2] + r[NR / 2 + 1]) / 2}'
+}
+
 echo "wrk -t2 -c64 -d${DURATION}s GET /api/health on $(nproc) cores ($(date -u +%F)), $ROUNDS rounds"
 for round in $(seq "$ROUNDS"); do
   echo "round $round"
   measure bare-axum 18080 "$BARE" 18080
   bare=$LAST_RPS
-  rm -rf "$WORK/data" "$WORK/toolshed.log"
-  measure toolshed-json-logs 18081 env ENV=production LOG_FORMAT=json \
-    sh -c "exec $BIN --port 18081 --data-dir $WORK/data >$WORK/toolshed.log"
-  ratio=$(echo "$LAST_RPS / $bare" | bc -l)
+  toolshed toolshed-json-logs "$BIN"
+  ours=$LAST_RPS
   printf '  toolshed / bare throughput: %.3f   (toolshed log lines written: %s)\n' \
-    "$ratio" "$(wc -l <"$WORK/toolshed.log")"
-  echo "$ratio" >>"$WORK/ratios"
+    "$(echo "$ours / $bare" | bc -l)" "$(wc -l <"$WORK/toolshed.log")"
+  echo "$ours / $bare" | bc -l >>"$WORK/ratios"
+  for variant in $VARIANTS; do
+    name=${variant%%=*}
+    toolshed "$name" "${variant#*=}"
+    echo "$LAST_RPS / $bare" | bc -l >>"$WORK/ratios-$name-bare"
+    echo "$LAST_RPS / $ours" | bc -l >>"$WORK/ratios-$name-ours"
+    printf '  %s / toolshed throughput: %.3f\n' "$name" "$(echo "$LAST_RPS / $ours" | bc -l)"
+  done
 done
-printf 'median toolshed / bare throughput over %s rounds: %.3f\n' "$ROUNDS" \
-  "$(sort -n "$WORK/ratios" | awk '{r[NR] = $1} END {print (NR % 2) ? r[(NR + 1) / 2] : (r[NR / 2] + r[NR / 2 + 1]) / 2}')"
+printf 'median toolshed / bare throughput over %s rounds: %.3f\n' "$ROUNDS" "$(median "$WORK/ratios")"
+for variant in $VARIANTS; do
+  name=${variant%%=*}
+  printf 'median %s / bare: %.3f   %s / toolshed: %.3f\n' "$name" \
+    "$(median "$WORK/ratios-$name-bare")" "$name" "$(median "$WORK/ratios-$name-ours")"
+done

@@ -1,8 +1,7 @@
 //! Toolshed: a personal backend in one binary.
 //!
 //! `main.rs` is the command line; this library holds the app so tests and benchmarks can
-//! build it in-process.
-#![forbid(unsafe_code)]
+//! build it in-process. `unsafe` is forbidden crate-wide (`[lints]` in Cargo.toml).
 
 pub mod app;
 pub mod build_info;

@@ -7,12 +7,11 @@
 //! own savepoint, so one job failing (a failed check, a bad key) never undoes its
 //! neighbours. A job's caller hears back only after the transaction has committed: an
 //! acknowledged write is in the WAL. Readers have their own connections (WAL lets them read
-//! while the writer writes) and run on tokio's blocking pool, so a slow query never stalls
-//! the threads that serve requests.
+//! while the writer writes) on reader threads of their own that share one queue, so a slow
+//! query never stalls the threads that serve requests.
 
+use std::panic::AssertUnwindSafe;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
@@ -23,7 +22,7 @@ use crate::storage::schema;
 
 /// How many write jobs share one transaction at most.
 const MAX_BATCH: usize = 2048;
-/// Reader connections; reads are short, a few suffice for two cores.
+/// Reader threads, each with its connection; reads are short, a few suffice for two cores.
 const READERS: usize = 4;
 /// Prepared statements kept per connection; the store uses a few dozen.
 const STATEMENT_CACHE: usize = 64;
@@ -101,11 +100,14 @@ where
     }
 }
 
-/// A handle on the database: cheap to share behind an `Arc`.
+/// A read the reader threads run: the caller's work with its reply.
+type ReadJob = Box<dyn FnOnce(&Connection) + Send>;
+
+/// A handle on the database: cheap to share behind an `Arc`. Dropping it ends the writer
+/// and reader threads once their queues are empty.
 pub struct Db {
     jobs: mpsc::UnboundedSender<Box<dyn WriteJob>>,
-    readers: Vec<Mutex<Connection>>,
-    next_reader: AtomicUsize,
+    reads: crossbeam_channel::Sender<ReadJob>,
 }
 
 /// Milliseconds since the Unix epoch.
@@ -143,15 +145,27 @@ impl Db {
             .map(|v| u64::try_from(v).unwrap_or(0))
             .unwrap_or(0);
 
-        let mut readers = Vec::with_capacity(READERS);
-        for _ in 0..READERS {
+        // Readers share one queue, so a slow read holds up only its own thread.
+        let (reads, queued) = crossbeam_channel::unbounded::<ReadJob>();
+        for n in 0..READERS {
             let conn = Connection::open_with_flags(
                 path,
                 OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
             )?;
             conn.busy_timeout(std::time::Duration::from_secs(5))?;
             conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-            readers.push(Mutex::new(conn));
+            let queued = queued.clone();
+            std::thread::Builder::new()
+                .name(format!("toolshed-db-reader-{n}"))
+                .spawn(move || {
+                    for job in queued {
+                        // A panicking read fails alone (its caller hears `Closed`).
+                        let _ = std::panic::catch_unwind(AssertUnwindSafe(|| job(&conn)));
+                    }
+                })
+                .map_err(|e| {
+                    StorageError::Internal(format!("cannot start a reader thread: {e}"))
+                })?;
         }
 
         let (tx, rx) = mpsc::unbounded_channel();
@@ -159,11 +173,7 @@ impl Db {
             .name("toolshed-db-writer".into())
             .spawn(move || writer_loop(writer, rx, next_version))
             .map_err(|e| StorageError::Internal(format!("cannot start the writer thread: {e}")))?;
-        Ok(Db {
-            jobs: tx,
-            readers,
-            next_reader: AtomicUsize::new(0),
-        })
+        Ok(Db { jobs: tx, reads })
     }
 
     /// Runs `work` in the writer's next transaction and answers once it has committed.
@@ -185,31 +195,19 @@ impl Db {
         answer.await.map_err(|_| StorageError::Closed)?
     }
 
-    /// Runs `work` on a reader connection, off the async threads.
-    pub async fn read<T, F>(self: &Arc<Self>, work: F) -> Result<T>
+    /// Runs `work` on a reader thread's connection, off the async threads: a slow query
+    /// must not stall the threads that serve requests.
+    pub async fn read<T, F>(&self, work: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
-        let db = Arc::clone(self);
-        tokio::task::spawn_blocking(move || db.read_blocking(work))
-            .await
-            .map_err(|e| StorageError::Internal(format!("a read did not finish: {e}")))?
-    }
-
-    /// Runs `work` on a reader connection, on the calling thread: for callers already off
-    /// the async threads.
-    pub fn read_blocking<T>(&self, work: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
-        let start = self.next_reader.fetch_add(1, Ordering::Relaxed);
-        for i in 0..self.readers.len() {
-            if let Ok(conn) = self.readers[(start + i) % self.readers.len()].try_lock() {
-                return work(&conn);
-            }
-        }
-        let conn = self.readers[start % self.readers.len()]
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        work(&conn)
+        let (reply, answer) = oneshot::channel();
+        let job: ReadJob = Box::new(move |conn| {
+            let _ = reply.send(work(conn));
+        });
+        self.reads.send(job).map_err(|_| StorageError::Closed)?;
+        answer.await.map_err(|_| StorageError::Closed)?
     }
 }
 
@@ -283,10 +281,10 @@ mod tests {
 
     use tempfile::TempDir;
 
-    fn temp_db() -> (TempDir, Arc<Db>) {
+    fn temp_db() -> (TempDir, Db) {
         let dir = TempDir::new().expect("temp dir");
         let db = Db::open(&dir.path().join("t.db"), Durability::Normal).expect("open");
-        (dir, Arc::new(db))
+        (dir, db)
     }
 
     #[tokio::test]
@@ -314,6 +312,25 @@ mod tests {
             .await
             .expect("read");
         assert_eq!(keys, vec!["a".to_string()]);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_slow_read_does_not_stall_the_runtime() {
+        let (_dir, db) = temp_db();
+        let slow = db.read(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            Ok(std::time::Instant::now())
+        });
+        let tick = async {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            std::time::Instant::now()
+        };
+        // One runtime thread: had the read run on it, the timer could not fire before it.
+        let (read_done, ticked) = tokio::join!(slow, tick);
+        assert!(
+            ticked < read_done.expect("read"),
+            "the timer waited for the read"
+        );
     }
 
     #[tokio::test]

@@ -12,6 +12,15 @@ pub struct Anthropic;
 /// `max_tokens` is required by the API; this is used when neither caller nor model says.
 const DEFAULT_MAX_TOKENS: u64 = 4096;
 
+/// Token counts of a `usage` object (absent counts are 0).
+fn usage(value: &Value) -> Usage {
+    let count = |name: &str| value[name].as_u64().unwrap_or(0);
+    Usage {
+        input_tokens: count("input_tokens"),
+        output_tokens: count("output_tokens"),
+    }
+}
+
 fn finish(reason: &str) -> String {
     match reason {
         "end_turn" | "stop_sequence" => "stop",
@@ -88,16 +97,7 @@ impl Provider for Anthropic {
             .collect::<String>();
         Ok(ChatResponse {
             text,
-            usage: Usage {
-                input_tokens: value
-                    .pointer("/usage/input_tokens")
-                    .and_then(Value::as_u64)
-                    .unwrap_or(0),
-                output_tokens: value
-                    .pointer("/usage/output_tokens")
-                    .and_then(Value::as_u64)
-                    .unwrap_or(0),
-            },
+            usage: usage(&value["usage"]),
             finish_reason: value["stop_reason"].as_str().map(finish),
         })
     }
@@ -132,16 +132,7 @@ impl Provider for Anthropic {
                 _ => vec![],
             },
             "message_delta" => {
-                let mut parts = vec![StreamPart::Usage(Usage {
-                    input_tokens: value
-                        .pointer("/usage/input_tokens")
-                        .and_then(Value::as_u64)
-                        .unwrap_or(0),
-                    output_tokens: value
-                        .pointer("/usage/output_tokens")
-                        .and_then(Value::as_u64)
-                        .unwrap_or(0),
-                })];
+                let mut parts = vec![StreamPart::Usage(usage(&value["usage"]))];
                 if let Some(reason) = value.pointer("/delta/stop_reason").and_then(Value::as_str) {
                     parts.push(StreamPart::Finish(finish(reason)));
                 }
