@@ -17,8 +17,9 @@ ROUNDS="${2:-3}"
 VARIANTS="${VARIANTS:-}"
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 cargo build --release --quiet --bin toolshed --example bare_axum
-BIN=target/release/toolshed
-BARE=target/release/examples/bare_axum
+TARGET="${CARGO_TARGET_DIR:-target}"
+BIN=$TARGET/release/toolshed
+BARE=$TARGET/release/examples/bare_axum
 WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; pkill -f "$WORK" 2>/dev/null || true; rm -rf "$WORK"' EXIT
 

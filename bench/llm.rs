@@ -154,10 +154,11 @@ async fn run(rate: u64, seconds: u64) {
             if v["message"] == "listening" {
                 let _ = addr_tx.send(v["addr"].as_str().unwrap_or_default().to_owned());
             }
-            if v["message"] == "llm answer" && v["cache"] == "miss" {
-                if let Some(ms) = v["overhead_ms"].as_f64() {
-                    sink.lock().expect("overheads").push(ms);
-                }
+            if v["message"] == "llm answer"
+                && v["cache"] == "miss"
+                && let Some(ms) = v["overhead_ms"].as_f64()
+            {
+                sink.lock().expect("overheads").push(ms);
             }
         }
     });

@@ -70,12 +70,19 @@ pub fn format_versionstamp(v: u64) -> String {
     format!("{v:016x}0000")
 }
 
-/// Parses a versionstamp written by [`format_versionstamp`].
-pub fn parse_versionstamp(s: &str) -> Option<u64> {
-    if s.len() != 20 || !s.ends_with("0000") {
+/// Parses a versionstamp as callers write it: any 20 hex digits, as its 80-bit value. Ours
+/// always end in `0000` (see [`versionstamp_bits`]); any other is still a versionstamp, one
+/// that no entry has, so a check against it fails (as in Deno) instead of being refused.
+pub fn parse_versionstamp(s: &str) -> Option<u128> {
+    if s.len() != 20 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
-    u64::from_str_radix(&s[..16], 16).ok()
+    u128::from_str_radix(s, 16).ok()
+}
+
+/// The 80-bit value of one of our versionstamps (what [`format_versionstamp`] shows).
+pub fn versionstamp_bits(v: u64) -> u128 {
+    u128::from(v) << 16
 }
 
 /// A row as SQLite returns it, in `ENTRY_COLUMNS` order.
@@ -137,8 +144,13 @@ mod tests {
     #[test]
     fn versionstamps_are_twenty_hex_digits() {
         assert_eq!(format_versionstamp(1), "00000000000000010000");
-        assert_eq!(parse_versionstamp("00000000000000010000"), Some(1));
+        assert_eq!(
+            parse_versionstamp(&format_versionstamp(7)),
+            Some(versionstamp_bits(7))
+        );
+        assert_eq!(parse_versionstamp("0000000000000001ab12"), Some(0x1ab12));
         assert_eq!(parse_versionstamp("zz"), None);
+        assert_eq!(parse_versionstamp("+000000000000001ab12"), None);
     }
 
     #[test]

@@ -28,6 +28,9 @@ pub enum StorageError {
     /// A stored value could not be decoded (should never happen; means corruption).
     #[error("corrupt stored data: {0}")]
     Corrupt(String),
+    /// Another process holds the data directory.
+    #[error("{0}")]
+    Locked(String),
     /// The store's own machinery failed (a thread could not start or died).
     #[error("{0}")]
     Internal(String),

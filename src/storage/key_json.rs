@@ -2,14 +2,82 @@
 //!
 //! A key is a JSON array of parts: a string is a string part, a JSON number a float part
 //! (Deno's `number`), `true`/`false` a boolean, `{"int": 42}` (or `{"int": "42"}`) an
-//! integer part (Deno's `bigint`), `{"bytes": "<base64>"}` a bytes part. In URL paths and
-//! query strings a key is written as `/`-separated string parts.
+//! integer part (Deno's `bigint`), `{"bytes": "<base64>"}` a bytes part. (How keys are
+//! written in URLs is the KV face's business: `routes/kv/key_path.rs`.)
+
+use std::borrow::Cow;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
+use utoipa::openapi::schema::{
+    AdditionalProperties, KnownFormat, ObjectBuilder, OneOfBuilder, Schema, SchemaFormat, Type,
+};
+use utoipa::openapi::{RefOr, schema::SchemaType};
 
 use crate::storage::key::{Key, KeyPart};
+
+/// The OpenAPI schema of one key part in its JSON form: a union, so that clients generated
+/// from the document accept every part type. Used as `value_type = Vec<KeyPartJson>`.
+pub struct KeyPartJson;
+
+impl utoipa::PartialSchema for KeyPartJson {
+    fn schema() -> RefOr<Schema> {
+        let typed = |t: Type, description: &str| {
+            ObjectBuilder::new()
+                .schema_type(SchemaType::Type(t))
+                .description(Some(description))
+        };
+        let tagged = |name: &str, value: RefOr<Schema>, description: &str| {
+            ObjectBuilder::new()
+                .property(name, value)
+                .required(name)
+                .additional_properties(Some(AdditionalProperties::FreeForm(false)))
+                .description(Some(description))
+        };
+        let int = OneOfBuilder::new()
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(SchemaType::Type(Type::Integer))
+                    .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64))),
+            )
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(SchemaType::Type(Type::String))
+                    .pattern(Some("^-?[0-9]+$")),
+            );
+        let bytes = ObjectBuilder::new()
+            .schema_type(SchemaType::Type(Type::String))
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Byte)));
+        OneOfBuilder::new()
+            .item(typed(Type::String, "a string part"))
+            .item(typed(Type::Number, "a float part (Deno's number)"))
+            .item(typed(Type::Boolean, "a boolean part"))
+            .item(tagged(
+                "int",
+                int.into(),
+                "an integer part (Deno's bigint), 64-bit, as a JSON integer or its decimal text",
+            ))
+            .item(tagged("bytes", bytes.into(), "a bytes part, base64"))
+            .description(Some(
+                "One part of a key: a string, a float, a boolean, {\"int\": n} or {\"bytes\": base64}",
+            ))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for KeyPartJson {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("KeyPart")
+    }
+
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        schemas.push((
+            Self::name().into_owned(),
+            <Self as utoipa::PartialSchema>::schema(),
+        ));
+    }
+}
 
 /// Parses the JSON form of a key.
 pub fn key_from_json(value: &Value) -> Result<Key, String> {
@@ -73,15 +141,6 @@ pub fn key_to_json(key: &[KeyPart]) -> Value {
             })
             .collect(),
     )
-}
-
-/// Splits a `/`-separated path into string parts.
-pub fn key_from_path(path: &str) -> Key {
-    // `users/` names the same key as `users`.
-    let path = path.strip_suffix('/').unwrap_or(path);
-    path.split('/')
-        .map(|segment| KeyPart::String(segment.to_owned()))
-        .collect()
 }
 
 #[cfg(test)]

@@ -10,7 +10,8 @@ use serde_json::Value;
 
 use crate::storage::db::{Db, WriteCtx, now_ms};
 use crate::storage::entry::{
-    ENTRY_COLUMNS, EncodedValue, Entry, KvValue, Row, read_entry, row, row_to_entry, write_entry,
+    ENTRY_COLUMNS, EncodedValue, Entry, KvValue, Row, read_entry, row, row_to_entry,
+    versionstamp_bits, write_entry,
 };
 use crate::storage::error::{Result, StorageError};
 use crate::storage::key::{self, Key, KeyPart};
@@ -54,8 +55,9 @@ pub struct Page {
 #[derive(Debug, Clone)]
 pub struct Check {
     pub key: Key,
-    /// The versionstamp the key must have; `None` means the key must be absent.
-    pub versionstamp: Option<u64>,
+    /// The versionstamp the key must have, as its 80-bit value (see
+    /// `entry::parse_versionstamp`); `None` means the key must be absent.
+    pub versionstamp: Option<u128>,
 }
 
 /// A change in an atomic operation.
@@ -347,31 +349,45 @@ impl Kv {
     }
 }
 
-/// The byte range `[lo, hi)` a selector covers.
+/// The byte range `[lo, hi)` a selector covers, refusing the selectors Deno refuses: a
+/// start or end outside the prefix (or equal to it), all three bounds at once, a start
+/// after the end.
 fn bounds(selector: &Selector) -> Result<(Vec<u8>, Vec<u8>)> {
-    let encode_opt = |k: &Option<Key>| k.as_deref().map(key::encode_prefix).transpose();
-    let (start, end) = (encode_opt(&selector.start)?, encode_opt(&selector.end)?);
-    let (mut lo, mut hi) = match &selector.prefix {
-        Some(prefix) => {
-            let p = key::encode_prefix(prefix)?;
-            let mut lo = p.clone();
-            lo.push(0x00);
-            let mut hi = p;
-            hi.push(0xFF);
-            (lo, hi)
+    let encode = |k: &Option<Key>| k.as_deref().map(key::encode_prefix).transpose();
+    let (prefix, start, end) = (
+        encode(&selector.prefix)?,
+        encode(&selector.start)?,
+        encode(&selector.end)?,
+    );
+    match (prefix, start, end) {
+        (Some(_), Some(_), Some(_)) => Err(StorageError::invalid(
+            "give a prefix with a start or with an end, or a start and an end, not all three",
+        )),
+        (Some(prefix), start, end) => {
+            let within = |k: &[u8]| k.len() > prefix.len() && k.starts_with(&prefix);
+            if start.as_deref().is_some_and(|s| !within(s)) {
+                return Err(StorageError::invalid(
+                    "start key is not in the keyspace defined by prefix",
+                ));
+            }
+            if end.as_deref().is_some_and(|e| !within(e)) {
+                return Err(StorageError::invalid(
+                    "end key is not in the keyspace defined by prefix",
+                ));
+            }
+            let lo = start.unwrap_or_else(|| [prefix.as_slice(), &[0x00]].concat());
+            let hi = end.unwrap_or_else(|| [prefix.as_slice(), &[0xFF]].concat());
+            Ok((lo, hi))
         }
-        None => (Vec::new(), vec![0xFF]),
-    };
-    if let Some(start) = start {
-        lo = lo.max(start);
+        (None, start, end) => {
+            let lo = start.unwrap_or_default();
+            let hi = end.unwrap_or_else(|| vec![0xFF]);
+            if lo > hi {
+                return Err(StorageError::invalid("start key is greater than end key"));
+            }
+            Ok((lo, hi))
+        }
     }
-    if let Some(end) = end {
-        hi = hi.min(end);
-    }
-    if lo > hi {
-        hi = lo.clone();
-    }
-    Ok((lo, hi))
 }
 
 /// How an integer mutation combines with the stored integer.
@@ -401,13 +417,14 @@ enum Change {
 
 fn apply(
     ctx: &mut WriteCtx<'_>,
-    checks: &[(Vec<u8>, Option<u64>)],
+    checks: &[(Vec<u8>, Option<u128>)],
     changes: &[Change],
     enqueues: &[PreparedTask],
 ) -> Result<Commit> {
     let now = ctx.now_ms;
     for (encoded, expected) in checks {
-        let current = read_entry(ctx.conn, encoded, now)?.map(|e| e.versionstamp);
+        let current =
+            read_entry(ctx.conn, encoded, now)?.map(|e| versionstamp_bits(e.versionstamp));
         if current != *expected {
             return Ok(Commit::CheckFailed);
         }
@@ -508,7 +525,7 @@ mod tests {
         let stale = Atomic {
             checks: vec![Check {
                 key: vec![s("x")],
-                versionstamp: Some(v + 1),
+                versionstamp: Some(versionstamp_bits(v + 1)),
             }],
             mutations: vec![Mutation::Set {
                 key: vec![s("y")],
@@ -527,7 +544,7 @@ mod tests {
             checks: vec![
                 Check {
                     key: vec![s("x")],
-                    versionstamp: Some(v),
+                    versionstamp: Some(versionstamp_bits(v)),
                 },
                 Check {
                     key: vec![s("absent")],

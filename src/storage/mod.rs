@@ -14,6 +14,7 @@ pub mod error;
 pub mod key;
 pub mod key_json;
 pub mod kv;
+pub mod lock;
 pub mod queue;
 mod schema;
 pub mod task;
@@ -64,6 +65,8 @@ pub struct Store {
     pub queue: queue::Queue,
     pub cache: cache::Cache,
     options: StoreOptions,
+    /// Held while any handle on the store lives.
+    _lock: Arc<lock::DataDirLock>,
 }
 
 impl Store {
@@ -75,6 +78,7 @@ impl Store {
                 data_dir.display()
             ))
         })?;
+        let lock = lock::DataDirLock::acquire(data_dir)?;
         let db = Arc::new(Db::open(&data_dir.join(DB_FILE), options.durability)?);
         let signal = task::QueueSignal::default();
         Ok(Store {
@@ -83,6 +87,7 @@ impl Store {
             cache: cache::Cache::new(db.clone()),
             db,
             options,
+            _lock: Arc::new(lock),
         })
     }
 

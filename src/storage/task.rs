@@ -15,7 +15,7 @@ use utoipa::ToSchema;
 
 use crate::storage::error::{Result, StorageError};
 use crate::storage::key::{self, Key};
-use crate::storage::key_json::key_at;
+use crate::storage::key_json::{KeyPartJson, key_at};
 
 /// The kind a task gets when its spec names none: a call to one of this instance's own
 /// routes (see `routes/queue/http_task.rs`).
@@ -115,14 +115,13 @@ impl NewTask {
                 "delay_ms must be at most {MAX_DELAY_MS} (30 days)"
             )));
         }
-        if let Some(schedule) = &self.backoff_schedule_ms {
-            if schedule.len() > MAX_BACKOFF_ENTRIES
-                || schedule.iter().any(|&ms| ms > MAX_BACKOFF_MS)
-            {
-                return Err(StorageError::invalid(format!(
-                    "backoff_schedule_ms takes at most {MAX_BACKOFF_ENTRIES} entries of at most {MAX_BACKOFF_MS} ms"
-                )));
-            }
+        if let Some(schedule) = &self.backoff_schedule_ms
+            && (schedule.len() > MAX_BACKOFF_ENTRIES
+                || schedule.iter().any(|&ms| ms > MAX_BACKOFF_MS))
+        {
+            return Err(StorageError::invalid(format!(
+                "backoff_schedule_ms takes at most {MAX_BACKOFF_ENTRIES} entries of at most {MAX_BACKOFF_MS} ms"
+            )));
         }
         if self
             .max_attempts
@@ -199,7 +198,7 @@ pub struct TaskSpec {
     /// The task kind; `http` (the default) calls one of this instance's own `/api` routes.
     pub kind: Option<String>,
     /// For `http`: `{method, path, headers?, body?}`.
-    #[schema(value_type = Object)]
+    #[schema(value_type = Value)]
     pub payload: Value,
     /// Wait this long before the first attempt (at most 30 days).
     #[serde(default)]
@@ -208,7 +207,7 @@ pub struct TaskSpec {
     pub backoff_schedule_ms: Option<Vec<u64>>,
     /// KV keys (JSON form) that receive the payload if the task dies.
     #[serde(default)]
-    #[schema(value_type = Vec<Vec<Object>>)]
+    #[schema(value_type = Vec<Vec<KeyPartJson>>)]
     pub keys_if_undelivered: Vec<Value>,
     /// Attempts in all; default one more than the backoff schedule's entries.
     pub max_attempts: Option<u32>,

@@ -310,3 +310,23 @@ async fn data_dir_is_created_when_missing() {
     assert_eq!(response.status(), 200);
     assert!(nested.join("toolshed.db").exists());
 }
+
+#[tokio::test]
+async fn a_second_server_on_the_same_data_dir_exits_1_naming_the_dir_and_the_holder() {
+    let first = support::spawn();
+    let output = Command::new(support::binary())
+        .env_clear()
+        .env("PORT", "0")
+        .env("TOOLSHED_DATA_DIR", &first.data_dir)
+        .output()
+        .expect("run");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&first.data_dir.display().to_string())
+            && stderr.contains(&format!("pid {}", first.child.id())),
+        "{stderr}"
+    );
+    // The first one still serves.
+    assert_eq!(first.get("/api/health").await.status(), 200);
+}

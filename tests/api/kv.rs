@@ -1,6 +1,6 @@
 //! The KV service over HTTP.
 
-use crate::support::{client, spawn};
+use crate::support::{self, client, spawn};
 use serde_json::{Value, json};
 
 #[tokio::test]
@@ -299,4 +299,245 @@ async fn bad_input_gets_clear_json_errors() {
         .await
         .expect("send");
     assert_eq!(response.status(), 413);
+}
+
+#[tokio::test]
+async fn path_keys_mean_what_they_say() {
+    let server = spawn();
+    let put = server
+        .put_json("/api/kv/entries/a%2Fb", &json!({"value": "one part"}))
+        .await;
+    assert_eq!(put.status(), 200);
+    let entry: Value = server.get_json("/api/kv/entries/a%2Fb").await;
+    assert_eq!(
+        entry["key"],
+        json!(["a/b"]),
+        "an encoded slash stays in its part"
+    );
+    assert_eq!(
+        server.get("/api/kv/entries/a/b").await.status(),
+        404,
+        "[\"a\", \"b\"] is another key"
+    );
+
+    server
+        .put_json("/api/kv/entries/users/", &json!({"value": "trailing"}))
+        .await;
+    let entry: Value = server.get_json("/api/kv/entries/users/").await;
+    assert_eq!(
+        entry["key"],
+        json!(["users", ""]),
+        "an empty last part is a part"
+    );
+    assert_eq!(server.get("/api/kv/entries/users").await.status(), 404);
+
+    let listed: Value = server.get_json("/api/kv/list?prefix=a%2Fb").await;
+    assert_eq!(
+        listed["entries"],
+        json!([]),
+        "prefix [\"a/b\"] has no children"
+    );
+    let listed: Value = server.get_json("/api/kv/list?prefix=users").await;
+    assert_eq!(listed["entries"][0]["key"], json!(["users", ""]));
+
+    let empty = server.get("/api/kv/entries/").await;
+    assert_eq!(empty.status(), 404, "no key, no route");
+    let bad = server.get("/api/kv/entries/%FF").await;
+    assert_eq!(bad.status(), 400);
+}
+
+#[tokio::test]
+async fn typed_keys_are_listed_from_a_json_query_or_a_body() {
+    let server = spawn();
+    let http = client();
+    let set = |key: Value| {
+        http.post(server.url("/api/kv/atomic"))
+            .json(&json!({"mutations": [{"type": "set", "key": key, "value": 1}]}))
+            .send()
+    };
+    for key in [
+        json!(["users", {"int": 7}, "a"]),
+        json!(["users", {"int": 7}, "b"]),
+        json!(["users", {"int": 8}, "a"]),
+        json!(["users", 7.5]),
+        json!(["flags", true]),
+        json!(["blobs", {"bytes": "AAE="}]),
+    ] {
+        assert_eq!(set(key).await.expect("send").status(), 200);
+    }
+    let keys = |page: &Value| -> Vec<Value> {
+        page["entries"]
+            .as_array()
+            .expect("entries")
+            .iter()
+            .map(|e| e["key"].clone())
+            .collect()
+    };
+    let prefix = "%5B%22users%22%2C%7B%22int%22%3A7%7D%5D"; // ["users",{"int":7}]
+    let page: Value = server
+        .get_json(&format!("/api/kv/list?prefix={prefix}"))
+        .await;
+    assert_eq!(
+        keys(&page),
+        vec![
+            json!(["users", {"int": 7}, "a"]),
+            json!(["users", {"int": 7}, "b"])
+        ]
+    );
+    let page: Value = server
+        .post_json("/api/kv/list", &json!({"prefix": ["flags"]}))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(keys(&page), vec![json!(["flags", true])]);
+    let page: Value = server
+        .post_json(
+            "/api/kv/list",
+            &json!({"start": ["users", {"int": 8}], "end": ["users", 8.0], "limit": 5}),
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        keys(&page),
+        vec![json!(["users", {"int": 8}, "a"]), json!(["users", 7.5])],
+        "integers sort before floats, as in Deno"
+    );
+    let page: Value = server
+        .post_json("/api/kv/list", &json!({"prefix": ["blobs"]}))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(keys(&page), vec![json!(["blobs", {"bytes": "AAE="}])]);
+}
+
+#[tokio::test]
+async fn selectors_deno_refuses_are_refused() {
+    let server = spawn();
+    for (query, needle) in [
+        (
+            "prefix=users&start=other/a",
+            "start key is not in the keyspace",
+        ),
+        (
+            "prefix=users&start=users",
+            "start key is not in the keyspace",
+        ),
+        ("prefix=users&end=zzz", "end key is not in the keyspace"),
+        ("prefix=a&start=a/b&end=a/c", "not all three"),
+        ("start=b&end=a", "greater than end"),
+    ] {
+        let response = server.get(&format!("/api/kv/list?{query}")).await;
+        assert_eq!(response.status(), 400, "{query}");
+        let body: Value = response.json().await.expect("json");
+        assert!(
+            body["error"].as_str().expect("error").contains(needle),
+            "{query}: {body}"
+        );
+    }
+    let within: Value = server
+        .get_json("/api/kv/list?prefix=users&start=users/m")
+        .await;
+    assert_eq!(within["entries"], json!([]));
+}
+
+#[tokio::test]
+async fn any_twenty_hex_digit_versionstamp_is_a_check_that_fails() {
+    let server = spawn();
+    server
+        .put_json("/api/kv/entries/v", &json!({"value": 1}))
+        .await;
+    let response = server
+        .post_json(
+            "/api/kv/atomic",
+            &json!({"checks": [{"key": ["v"], "versionstamp": "0000000000000001ab12"}],
+                    "mutations": [{"type": "set", "key": ["v"], "value": 2}]}),
+        )
+        .await;
+    assert_eq!(response.status(), 409);
+    assert_eq!(
+        response.json::<Value>().await.expect("json"),
+        json!({"ok": false})
+    );
+}
+
+async fn atomic(server: &support::TestServer, mutations: Value) -> reqwest::Response {
+    server
+        .post_json("/api/kv/atomic", &json!({"mutations": mutations}))
+        .await
+}
+
+async fn value_at(server: &support::TestServer, path: &str) -> Value {
+    server.get_json(&format!("/api/kv/entries/{path}")).await["value"].clone()
+}
+
+/// `sum` adds signed 64-bit integers (an absent key counts as 0, negatives subtract); a
+/// result outside the 64-bit range is refused (400) and nothing is applied — unlike Deno's
+/// `KvU64`, which wraps modulo 2^64 and has no negatives. `min` and `max` keep the smaller or
+/// larger. A stored value that is not an integer is refused.
+#[tokio::test]
+async fn sum_min_and_max_are_signed_64_bit_integers() {
+    let server = spawn();
+    let summed = atomic(
+        &server,
+        json!([{"type": "sum", "key": ["n"], "value": 5}, {"type": "sum", "key": ["n"], "value": -8}]),
+    )
+    .await;
+    assert_eq!(summed.status(), 200);
+    assert_eq!(value_at(&server, "n").await, json!(-3));
+    atomic(
+        &server,
+        json!([{"type": "set", "key": ["big"], "value": i64::MAX}]),
+    )
+    .await;
+    let overflow = atomic(
+        &server,
+        json!([
+            {"type": "set", "key": ["untouched"], "value": 1},
+            {"type": "sum", "key": ["big"], "value": 1}
+        ]),
+    )
+    .await;
+    assert_eq!(overflow.status(), 400);
+    let body: Value = overflow.json().await.expect("json");
+    assert!(
+        body["error"].as_str().expect("error").contains("overflows"),
+        "{body}"
+    );
+    assert_eq!(value_at(&server, "big").await, json!(i64::MAX));
+    assert_eq!(server.get("/api/kv/entries/untouched").await.status(), 404);
+    atomic(
+        &server,
+        json!([{"type": "min", "key": ["n"], "value": -10}, {"type": "max", "key": ["m"], "value": 4}]),
+    )
+    .await;
+    assert_eq!(value_at(&server, "n").await, json!(-10));
+    assert_eq!(value_at(&server, "m").await, json!(4));
+    atomic(
+        &server,
+        json!([{"type": "set", "key": ["text"], "value": "x"}]),
+    )
+    .await;
+    let not_integer = atomic(
+        &server,
+        json!([{"type": "sum", "key": ["text"], "value": 1}]),
+    )
+    .await;
+    assert_eq!(not_integer.status(), 400);
+}
+
+#[tokio::test]
+async fn media_types_are_case_insensitive() {
+    let server = spawn();
+    let response = client()
+        .put(server.url("/api/kv/entries/case"))
+        .header("content-type", "Application/JSON; charset=UTF-8")
+        .body(r#"{"value": 1}"#)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 200);
 }

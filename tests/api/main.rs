@@ -8,5 +8,6 @@ mod kv;
 mod llm;
 mod openapi;
 mod queue;
+mod readme;
 mod support;
 mod url2text;

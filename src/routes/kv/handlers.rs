@@ -1,19 +1,29 @@
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 
+use super::key_path::{key_from_raw_path, key_from_raw_query, raw_query_value};
 use super::schemas::{
-    AtomicBody, AtomicResult, EntryBody, GetMany, ListPage, ListQuery, ManyEntries, MutationBody,
-    PutEntry, Versionstamp,
+    AtomicBody, AtomicResult, EntryBody, GetMany, ListBody, ListPage, ListQuery, ManyEntries,
+    MutationBody, PutEntry, Versionstamp,
 };
 use crate::platform::error::{AppError, ErrorBody};
-use crate::platform::extract::{AppJson, AppPath, AppQuery};
+use crate::platform::extract::{AppJson, AppQuery};
 use crate::platform::state::AppState;
 use crate::storage::entry::{KvValue, format_versionstamp, parse_versionstamp};
-use crate::storage::key_json::{key_at, key_from_path};
+use crate::storage::key::Key;
+use crate::storage::key_json::key_at;
 use crate::storage::kv::{Atomic, Check, Commit, ListOptions, Mutation, Selector};
+
+/// Where entry paths start; the rest of the path is the key.
+const ENTRIES: &str = "/api/kv/entries/";
+
+/// The key an entry route's path names (see `key_path`).
+fn entry_key(uri: &Uri) -> Result<Key, AppError> {
+    key_from_raw_path(uri.path().strip_prefix(ENTRIES).unwrap_or_default())
+}
 
 const MAX_LIST_LIMIT: usize = 1000;
 const MAX_GET_MANY: usize = 1000;
@@ -23,20 +33,25 @@ const MAX_GET_MANY: usize = 1000;
     get,
     path = "/api/kv/entries/{*key}",
     tag = "kv",
-    params(("key" = String, Path, description = "`/`-separated string parts, e.g. `users/ada`")),
+    params(("key" = String, Path, description = "`/`-separated string parts, each percent-encoded on its own (`a%2Fb` is the part `a/b`; a trailing `/` ends with an empty part), e.g. `users/ada`")),
     responses(
         (status = 200, description = "The entry", body = EntryBody),
+        (status = 400, description = "An empty key, or a part that is not UTF-8", body = ErrorBody),
         (status = 404, description = "No such key (or it expired)", body = ErrorBody),
     )
 )]
 pub async fn get_entry(
     State(state): State<AppState>,
-    AppPath(path): AppPath<String>,
+    uri: Uri,
 ) -> Result<Json<EntryBody>, AppError> {
-    let key = key_from_path(&path);
+    let key = entry_key(&uri)?;
     match state.store.kv.get(&key).await? {
         Some(entry) => Ok(Json(entry.into())),
-        None => Err(AppError::not_found(format!("no entry at {path}"))),
+        None => Err(AppError::not_found(format!(
+            "no entry at {} (the key {})",
+            uri.path().strip_prefix(ENTRIES).unwrap_or_default(),
+            crate::storage::key_json::key_to_json(&key)
+        ))),
     }
 }
 
@@ -47,7 +62,7 @@ pub async fn get_entry(
     path = "/api/kv/entries/{*key}",
     tag = "kv",
     params(
-        ("key" = String, Path, description = "`/`-separated string parts"),
+        ("key" = String, Path, description = "`/`-separated string parts, each percent-encoded on its own"),
         ("expire_in_ms" = Option<u64>, Query, description = "Expiry for a raw-bytes body"),
     ),
     request_body(content(
@@ -64,17 +79,24 @@ pub async fn get_entry(
 )]
 pub async fn put_entry(
     State(state): State<AppState>,
-    AppPath(path): AppPath<String>,
+    uri: Uri,
     AppQuery(query): AppQuery<ExpiryQuery>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Versionstamp>, AppError> {
+    let key = entry_key(&uri)?;
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let media = content_type.split(';').next().unwrap_or("").trim();
-    let (value, expire_in_ms) = match media {
+    // Media types are case-insensitive (RFC 9110 §8.3.1).
+    let media = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let (value, expire_in_ms) = match media.as_str() {
         "application/json" => {
             let Json(put) = Json::<PutEntry>::from_bytes(&body)?;
             (
@@ -93,11 +115,7 @@ pub async fn put_entry(
             ));
         }
     };
-    let versionstamp = state
-        .store
-        .kv
-        .set(key_from_path(&path), value, expire_in_ms)
-        .await?;
+    let versionstamp = state.store.kv.set(key, value, expire_in_ms).await?;
     Ok(Json(Versionstamp {
         versionstamp: format_versionstamp(versionstamp),
     }))
@@ -114,14 +132,17 @@ pub struct ExpiryQuery {
     delete,
     path = "/api/kv/entries/{*key}",
     tag = "kv",
-    params(("key" = String, Path, description = "`/`-separated string parts")),
-    responses((status = 200, description = "Deleted", body = Versionstamp))
+    params(("key" = String, Path, description = "`/`-separated string parts, each percent-encoded on its own")),
+    responses(
+        (status = 200, description = "Deleted", body = Versionstamp),
+        (status = 400, description = "An empty key, or a part that is not UTF-8", body = ErrorBody),
+    )
 )]
 pub async fn delete_entry(
     State(state): State<AppState>,
-    AppPath(path): AppPath<String>,
+    uri: Uri,
 ) -> Result<Json<Versionstamp>, AppError> {
-    let versionstamp = state.store.kv.delete(key_from_path(&path)).await?;
+    let versionstamp = state.store.kv.delete(entry_key(&uri)?).await?;
     Ok(Json(Versionstamp {
         versionstamp: format_versionstamp(versionstamp),
     }))
@@ -135,34 +156,76 @@ pub async fn delete_entry(
     params(ListQuery),
     responses(
         (status = 200, description = "A page of entries", body = ListPage),
-        (status = 400, description = "Bad limit or cursor", body = ErrorBody),
+        (status = 400, description = "A bad key, limit or cursor; a start or end outside the prefix", body = ErrorBody),
     )
 )]
 pub async fn list(
     State(state): State<AppState>,
     AppQuery(query): AppQuery<ListQuery>,
+    RawQuery(raw): RawQuery,
 ) -> Result<Json<ListPage>, AppError> {
-    let limit = query.limit.unwrap_or(100);
+    // Key parameters are read from the raw query, so `%2F` stays inside its part.
+    let key = |name: &str| {
+        raw_query_value(raw.as_deref(), name)
+            .map(|value| key_from_raw_query(name, value))
+            .transpose()
+    };
+    let selector = Selector {
+        prefix: key("prefix")?,
+        start: key("start")?,
+        end: key("end")?,
+    };
+    list_page(&state, selector, query.limit, query.reverse, query.cursor).await
+}
+
+/// List entries with typed keys in the body (the JSON form: any part type).
+#[utoipa::path(
+    post,
+    path = "/api/kv/list",
+    tag = "kv",
+    request_body = ListBody,
+    responses(
+        (status = 200, description = "A page of entries", body = ListPage),
+        (status = 400, description = "A bad key, limit or cursor; a start or end outside the prefix", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 422, description = "JSON of the wrong shape", body = ErrorBody),
+    )
+)]
+pub async fn list_typed(
+    State(state): State<AppState>,
+    AppJson(body): AppJson<ListBody>,
+) -> Result<Json<ListPage>, AppError> {
+    let key = |name: &str, value: &Option<serde_json::Value>| {
+        value
+            .as_ref()
+            .map(|v| key_at(v, name).map_err(AppError::from))
+            .transpose()
+    };
+    let selector = Selector {
+        prefix: key("prefix", &body.prefix)?,
+        start: key("start", &body.start)?,
+        end: key("end", &body.end)?,
+    };
+    list_page(&state, selector, body.limit, body.reverse, body.cursor).await
+}
+
+async fn list_page(
+    state: &AppState,
+    selector: Selector,
+    limit: Option<usize>,
+    reverse: Option<bool>,
+    cursor: Option<String>,
+) -> Result<Json<ListPage>, AppError> {
+    let limit = limit.unwrap_or(100);
     if !(1..=MAX_LIST_LIMIT).contains(&limit) {
         return Err(AppError::bad_request(format!(
             "limit must be from 1 to {MAX_LIST_LIMIT}"
         )));
     }
-    let selector = Selector {
-        prefix: query.prefix.as_deref().map(|p| {
-            if p.is_empty() {
-                Vec::new()
-            } else {
-                key_from_path(p)
-            }
-        }),
-        start: query.start.as_deref().map(key_from_path),
-        end: query.end.as_deref().map(key_from_path),
-    };
     let options = ListOptions {
         limit,
-        reverse: query.reverse.unwrap_or(false),
-        cursor: query.cursor,
+        reverse: reverse.unwrap_or(false),
+        cursor,
     };
     let page = state.store.kv.list(&selector, &options).await?;
     Ok(Json(ListPage {
@@ -231,7 +294,7 @@ pub async fn atomic(
             None => None,
             Some(text) => Some(parse_versionstamp(text).ok_or_else(|| {
                 AppError::bad_request(format!(
-                    "checks[{i}].versionstamp must be 20 hex digits or null"
+                    "checks[{i}].versionstamp must be 20 hex digits or null, got {text:?}"
                 ))
             })?),
         };

@@ -1,6 +1,7 @@
 //! `/api/kv`: the embedded key-value store over HTTP — a thin face over `storage::kv`.
 
 mod handlers;
+mod key_path;
 mod schemas;
 
 use axum::extract::DefaultBodyLimit;
@@ -20,7 +21,7 @@ pub fn router() -> OpenApiRouter<AppState> {
             handlers::put_entry,
             handlers::delete_entry
         ))
-        .routes(routes!(handlers::list))
+        .routes(routes!(handlers::list, handlers::list_typed))
         .routes(routes!(handlers::get_many))
         .routes(routes!(handlers::atomic))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

@@ -8,7 +8,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use crate::storage::entry::{Entry, KvValue, format_versionstamp};
-use crate::storage::key_json::key_to_json;
+use crate::storage::key_json::{KeyPartJson, key_to_json};
 use crate::storage::task::TaskSpec;
 
 /// One stored entry.
@@ -16,10 +16,10 @@ use crate::storage::task::TaskSpec;
 #[schema(example = json!({"key": ["users", "ada"], "value": {"name": "Ada"}, "versionstamp": "00000000000000070000", "encoding": "json", "expires_at": null}))]
 pub struct EntryBody {
     /// The key, in the JSON form of typed keys.
-    #[schema(value_type = Vec<Object>)]
+    #[schema(value_type = Vec<KeyPartJson>)]
     pub key: Value,
     /// The value: JSON as stored, or base64 text when `encoding` is `bytes`.
-    #[schema(value_type = Object)]
+    #[schema(value_type = Value)]
     pub value: Value,
     /// 20 hex digits, increasing across the whole store.
     pub versionstamp: String,
@@ -51,7 +51,7 @@ impl From<Entry> for EntryBody {
 #[schema(example = json!({"value": {"name": "Ada"}, "expire_in_ms": 60000}))]
 pub struct PutEntry {
     /// Any JSON value.
-    #[schema(value_type = Object)]
+    #[schema(value_type = Value)]
     pub value: Value,
     /// Remove the entry after this many milliseconds.
     pub expire_in_ms: Option<u64>,
@@ -64,20 +64,49 @@ pub struct Versionstamp {
     pub versionstamp: String,
 }
 
-/// Query of `GET /api/kv/list`.
+/// Query of `GET /api/kv/list`. A key parameter is `/`-separated string parts, each
+/// percent-encoded on its own, or (when it starts with `[`) the JSON form of a typed key,
+/// e.g. `["users",{"int":7}]`. Give a prefix, a prefix and a start, a prefix and an end, or a
+/// start and an end (none lists every key).
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
+// The key parameters are here for the document; the handler reads them from the raw query
+// so that `%2F` stays inside its part.
+#[allow(dead_code)]
 pub struct ListQuery {
-    /// List keys under this `/`-separated prefix of string parts (the prefix key itself is
-    /// not listed).
+    /// Keys under this prefix (the prefix key itself is not listed).
     pub prefix: Option<String>,
-    /// Inclusive start key, `/`-separated string parts.
+    /// Inclusive start key; with a prefix, it must lie under the prefix.
     pub start: Option<String>,
-    /// Exclusive end key, `/`-separated string parts.
+    /// Exclusive end key; with a prefix, it must lie under the prefix.
     pub end: Option<String>,
     /// Entries per page, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
-    /// Newest key first.
+    /// Last key first.
+    pub reverse: Option<bool>,
+    /// From the previous page's `cursor`.
+    pub cursor: Option<String>,
+}
+
+/// `POST /api/kv/list`: the same selection with keys in their JSON form (any part type).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"prefix": ["users", {"int": 7}], "limit": 10}))]
+pub struct ListBody {
+    /// Keys under this prefix (the prefix key itself is not listed).
+    #[schema(value_type = Option<Vec<KeyPartJson>>)]
+    pub prefix: Option<Value>,
+    /// Inclusive start key; with a prefix, it must lie under the prefix.
+    #[schema(value_type = Option<Vec<KeyPartJson>>)]
+    pub start: Option<Value>,
+    /// Exclusive end key; with a prefix, it must lie under the prefix.
+    #[schema(value_type = Option<Vec<KeyPartJson>>)]
+    pub end: Option<Value>,
+    /// Entries per page, 1 to 1000 (default 100).
+    #[schema(minimum = 1, maximum = 1000)]
+    pub limit: Option<usize>,
+    /// Last key first.
     pub reverse: Option<bool>,
     /// From the previous page's `cursor`.
     pub cursor: Option<String>,
@@ -98,7 +127,7 @@ pub struct ListPage {
 #[schema(example = json!({"keys": [["users", "ada"], ["counters", {"int": 1}]]}))]
 pub struct GetMany {
     /// Up to 1000 keys, each in the JSON form of typed keys.
-    #[schema(value_type = Vec<Vec<Object>>)]
+    #[schema(value_type = Vec<Vec<KeyPartJson>>)]
     pub keys: Vec<Value>,
 }
 
@@ -112,7 +141,7 @@ pub struct ManyEntries {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CheckBody {
-    #[schema(value_type = Vec<Object>)]
+    #[schema(value_type = Vec<KeyPartJson>)]
     pub key: Value,
     pub versionstamp: Option<String>,
 }
@@ -123,32 +152,32 @@ pub struct CheckBody {
 pub enum MutationBody {
     /// Set the key to a JSON value.
     Set {
-        #[schema(value_type = Vec<Object>)]
+        #[schema(value_type = Vec<KeyPartJson>)]
         key: Value,
-        #[schema(value_type = Object)]
+        #[schema(value_type = Value)]
         value: Value,
         expire_in_ms: Option<u64>,
     },
     /// Remove the key.
     Delete {
-        #[schema(value_type = Vec<Object>)]
+        #[schema(value_type = Vec<KeyPartJson>)]
         key: Value,
     },
     /// Add to an integer value (absent counts as 0).
     Sum {
-        #[schema(value_type = Vec<Object>)]
+        #[schema(value_type = Vec<KeyPartJson>)]
         key: Value,
         value: i64,
     },
     /// Keep the smaller integer.
     Min {
-        #[schema(value_type = Vec<Object>)]
+        #[schema(value_type = Vec<KeyPartJson>)]
         key: Value,
         value: i64,
     },
     /// Keep the larger integer.
     Max {
-        #[schema(value_type = Vec<Object>)]
+        #[schema(value_type = Vec<KeyPartJson>)]
         key: Value,
         value: i64,
     },

@@ -71,15 +71,13 @@ pub fn spawn_in(data_dir: &Path, env: &[(&str, &str)]) -> TestServer {
         let mut addr_tx = Some(addr_tx);
         for line in BufReader::new(stdout).lines() {
             let Ok(line) = line else { break };
-            if let Some(tx) = &addr_tx {
-                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
-                    if v["message"] == "listening" {
-                        if let Some(addr) = v["addr"].as_str() {
-                            let _ = tx.send(addr.to_owned());
-                            addr_tx = None;
-                        }
-                    }
-                }
+            if let Some(tx) = &addr_tx
+                && let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
+                && v["message"] == "listening"
+                && let Some(addr) = v["addr"].as_str()
+            {
+                let _ = tx.send(addr.to_owned());
+                addr_tx = None;
             }
             sink.lock().expect("logs").push(line);
         }

@@ -208,18 +208,18 @@ fn fit(
         });
     }
     let mut system = system.map(str::to_owned);
-    if !caps.system_prompt {
-        if let Some(text) = system.take() {
-            match messages.iter_mut().find(|m| m.role == Role::User) {
-                Some(first) => first.content = format!("{text}\n\n{}", first.content),
-                None => messages.insert(
-                    0,
-                    Message {
-                        role: Role::User,
-                        content: text,
-                    },
-                ),
-            }
+    if !caps.system_prompt
+        && let Some(text) = system.take()
+    {
+        match messages.iter_mut().find(|m| m.role == Role::User) {
+            Some(first) => first.content = format!("{text}\n\n{}", first.content),
+            None => messages.insert(
+                0,
+                Message {
+                    role: Role::User,
+                    content: text,
+                },
+            ),
         }
     }
     let limit = (caps.max_output_tokens > 0).then_some(caps.max_output_tokens);

@@ -182,10 +182,10 @@ fn matches(bytes: &[u8], open: u8, close: u8) -> Vec<usize> {
     for (i, &b) in bytes.iter().enumerate() {
         if b == open {
             stack.push(i);
-        } else if b == close {
-            if let Some(o) = stack.pop() {
-                matched[o] = i;
-            }
+        } else if b == close
+            && let Some(o) = stack.pop()
+        {
+            matched[o] = i;
         }
     }
     matched
@@ -220,27 +220,27 @@ fn strip_line(line: &str, images: bool, links: bool, out: &mut String) {
         }
         let image = bytes[i] == b'!' && bytes.get(i + 1) == Some(&b'[');
         let start = if image { i + 1 } else { i };
-        if bytes[start] == b'[' {
-            if let Some((close, end)) = link_end(start) {
-                if image {
-                    out.push_str(&line[copied..i]);
-                    if images {
-                        out.push_str(&line[i..end]);
-                    }
-                    i = end;
-                    copied = i;
-                    continue;
-                }
+        if bytes[start] == b'['
+            && let Some((close, end)) = link_end(start)
+        {
+            if image {
                 out.push_str(&line[copied..i]);
-                if links {
-                    out.push('[');
+                if images {
+                    out.push_str(&line[i..end]);
                 }
-                jump[close] = end;
-                keep_target[close] = links;
-                i += 1;
+                i = end;
                 copied = i;
                 continue;
             }
+            out.push_str(&line[copied..i]);
+            if links {
+                out.push('[');
+            }
+            jump[close] = end;
+            keep_target[close] = links;
+            i += 1;
+            copied = i;
+            continue;
         }
         i += 1;
     }

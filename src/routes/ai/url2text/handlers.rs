@@ -54,10 +54,8 @@ async fn read(service: &Url2Text, request: Url2TextRequest) -> Result<Response, 
     let config = &state.config;
     let use_cache = request.cache.unwrap_or(true) && !config.url2text_cache_ttl_s.is_zero();
     let key = normalized(&request, &url);
-    if use_cache {
-        if let Some(hit) = cache::lookup(&state.store.cache, &key).await {
-            return Ok(with_cache_header(hit, true));
-        }
+    if use_cache && let Some(hit) = cache::lookup(&state.store.cache, &key).await {
+        return Ok(with_cache_header(hit, true));
     }
 
     let page = fetch::fetch(
@@ -179,10 +177,10 @@ pub async fn read_path(
     RawQuery(query): RawQuery,
 ) -> Result<Response, AppError> {
     let mut url = path.trim().to_owned();
-    if url.ends_with('}') {
-        if let Some(open) = url.rfind('{') {
-            url.truncate(open);
-        }
+    if url.ends_with('}')
+        && let Some(open) = url.rfind('{')
+    {
+        url.truncate(open);
     }
     if let Some(query) = query.filter(|q| !q.is_empty() && !url.contains('?')) {
         url = format!("{url}?{query}");

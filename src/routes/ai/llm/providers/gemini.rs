@@ -69,17 +69,16 @@ fn read(value: &Value) -> Result<(String, Option<Usage>, Option<String>), Provid
         });
     }
     let candidate = value.pointer("/candidates/0");
-    if candidate.is_none() {
-        if let Some(reason) = value
+    if candidate.is_none()
+        && let Some(reason) = value
             .pointer("/promptFeedback/blockReason")
             .and_then(Value::as_str)
-        {
-            return Ok((
-                String::new(),
-                None,
-                Some(format!("content_filter ({reason})")),
-            ));
-        }
+    {
+        return Ok((
+            String::new(),
+            None,
+            Some(format!("content_filter ({reason})")),
+        ));
     }
     let text = candidate
         .and_then(|c| c.pointer("/content/parts"))

@@ -104,10 +104,10 @@ impl Provider for OpenAi {
         }
         let mut parts = Vec::new();
         if let Some(choice) = value.pointer("/choices/0") {
-            if let Some(text) = choice.pointer("/delta/content").and_then(Value::as_str) {
-                if !text.is_empty() {
-                    parts.push(StreamPart::Text(text.to_owned()));
-                }
+            if let Some(text) = choice.pointer("/delta/content").and_then(Value::as_str)
+                && !text.is_empty()
+            {
+                parts.push(StreamPart::Text(text.to_owned()));
             }
             if let Some(reason) = choice["finish_reason"].as_str() {
                 parts.push(StreamPart::Finish(reason.to_owned()));
