@@ -42,8 +42,8 @@ pub fn build(state: AppState, request_lines: RequestLineSink) -> Result<App, Sta
     })?;
     let (api, spec) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(routes::health::router())
-        .merge(routes::kv::router())
-        .merge(routes::queue::router())
+        .merge(routes::kv::router(&state))
+        .merge(routes::queue::router(&state))
         .merge(routes::ai::url2text::router(&state))
         .merge(llm)
         .split_for_parts();

@@ -20,6 +20,7 @@ use crate::platform::state::AppState;
         description = "A personal backend in one binary. Every service lives under `/api`; every error is `{\"error\": \"...\", \"code\": \"...\"}`.",
         license(name = "MIT")
     ),
+    servers((url = "/", description = "This instance")),
     components(schemas(ErrorBody))
 )]
 pub struct ApiDoc;
@@ -52,6 +53,30 @@ const REFERENCE_PATH: &str = "/reference";
 const RAPIDOC_PATH: &str = "/reference/rapidoc-min.js";
 const FAVICON_PATH: &str = "/favicon.ico";
 
+/// Summaries as one plain line: reference pages show them unrendered in their sidebar, and
+/// utoipa takes a doc comment's whole first paragraph (Markdown included) as the summary.
+fn plain_summaries(spec: &mut utoipa::openapi::OpenApi) {
+    for item in spec.paths.paths.values_mut() {
+        for operation in [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.options,
+            &mut item.head,
+            &mut item.patch,
+            &mut item.trace,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if let Some(summary) = &mut operation.summary {
+                *summary = summary.replace('\n', " ").replace('`', "");
+            }
+        }
+    }
+}
+
 /// Routes for the document, the reference page and its assets.
 pub fn router(mut spec: utoipa::openapi::OpenApi) -> Router<AppState> {
     // axum spells a catch-all segment `{*key}`; OpenAPI knows only `{key}`.
@@ -59,6 +84,7 @@ pub fn router(mut spec: utoipa::openapi::OpenApi) -> Router<AppState> {
         .into_iter()
         .map(|(path, item)| (path.replace("{*", "{"), item))
         .collect();
+    plain_summaries(&mut spec);
     // Rendered once: the document never changes while the process runs. Held as `Bytes`
     // because axum clones a route's handler (and what it captures) for every layer at
     // start-up and for every request: a `String` here kept ~130 copies of the document.

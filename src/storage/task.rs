@@ -15,7 +15,7 @@ use utoipa::ToSchema;
 
 use crate::storage::error::{Result, StorageError};
 use crate::storage::key::{self, Key};
-use crate::storage::key_json::{KeyPartJson, key_at};
+use crate::storage::key_json::{KeyJson, key_at};
 
 /// The kind a task gets when its spec names none: a call to one of this instance's own
 /// routes (see `routes/queue/http_task.rs`).
@@ -198,20 +198,25 @@ pub struct TaskSpec {
     /// The task kind; `http` (the default) calls one of this instance's own `/api` routes.
     pub kind: Option<String>,
     /// For `http`: `{method, path, headers?, body?}`.
-    #[schema(value_type = Value)]
+    #[schema(value_type = Object)]
     pub payload: Value,
     /// Wait this long before the first attempt (at most 30 days).
     #[serde(default)]
+    #[schema(maximum = 2_592_000_000_u64)]
     pub delay_ms: u64,
-    /// Waits between attempts, in ms; default Deno's `[100, 1000, 5000, 30000, 60000]`.
+    /// Waits between attempts, in ms (at most 20, each at most a day); default Deno's
+    /// `[100, 1000, 5000, 30000, 60000]`.
+    #[schema(max_items = 20)]
     pub backoff_schedule_ms: Option<Vec<u64>>,
     /// KV keys (JSON form) that receive the payload if the task dies.
     #[serde(default)]
-    #[schema(value_type = Vec<Vec<KeyPartJson>>)]
+    #[schema(value_type = Vec<KeyJson>)]
     pub keys_if_undelivered: Vec<Value>,
     /// Attempts in all; default one more than the backoff schedule's entries.
+    #[schema(minimum = 1, maximum = 100)]
     pub max_attempts: Option<u32>,
-    /// How long one attempt may run, in ms (default 60000).
+    /// How long one attempt may run, in ms (default 60000, at most an hour).
+    #[schema(minimum = 1, maximum = 3_600_000)]
     pub timeout_ms: Option<u64>,
 }
 

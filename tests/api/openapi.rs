@@ -37,12 +37,40 @@ async fn every_operation_documents_its_responses_and_examples() {
     let doc: Value = server.get_json("/openapi.json").await;
     let paths = doc["paths"].as_object().expect("paths");
     assert!(!paths.is_empty());
+    let mut operation_ids = std::collections::BTreeSet::new();
     for (path, item) in paths {
         assert!(path.starts_with("/api/"), "{path} is under /api");
         for (method, op) in item.as_object().expect("item") {
             let responses = op["responses"].as_object().expect("responses");
             assert!(!responses.is_empty(), "{method} {path} documents responses");
-            assert!(op["summary"].is_string(), "{method} {path} has a summary");
+            // The reference page's sidebar shows summaries as plain text.
+            let summary = op["summary"].as_str().expect("a summary");
+            assert!(
+                !summary.contains('`') && !summary.contains('\n'),
+                "{method} {path}: the summary is one plain line: {summary:?}"
+            );
+            // Every JSON body can be malformed, too large, not JSON or of the wrong shape.
+            if op["requestBody"]["content"]["application/json"].is_object() {
+                for status in ["400", "413", "415", "422"] {
+                    assert!(
+                        responses.contains_key(status),
+                        "{method} {path} takes JSON and documents {status}"
+                    );
+                }
+            }
+            let id = op["operationId"].as_str().expect("an operationId");
+            assert!(
+                operation_ids.insert(id.to_owned()),
+                "{method} {path}: operationId {id} is used twice"
+            );
         }
+    }
+    assert_eq!(doc["servers"][0]["url"], "/", "a servers entry");
+    // Every reference names a schema the document holds.
+    let text = doc.to_string();
+    let schemas = doc["components"]["schemas"].as_object().expect("schemas");
+    for reference in text.split("\"$ref\":\"#/components/schemas/").skip(1) {
+        let name = reference.split('"').next().expect("a name");
+        assert!(schemas.contains_key(name), "no schema {name}");
     }
 }

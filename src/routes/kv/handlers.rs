@@ -10,7 +10,7 @@ use super::schemas::{
     MutationBody, PutEntry, Versionstamp,
 };
 use crate::platform::error::{AppError, ErrorBody};
-use crate::platform::extract::{AppJson, AppQuery};
+use crate::platform::extract::{AppJson, AppQuery, is_json, parse_json};
 use crate::platform::state::AppState;
 use crate::storage::entry::{KvValue, format_versionstamp, parse_versionstamp};
 use crate::storage::key::Key;
@@ -55,15 +55,17 @@ pub async fn get_entry(
     }
 }
 
-/// Write one entry: `application/json` `{"value": …, "expire_in_ms"?: n}`, or raw bytes
-/// with `application/octet-stream` (expiry then from `?expire_in_ms=`).
+/// Write one entry.
+///
+/// `application/json` `{"value": …, "expire_in_ms"?: n}`, or raw bytes with
+/// `application/octet-stream` (expiry then from `?expire_in_ms=`).
 #[utoipa::path(
     put,
     path = "/api/kv/entries/{*key}",
     tag = "kv",
     params(
         ("key" = String, Path, description = "`/`-separated string parts, each percent-encoded on its own"),
-        ("expire_in_ms" = Option<u64>, Query, description = "Expiry for a raw-bytes body"),
+        ("expire_in_ms" = Option<u64>, Query, minimum = 1, maximum = 315_360_000_000_u64, description = "Expiry in ms (at most 10 years), for a body of either kind; not with `expire_in_ms` in a JSON body"),
     ),
     request_body(content(
         (PutEntry = "application/json"),
@@ -85,20 +87,22 @@ pub async fn put_entry(
     body: Bytes,
 ) -> Result<Json<Versionstamp>, AppError> {
     let key = entry_key(&uri)?;
-    let content_type = headers
+    // Media types are case-insensitive (RFC 9110 §8.3.1).
+    let media = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    // Media types are case-insensitive (RFC 9110 §8.3.1).
-    let media = content_type
-        .split(';')
-        .next()
+        .and_then(|v| v.split(';').next())
         .unwrap_or("")
         .trim()
         .to_ascii_lowercase();
     let (value, expire_in_ms) = match media.as_str() {
-        "application/json" => {
-            let Json(put) = Json::<PutEntry>::from_bytes(&body)?;
+        _ if is_json(&headers) => {
+            let put: PutEntry = parse_json(&body)?;
+            if put.expire_in_ms.is_some() && query.expire_in_ms.is_some() {
+                return Err(AppError::bad_request(
+                    "expire_in_ms is given in both the body and the query; give it once",
+                ));
+            }
             (
                 KvValue::Json(put.value),
                 put.expire_in_ms.or(query.expire_in_ms),
@@ -164,18 +168,22 @@ pub async fn list(
     AppQuery(query): AppQuery<ListQuery>,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<ListPage>, AppError> {
-    // Key parameters are read from the raw query, so `%2F` stays inside its part.
-    let key = |name: &str| {
+    // Key parameters are read from the raw query, so `%2F` stays inside its part. An empty
+    // `prefix=` is the empty prefix (every key); an empty `start=`, `end=` or `cursor=` is
+    // no bound, as an empty form field is no value.
+    let key = |name: &str, empty_is_absent: bool| {
         raw_query_value(raw.as_deref(), name)
+            .filter(|value| !(empty_is_absent && value.is_empty()))
             .map(|value| key_from_raw_query(name, value))
             .transpose()
     };
     let selector = Selector {
-        prefix: key("prefix")?,
-        start: key("start")?,
-        end: key("end")?,
+        prefix: key("prefix", false)?,
+        start: key("start", true)?,
+        end: key("end", true)?,
     };
-    list_page(&state, selector, query.limit, query.reverse, query.cursor).await
+    let cursor = query.cursor.filter(|c| !c.is_empty());
+    list_page(&state, selector, query.limit, query.reverse, cursor).await
 }
 
 /// List entries with typed keys in the body (the JSON form: any part type).
@@ -187,6 +195,7 @@ pub async fn list(
     responses(
         (status = 200, description = "A page of entries", body = ListPage),
         (status = 400, description = "A bad key, limit or cursor; a start or end outside the prefix", body = ErrorBody),
+        (status = 413, description = "Body over the limit", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),
         (status = 422, description = "JSON of the wrong shape", body = ErrorBody),
     )
@@ -243,6 +252,9 @@ async fn list_page(
     responses(
         (status = 200, description = "One slot per key, null where absent", body = ManyEntries),
         (status = 400, description = "A bad key", body = ErrorBody),
+        (status = 413, description = "Body over the limit", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 422, description = "JSON of the wrong shape", body = ErrorBody),
     )
 )]
 pub async fn get_many(
@@ -269,8 +281,9 @@ pub async fn get_many(
     }))
 }
 
-/// Apply checks, mutations and enqueues together — or nothing, answering 409 `{"ok": false}`
-/// when a check fails.
+/// Apply checks, mutations and enqueues together, or nothing.
+///
+/// When a check fails nothing is applied and the answer is 409 `{"ok": false}`.
 #[utoipa::path(
     post,
     path = "/api/kv/atomic",
@@ -282,6 +295,8 @@ pub async fn get_many(
         (status = 409, description = "A check failed; nothing was applied", body = AtomicResult,
          example = json!({"ok": false})),
         (status = 413, description = "Over a limit (100 checks, 1000 mutations, value size)", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 422, description = "JSON of the wrong shape", body = ErrorBody),
     )
 )]
 pub async fn atomic(

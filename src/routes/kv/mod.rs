@@ -5,17 +5,27 @@ mod key_path;
 mod schemas;
 
 use axum::extract::DefaultBodyLimit;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{AdditionalProperties, Schema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::env::Config;
 use crate::platform::state::AppState;
 
-/// Values may be up to 16 MiB (`TOOLSHED_KV_MAX_VALUE_BYTES`), base64 or JSON-wrapped;
-/// the store enforces the configured value limit itself.
-const BODY_LIMIT: usize = 24 * 1024 * 1024;
+/// Room for a value's JSON wrapping (`{"value": …, "expire_in_ms": …}`, keys, whitespace).
+const WRAPPING_BYTES: usize = 64 * 1024;
 
-pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
+/// The largest body a KV route takes: the default limit, or one value at the value limit
+/// with its wrapping, whichever is larger. The store checks the value itself.
+fn body_limit(config: &Config) -> usize {
+    config
+        .body_limit_bytes
+        .max(config.kv_max_value_bytes + WRAPPING_BYTES)
+}
+
+pub fn router(app: &AppState) -> OpenApiRouter<AppState> {
+    let mut router = OpenApiRouter::new()
         .routes(routes!(
             handlers::get_entry,
             handlers::put_entry,
@@ -24,5 +34,23 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(handlers::list, handlers::list_typed))
         .routes(routes!(handlers::get_many))
         .routes(routes!(handlers::atomic))
-        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(DefaultBodyLimit::max(body_limit(&app.config)));
+    closed_mutations(router.get_openapi_mut());
+    router
+}
+
+/// A mutation with a field its type does not have is refused (`deny_unknown_fields`); the
+/// document must say so, and utoipa does not write it for the variants of a tagged enum.
+fn closed_mutations(openapi: &mut utoipa::openapi::OpenApi) {
+    let Some(components) = openapi.components.as_mut() else {
+        return;
+    };
+    if let Some(RefOr::T(Schema::OneOf(mutations))) = components.schemas.get_mut("MutationBody") {
+        for variant in &mut mutations.items {
+            if let RefOr::T(Schema::Object(object)) = variant {
+                object.additional_properties =
+                    Some(Box::new(AdditionalProperties::FreeForm(false)));
+            }
+        }
+    }
 }

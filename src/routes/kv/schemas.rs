@@ -8,7 +8,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use crate::storage::entry::{Entry, KvValue, format_versionstamp};
-use crate::storage::key_json::{KeyPartJson, key_to_json};
+use crate::storage::key_json::{KeyJson, KeyPartJson, key_to_json};
 use crate::storage::task::TaskSpec;
 
 /// One stored entry.
@@ -16,7 +16,7 @@ use crate::storage::task::TaskSpec;
 #[schema(example = json!({"key": ["users", "ada"], "value": {"name": "Ada"}, "versionstamp": "00000000000000070000", "encoding": "json", "expires_at": null}))]
 pub struct EntryBody {
     /// The key, in the JSON form of typed keys.
-    #[schema(value_type = Vec<KeyPartJson>)]
+    #[schema(value_type = KeyJson)]
     pub key: Value,
     /// The value: JSON as stored, or base64 text when `encoding` is `bytes`.
     #[schema(value_type = Value)]
@@ -53,7 +53,8 @@ pub struct PutEntry {
     /// Any JSON value.
     #[schema(value_type = Value)]
     pub value: Value,
-    /// Remove the entry after this many milliseconds.
+    /// Remove the entry after this many milliseconds (at most 10 years).
+    #[schema(minimum = 1, maximum = 315_360_000_000_u64)]
     pub expire_in_ms: Option<u64>,
 }
 
@@ -127,7 +128,7 @@ pub struct ListPage {
 #[schema(example = json!({"keys": [["users", "ada"], ["counters", {"int": 1}]]}))]
 pub struct GetMany {
     /// Up to 1000 keys, each in the JSON form of typed keys.
-    #[schema(value_type = Vec<Vec<KeyPartJson>>)]
+    #[schema(value_type = Vec<KeyJson>, max_items = 1000)]
     pub keys: Vec<Value>,
 }
 
@@ -141,7 +142,7 @@ pub struct ManyEntries {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CheckBody {
-    #[schema(value_type = Vec<KeyPartJson>)]
+    #[schema(value_type = KeyJson)]
     pub key: Value,
     pub versionstamp: Option<String>,
 }
@@ -152,32 +153,34 @@ pub struct CheckBody {
 pub enum MutationBody {
     /// Set the key to a JSON value.
     Set {
-        #[schema(value_type = Vec<KeyPartJson>)]
+        #[schema(value_type = KeyJson)]
         key: Value,
         #[schema(value_type = Value)]
         value: Value,
+        /// Remove the entry after this many milliseconds (at most 10 years).
+        #[schema(minimum = 1, maximum = 315_360_000_000_u64)]
         expire_in_ms: Option<u64>,
     },
     /// Remove the key.
     Delete {
-        #[schema(value_type = Vec<KeyPartJson>)]
+        #[schema(value_type = KeyJson)]
         key: Value,
     },
     /// Add to an integer value (absent counts as 0).
     Sum {
-        #[schema(value_type = Vec<KeyPartJson>)]
+        #[schema(value_type = KeyJson)]
         key: Value,
         value: i64,
     },
     /// Keep the smaller integer.
     Min {
-        #[schema(value_type = Vec<KeyPartJson>)]
+        #[schema(value_type = KeyJson)]
         key: Value,
         value: i64,
     },
     /// Keep the larger integer.
     Max {
-        #[schema(value_type = Vec<KeyPartJson>)]
+        #[schema(value_type = KeyJson)]
         key: Value,
         value: i64,
     },

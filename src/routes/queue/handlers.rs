@@ -8,6 +8,9 @@ use crate::platform::extract::{AppJson, AppPath, AppQuery};
 use crate::platform::state::AppState;
 use crate::storage::task::{Status, TaskSpec};
 
+/// The 400 of a task id that is not a 64-bit whole number.
+const BAD_ID: &str = "The id is not a 64-bit whole number";
+
 const MAX_LIST_LIMIT: usize = 1000;
 
 fn parse_id(raw: &str) -> Result<i64, AppError> {
@@ -25,6 +28,7 @@ fn parse_id(raw: &str) -> Result<i64, AppError> {
         (status = 202, description = "Accepted and durable", body = Enqueued),
         (status = 400, description = "Unknown kind, bad payload or option", body = ErrorBody),
         (status = 413, description = "Payload over the limit", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
         (status = 422, description = "Body of the wrong shape", body = ErrorBody),
     )
 )]
@@ -56,6 +60,7 @@ pub async fn enqueue(
     params(("id" = i64, Path, description = "The task's id")),
     responses(
         (status = 200, description = "The task", body = TaskBody),
+        (status = 400, description = BAD_ID, body = ErrorBody),
         (status = 404, description = "No such task", body = ErrorBody),
     )
 )]
@@ -88,14 +93,7 @@ pub async fn list_tasks(
     State(state): State<AppState>,
     AppQuery(query): AppQuery<ListQuery>,
 ) -> Result<Json<TaskPage>, AppError> {
-    let status = match query.status.as_deref() {
-        None | Some("") => None,
-        Some(s) => Some(Status::parse(s).ok_or_else(|| {
-            AppError::bad_request(format!(
-                "status must be one of pending, running, succeeded, retrying, dead; got {s:?}"
-            ))
-        })?),
-    };
+    let status = query.status.map(Status::from);
     let limit = query.limit.unwrap_or(100);
     if !(1..=MAX_LIST_LIMIT).contains(&limit) {
         return Err(AppError::bad_request(format!(
@@ -129,6 +127,7 @@ pub async fn list_tasks(
     params(("id" = i64, Path, description = "The task's id")),
     responses(
         (status = 200, description = "Pending again", body = TaskBody),
+        (status = 400, description = BAD_ID, body = ErrorBody),
         (status = 404, description = "No such task", body = ErrorBody),
         (status = 409, description = "The task is not dead", body = ErrorBody),
     )
@@ -149,6 +148,7 @@ pub async fn retry_task(
     params(("id" = i64, Path, description = "The task's id")),
     responses(
         (status = 204, description = "Deleted"),
+        (status = 400, description = BAD_ID, body = ErrorBody),
         (status = 404, description = "No such task", body = ErrorBody),
         (status = 409, description = "The task is running", body = ErrorBody),
     )

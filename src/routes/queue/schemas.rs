@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use crate::storage::task::Task;
+use crate::storage::task::{Status, Task};
 
 /// `{method, path, headers, body}` of an `http` task.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -84,11 +84,37 @@ impl From<Task> for TaskBody {
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Only tasks with this status.
-    pub status: Option<String>,
+    #[param(inline)]
+    pub status: Option<StatusName>,
     /// Tasks per page, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
     /// From the previous page's `cursor`.
+    #[param(pattern = "^[0-9]*$")]
     pub cursor: Option<String>,
+}
+
+/// A task's status, as a filter.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum StatusName {
+    Pending,
+    Running,
+    Succeeded,
+    Retrying,
+    Dead,
+}
+
+impl From<StatusName> for Status {
+    fn from(name: StatusName) -> Status {
+        match name {
+            StatusName::Pending => Status::Pending,
+            StatusName::Running => Status::Running,
+            StatusName::Succeeded => Status::Succeeded,
+            StatusName::Retrying => Status::Retrying,
+            StatusName::Dead => Status::Dead,
+        }
+    }
 }
 
 /// A page of tasks, oldest first.

@@ -34,8 +34,10 @@ pub fn answer_headers(response: &mut Response, cached: bool, model: &str) {
     }
 }
 
-/// Ask a model. With `stream: true` the answer is `application/x-ndjson`: one JSON string
-/// per text delta (a broken stream ends with an `{"error","code"}` line).
+/// Ask a model.
+///
+/// With `stream: true` the answer is `application/x-ndjson`: one JSON string per text delta
+/// (a broken stream ends with an `{"error","code"}` line).
 #[utoipa::path(
     post,
     path = "/api/ai/llm",
@@ -48,6 +50,7 @@ pub fn answer_headers(response: &mut Response, cached: bool, model: &str) {
                 (String = "application/x-ndjson", example = json!("\"Hel\"\n\"lo\"\n")),
             )),
         (status = 400, description = "Malformed body, unknown model or task (with close matches), provider not configured (naming its env var)", body = ErrorBody),
+        (status = 413, description = "Body over the limit", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),
         (status = 422, description = "JSON of the wrong shape", body = ErrorBody),
         (status = 502, description = "The provider failed: its status and message", body = ErrorBody),
@@ -121,7 +124,14 @@ pub async fn models(
             "unknown capability {bad:?}; known: streaming, system_prompt, stop_sequences, prefill, images"
         )));
     }
-    let task_model = match &query.task {
+    // An empty `task=` or `search=` is no filter, as an empty form field is no value.
+    let task = query.task.as_deref().filter(|t| !t.is_empty());
+    let search = query
+        .search
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .map(str::to_ascii_lowercase);
+    let task_model = match task {
         Some(task) => Some(
             registry
                 .tasks
@@ -130,14 +140,13 @@ pub async fn models(
                 .map(|m| m.id.clone())
                 .ok_or_else(|| {
                     AppError::from(super::models::LookupError::UnknownTask {
-                        name: task.clone(),
+                        name: task.to_owned(),
                         close: super::models::close_matches(task, registry.tasks.keys()),
                     })
                 })?,
         ),
         None => None,
     };
-    let search = query.search.as_deref().map(str::to_ascii_lowercase);
     let all = query.all.unwrap_or(false);
     let models = registry
         .models

@@ -38,11 +38,14 @@ fn usage_json(usage: Usage) -> Value {
     })
 }
 
-/// Chat Completions, as OpenAI's API. With `stream: true`: `text/event-stream` of
-/// `chat.completion.chunk` objects, then `data: [DONE]`.
+/// Chat Completions, as OpenAI's API.
+///
+/// With `stream: true`: `text/event-stream` of `chat.completion.chunk` objects, then
+/// `data: [DONE]`.
 #[utoipa::path(
     post,
     path = "/api/ai/llm/v1/chat/completions",
+    operation_id = "openai_chat_completions",
     tag = "ai",
     request_body = ChatCompletionRequest,
     responses(
@@ -52,6 +55,8 @@ fn usage_json(usage: Usage) -> Value {
                 (String = "text/event-stream", example = json!("data: {\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"OK\"},\"finish_reason\":null}]}\n\ndata: [DONE]\n\n")),
             )),
         (status = 400, description = "Malformed body, unknown model, provider not configured", body = ErrorBody),
+        (status = 413, description = "Body over the limit", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
         (status = 422, description = "JSON of the wrong shape", body = ErrorBody),
         (status = 502, description = "The provider failed: its status and message", body = ErrorBody),
         (status = 504, description = "The provider did not answer in time", body = ErrorBody),
@@ -144,6 +149,7 @@ fn sse(value: &Value) -> String {
 #[utoipa::path(
     get,
     path = "/api/ai/llm/v1/models",
+    operation_id = "openai_list_models",
     tag = "ai",
     responses((status = 200, description = "The models", body = OpenAiModelList))
 )]
@@ -161,10 +167,13 @@ pub async fn models(State(llm): State<Llm>) -> Result<Json<OpenAiModelList>, App
     }))
 }
 
-/// One model, as OpenAI's model object (`client.models.retrieve`).
+/// One model, as OpenAI's model object.
+///
+/// What `client.models.retrieve` reads.
 #[utoipa::path(
     get,
     path = "/api/ai/llm/v1/models/{*id}",
+    operation_id = "openai_get_model",
     tag = "ai",
     params(("id" = String, Path, description = "A model id or alias, e.g. `openai:gpt-4o-mini`")),
     responses(

@@ -156,13 +156,16 @@ pub async fn read_query(
     read(&service, request).await
 }
 
-/// Read a page — the URL percent-encoded in the path, as `GET /api/ai/url2text/https%3A%2F%2Fexample.com`
-/// (a trailing `{…}` placeholder, as API clients append, is ignored; a query string belongs to the URL).
+/// Read a page, the URL in the path.
+///
+/// The URL percent-encoded in the path, as `GET /api/ai/url2text/https%3A%2F%2Fexample.com`
+/// (a trailing `{…}` placeholder, as API clients append, is ignored; a query string belongs
+/// to the URL).
 #[utoipa::path(
     get,
     path = "/api/ai/url2text/{*url}",
     tag = "ai",
-    params(("url" = String, Path, description = "The page's URL, percent-encoded")),
+    params(("url" = String, Path, pattern = "^[hH][tT][tT][pP][sS]?(:|%3[aA])", description = "The page's URL (http or https), percent-encoded")),
     responses(
         (status = 200, description = "The page's main content; `X-Cache: HIT|MISS`", body = Url2TextResponse),
         (status = 400, description = "Not an http(s) URL", body = ErrorBody),
@@ -215,6 +218,7 @@ pub async fn read_path(
         (status = 200, description = "The page's main content; `X-Cache: HIT|MISS`", body = Url2TextResponse),
         (status = 400, description = "Not an http(s) URL, a bad selector or option", body = ErrorBody),
         (status = 403, description = "The URL leads to an internal address", body = ErrorBody),
+        (status = 413, description = "Body over the limit", body = ErrorBody),
         (status = 415, description = "The page is not HTML, text, Markdown or JSON", body = ErrorBody),
         (status = 422, description = "Body of the wrong shape", body = ErrorBody),
         (status = 502, description = "The page answered an error, or is too large", body = ErrorBody),

@@ -12,7 +12,17 @@ use super::extract::Format;
 #[into_params(parameter_in = Query)]
 #[schema(example = json!({"url": "https://example.com/blog/post", "format": "markdown", "include_images": false, "max_chars": 20000}))]
 pub struct Url2TextRequest {
-    /// The page, http or https.
+    /// The page: an absolute http or https URL.
+    #[schema(
+        format = "uri",
+        min_length = 1,
+        pattern = "^[hH][tT][tT][pP][sS]?://[^/?#\\s]+"
+    )]
+    #[param(
+        format = "uri",
+        min_length = 1,
+        pattern = "^[hH][tT][tT][pP][sS]?://[^/?#\\s]+"
+    )]
     pub url: String,
     /// `markdown` (default), `text` or `html` (the cleaned article HTML).
     pub format: Option<Format>,
@@ -23,6 +33,8 @@ pub struct Url2TextRequest {
     /// Keep images in Markdown (default true).
     pub include_images: Option<bool>,
     /// Cut the content to at most this many characters.
+    #[schema(minimum = 1, maximum = 10_000_000)]
+    #[param(minimum = 1, maximum = 10_000_000)]
     pub max_chars: Option<usize>,
     /// Use and fill the cache (default true).
     pub cache: Option<bool>,
