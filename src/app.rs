@@ -5,25 +5,36 @@
 use std::sync::Arc;
 
 use axum::Router;
-use tower::ServiceBuilder;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use http_body::Body as _;
+use tower::util::MapResponse;
+use tower::{Layer, ServiceBuilder};
+use tower_http::timeout::{Timeout, TimeoutLayer};
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::env::Config;
-use crate::middlewares::body_limit::{BodyLimit, BodyLimitLayer};
 use crate::middlewares::catch_panic::{CatchPanic, CatchPanicLayer};
 use crate::middlewares::logging::{RequestLog, RequestLogLayer};
 use crate::middlewares::route_templates::RouteTemplates;
-use crate::middlewares::timeout::{Timeout, TimeoutLayer};
+use crate::platform::error::AppError;
 use crate::platform::fallback;
 use crate::platform::log_format::RequestLineSink;
 use crate::platform::openapi::{self, ApiDoc};
+use crate::platform::outbound::Outbound;
 use crate::platform::state::{AppHandle, AppState};
 use crate::routes;
 use crate::storage::worker::Workers;
 
 /// The whole application as one service: the router inside the common layers.
-pub type App = RequestLog<CatchPanic<Timeout<BodyLimit<Router>>>>;
+pub type App = RequestLog<
+    CatchPanic<MapResponse<Timeout<<DefaultBodyLimit as Layer<Router>>::Service>, ToJson>>,
+>;
+
+/// Turns the time limit's bare 503 into the JSON error every answer has.
+type ToJson = fn(Response) -> Response;
 
 /// A service could not start (its settings or files are wrong); the program stops.
 #[derive(Debug, thiserror::Error)]
@@ -66,19 +77,34 @@ pub fn build(state: AppState, request_lines: RequestLineSink) -> Result<App, Sta
 }
 
 /// The task kinds this instance runs, one line per kind. Kinds that call services do so
-/// over HTTP (in-process), through `app`.
-pub fn register_task_kinds(workers: &mut Workers, config: &Config, app: &AppHandle) {
+/// over HTTP (in-process), through `app`; kinds that call the outside world go through the
+/// guarded `outbound` client.
+pub fn register_task_kinds(
+    workers: &mut Workers,
+    config: &Config,
+    app: &AppHandle,
+    outbound: &Outbound,
+) {
+    use routes::queue::{http_task, webhook_task};
+    let concurrency = config.queue_concurrency;
     workers.register(
-        routes::queue::http_task::KIND,
-        config.queue_concurrency,
-        routes::queue::http_task::HttpTask::new(app.clone()),
+        http_task::KIND,
+        concurrency,
+        http_task::HttpTask::new(app.clone()),
     );
+    let webhooks = webhook_task::WebhookTask::new(
+        outbound.clone(),
+        config.named_secrets.clone(),
+        config.webhook_secret.clone(),
+    );
+    workers.register(webhook_task::KIND, concurrency, webhooks);
 }
 
 /// The fallbacks, and the layers every request goes through: request id and request log,
-/// panic net, time limit and body limit (routes may lower or raise it with their own
-/// `DefaultBodyLimit`). The layers wrap the whole router, not each route: axum clones a
-/// layered route's box for every request. `templates` names each path's route for the log.
+/// panic net, time limit (until the answer starts; streams are not cut) and the default
+/// body limit (routes may lower or raise it with `RouteBodyLimit`). The layers wrap the
+/// whole router, not each route: axum clones a layered route's box for every request.
+/// `templates` names each path's route for the log.
 pub fn with_common_layers(
     router: Router<AppState>,
     state: AppState,
@@ -100,11 +126,26 @@ pub fn with_common_layers(
     ServiceBuilder::new()
         .layer(RequestLogLayer::new(templates, request_lines))
         .layer(CatchPanicLayer)
-        .layer(TimeoutLayer {
-            limit: config.request_timeout_s,
-        })
-        .layer(BodyLimitLayer {
-            max: config.body_limit_bytes,
-        })
+        .map_response(timeout_as_json as ToJson)
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            config.request_timeout_s,
+        ))
+        .layer(DefaultBodyLimit::max(config.body_limit_bytes))
         .service(router)
+}
+
+/// tower-http's time limit answers 503 with an empty body; every other 503 of ours has one.
+fn timeout_as_json(response: Response) -> Response {
+    if response.status() != StatusCode::SERVICE_UNAVAILABLE
+        || response.body().size_hint().exact() != Some(0)
+    {
+        return response;
+    }
+    AppError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "timeout",
+        "the request took longer than the request timeout (TOOLSHED_REQUEST_TIMEOUT_S)",
+    )
+    .into_response()
 }

@@ -208,7 +208,22 @@ settings! {
         accepts: "a whole number of seconds from 0 to 3600",
         parse: seconds(0, 3600),
     }
-    /// Default request body limit (routes may raise or lower it).
+    /// Connections served at once; past them a small reserve answers health probes and
+    /// 503 for the rest, then new connections wait.
+    max_connections: usize {
+        env: "TOOLSHED_MAX_CONNECTIONS", default: "512",
+        accepts: "a whole number from 1 to 65535",
+        parse: count(1, 65_535),
+    }
+    /// Time a client has to send a request's headers, from when its connection opens or its
+    /// previous answer ends: so also how long an idle keep-alive connection stays open.
+    header_timeout_s: Duration {
+        env: "TOOLSHED_HEADER_TIMEOUT_S", default: "30",
+        accepts: "a whole number of seconds from 1 to 3600",
+        parse: seconds(1, 3600),
+    }
+    /// Largest request body, for routes without a limit of their own (the KV and queue
+    /// routes take a value at `TOOLSHED_KV_MAX_VALUE_BYTES` plus 64 KiB if that is more).
     body_limit_bytes: usize {
         env: "TOOLSHED_BODY_LIMIT_BYTES", default: "1048576",
         accepts: "a whole number of bytes from 1024 to 1073741824",
@@ -258,6 +273,19 @@ settings! {
         env: "TOOLSHED_OUTBOUND_ALLOW_HOSTS", default: "", shown: "none",
         accepts: "comma-separated host names or IP addresses",
         parse: parse_hosts,
+    }
+    /// Fetches of caller-supplied URLs (url2text) running at once; more wait, up to the
+    /// fetch's timeout.
+    outbound_concurrency: usize {
+        env: "TOOLSHED_OUTBOUND_CONCURRENCY", default: "16",
+        accepts: "a whole number from 1 to 1024",
+        parse: count(1, 1024),
+    }
+    /// Key of the HMAC-SHA256 signature every webhook delivery carries
+    /// (`X-Toolshed-Signature-256`); unset, deliveries are not signed.
+    webhook_secret: Option<Secret> {
+        env: "TOOLSHED_WEBHOOK_SECRET", default: "", shown: "unset",
+        accepts: "a secret", parse: parse_secret, secret: true,
     }
     /// OpenAI API key; without it OpenAI models are not offered.
     openai_api_key: Option<Secret> {
@@ -309,6 +337,12 @@ settings! {
         env: "TOOLSHED_LLM_MODELS", default: "", shown: "`<data dir>/models.toml`",
         accepts: "a file path",
         parse: |s| Some((!s.is_empty()).then(|| PathBuf::from(s))),
+    }
+    /// Largest request to the LLM gateway (conversations can be long).
+    llm_max_request_bytes: usize {
+        env: "TOOLSHED_LLM_MAX_REQUEST_BYTES", default: "8388608",
+        accepts: "a whole number of bytes from 1024 to 1073741824",
+        parse: bytes(1024, 1 << 30),
     }
     /// How long an LLM answer stays cached.
     llm_cache_ttl_s: Duration {

@@ -3,10 +3,11 @@
 //! Building the app (`app::build`) is separate from running it, so tests and benchmarks can
 //! drive the router without a socket.
 
+mod connections;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::ServiceExt as _;
 use tower::util::BoxCloneSyncService;
 
 use tokio::net::TcpListener;
@@ -102,12 +103,16 @@ pub async fn serve(
     })?;
     let addr = std::net::SocketAddr::from((config.host, config.port));
     let grace = config.shutdown_grace_s;
+    let limits = connections::Limits {
+        max_connections: config.max_connections,
+        header_timeout: config.header_timeout_s,
+    };
 
     let app_handle = AppHandle::default();
+    let outbound = Outbound::new(config.outbound_policy(), config.outbound_concurrency);
     let mut workers = Workers::new(store.queue.clone());
-    app::register_task_kinds(&mut workers, &config, &app_handle);
+    app::register_task_kinds(&mut workers, &config, &app_handle, &outbound);
     let workers = Arc::new(workers);
-    let outbound = Outbound::new(config.outbound_policy());
     let background = TaskTracker::new();
     let state = AppState::new(Shared {
         outbound,
@@ -137,20 +142,17 @@ pub async fn serve(
         "listening"
     );
 
-    let server = axum::serve(listener, app.into_make_service())
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-        .into_future();
+    let server = connections::serve(listener, app, limits, shutdown.clone());
     let grace_over = async {
         shutdown.cancelled().await;
         tokio::time::sleep(grace).await;
     };
-    let served = tokio::select! {
-        result = server => result,
-        _ = grace_over => {
+    tokio::select! {
+        () = server => {},
+        () = grace_over => {
             tracing::warn!(grace_s = grace.as_secs(), "grace period over, dropping unfinished requests");
-            Ok(())
         }
-    };
+    }
     // Whatever ended serving, background work stops the same orderly way.
     shutdown.cancel();
     // Running tasks get the same grace as requests (they drain in parallel).
@@ -164,7 +166,6 @@ pub async fn serve(
     {
         tracing::warn!("background tasks did not finish within the grace period");
     }
-    served?;
     tracing::info!("stopped");
     Ok(())
 }

@@ -1,86 +1,79 @@
-//! The default body-size limit, applied only to requests that can carry a body.
+//! A route's own body limit, checked before the body is read.
 //!
-//! axum's `DefaultBodyLimit` stores the limit in the request's extensions, where the body
-//! extractors read it. Beside the three entries axum's router adds to every request, that
-//! fourth one makes the extension map grow (another allocation and a rehash): for a `GET`
-//! with no body it was the most expensive thing the common layers did. A request whose
-//! body is known to be empty has nothing to limit, so it skips the insert; every other
-//! request (a length, or chunked with none) gets the limit from axum's own layer. Routes
-//! still raise or lower it with their own `DefaultBodyLimit`, which runs after this one.
+//! The default limit is axum's `DefaultBodyLimit`, wrapped once around the router
+//! (`app.rs`): the body extractors hold a body to it as it arrives. A route that takes more
+//! or less uses [`RouteBodyLimit`] instead of its own `DefaultBodyLimit`, which also answers
+//! a request whose declared `Content-Length` is over the limit at once, with 413 JSON,
+//! before reading a byte: a client that announces 1 GB and then stalls gets its answer
+//! straight away instead of holding a connection until the request timeout.
 
 use std::convert::Infallible;
 use std::future::{Ready, ready};
 use std::task::{Context, Poll};
 
 use axum::extract::{DefaultBodyLimit, Request};
-use axum::response::Response;
-use http_body::Body as _;
+use axum::http::header::CONTENT_LENGTH;
+use axum::response::{IntoResponse, Response};
+use futures_util::future::Either;
 use tower::{Layer, Service};
 
-/// Limits request bodies to `max` bytes unless a route says otherwise.
+use crate::platform::error::AppError;
+
+/// A route's own body limit (instead of axum's `DefaultBodyLimit` on the route): a request
+/// that declares a `Content-Length` over it is answered 413 at once, before a byte of its
+/// body is read; a body of unknown length is held to it as it arrives and refused as soon
+/// as it passes it.
 #[derive(Debug, Clone, Copy)]
-pub struct BodyLimitLayer {
-    pub max: usize,
-}
+pub struct RouteBodyLimit(pub usize);
 
-impl<S> Layer<S> for BodyLimitLayer {
-    type Service = BodyLimit<S>;
+impl<S> Layer<S> for RouteBodyLimit {
+    type Service = RouteBodyLimitService<S>;
 
-    fn layer(&self, inner: S) -> BodyLimit<S> {
-        BodyLimit {
-            inner,
-            stamp: DefaultBodyLimit::max(self.max).layer(HandBack),
+    fn layer(&self, inner: S) -> RouteBodyLimitService<S> {
+        RouteBodyLimitService {
+            max: self.0,
+            inner: DefaultBodyLimit::max(self.0).layer(inner),
         }
     }
 }
 
-/// Hands the request back: behind axum's `DefaultBodyLimit`, which stamps the limit on the
-/// request on its way in, it makes a stamp that does not own a copy of the route.
-#[derive(Debug, Clone, Copy)]
-struct HandBack;
-
-impl Service<Request> for HandBack {
-    type Response = Request;
-    type Error = Infallible;
-    type Future = Ready<Result<Request, Infallible>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: Request) -> Self::Future {
-        ready(Ok(request))
-    }
-}
-
-/// The service: stamps the limit on requests that may carry a body, then calls the route.
+/// The service of [`RouteBodyLimit`].
 #[derive(Debug, Clone)]
-pub struct BodyLimit<S> {
-    inner: S,
-    stamp: <DefaultBodyLimit as Layer<HandBack>>::Service,
+pub struct RouteBodyLimitService<S> {
+    max: usize,
+    inner: <DefaultBodyLimit as Layer<S>>::Service,
 }
 
-impl<S> Service<Request> for BodyLimit<S>
+impl<S> Service<Request> for RouteBodyLimitService<S>
 where
-    S: Service<Request, Response = Response, Error = Infallible>,
+    <DefaultBodyLimit as Layer<S>>::Service:
+        Service<Request, Response = Response, Error = Infallible>,
 {
     type Response = Response;
     type Error = Infallible;
-    type Future = S::Future;
+    type Future = Either<
+        Ready<Result<Response, Infallible>>,
+        <<DefaultBodyLimit as Layer<S>>::Service as Service<Request>>::Future,
+    >;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
-        let request = if request.body().size_hint().exact() == Some(0) {
-            request
-        } else {
-            match self.stamp.call(request).into_inner() {
-                Ok(stamped) => stamped,
-                Err(never) => match never {},
-            }
-        };
-        self.inner.call(request)
+        let declared = request
+            .headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > self.max as u64) {
+            let refused = AppError::payload_too_large(format!(
+                "the request body is {} bytes; this route takes at most {}",
+                declared.unwrap_or_default(),
+                self.max
+            ));
+            return Either::Left(ready(Ok(refused.into_response())));
+        }
+        Either::Right(self.inner.call(request))
     }
 }

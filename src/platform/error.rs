@@ -151,6 +151,7 @@ impl From<crate::platform::outbound::OutboundError> for AppError {
                 AppError::new(StatusCode::BAD_GATEWAY, "upstream_too_large", e.to_string())
             }
             E::Transport(m) => AppError::new(StatusCode::BAD_GATEWAY, "upstream_unreachable", m),
+            E::Busy(m) => AppError::new(StatusCode::SERVICE_UNAVAILABLE, "outbound_busy", m),
         }
     }
 }

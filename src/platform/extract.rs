@@ -42,6 +42,21 @@ where
     }
 }
 
+/// A raw body, rejecting with `AppError` (413 over the body limit, 400 when broken off).
+#[derive(Debug)]
+pub struct AppBytes(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for AppBytes {
+    type Rejection = AppError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, AppError> {
+        Bytes::from_request(request, state)
+            .await
+            .map(AppBytes)
+            .map_err(body_error)
+    }
+}
+
 /// Whether the headers name a JSON media type. Media types are case-insensitive
 /// (RFC 9110 §8.3.1).
 pub fn is_json(headers: &HeaderMap) -> bool {

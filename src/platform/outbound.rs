@@ -10,9 +10,12 @@
 //! for endpoints the operator configured (LLM providers, which may well be a llama.cpp on
 //! loopback). Neither uses environment proxies, which would bypass the guard.
 
+use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use bytes::Bytes;
 use reqwest::Url;
@@ -64,6 +67,35 @@ pub enum OutboundError {
     /// Connecting or reading failed.
     #[error("{0}")]
     Transport(String),
+    /// As many fetches as allowed are running and none ended in time.
+    #[error("{0}")]
+    Busy(String),
+}
+
+/// The header that marks a fetch of a caller-supplied URL with its own random token, so that
+/// the instance recognises a fetch of itself (`Outbound::is_own_fetch`).
+pub const FETCH_HEADER: &str = "x-toolshed-fetch";
+
+/// Fetches of caller-supplied URLs in flight: how many may run at once, and their tokens.
+struct Fetches {
+    permits: Arc<Semaphore>,
+    tokens: Mutex<HashSet<String>>,
+}
+
+/// One fetch in flight: its slot and its token (send it as [`FETCH_HEADER`]). Dropping it
+/// frees both.
+pub struct Fetch {
+    pub token: String,
+    fetches: Arc<Fetches>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Drop for Fetch {
+    fn drop(&mut self) {
+        if let Ok(mut tokens) = self.fetches.tokens.lock() {
+            tokens.remove(&self.token);
+        }
+    }
 }
 
 /// Refusal by the resolver, found again in the error chain.
@@ -185,21 +217,31 @@ impl Resolve for GuardedResolver {
 #[derive(Clone)]
 pub struct Outbound {
     guarded: Arc<OnceLock<reqwest::Client>>,
+    webhooks: Arc<OnceLock<reqwest::Client>>,
     trusted: Arc<OnceLock<reqwest::Client>>,
     policy: Arc<GuardPolicy>,
+    fetches: Arc<Fetches>,
 }
 
-fn build_guarded(policy: &Arc<GuardPolicy>) -> Result<reqwest::Client, OutboundError> {
+/// The guarded client; `follow` says whether it follows redirects (each checked again).
+fn build_guarded(
+    policy: &Arc<GuardPolicy>,
+    follow: bool,
+) -> Result<reqwest::Client, OutboundError> {
     let redirect_policy = policy.clone();
-    let redirects = Policy::custom(move |attempt: Attempt| {
-        if attempt.previous().len() > MAX_REDIRECTS {
-            return attempt.error(OutboundError::TooManyRedirects);
-        }
-        match check_url(attempt.url(), &redirect_policy) {
-            Ok(()) => attempt.follow(),
-            Err(e) => attempt.error(e),
-        }
-    });
+    let redirects = if follow {
+        Policy::custom(move |attempt: Attempt| {
+            if attempt.previous().len() > MAX_REDIRECTS {
+                return attempt.error(OutboundError::TooManyRedirects);
+            }
+            match check_url(attempt.url(), &redirect_policy) {
+                Ok(()) => attempt.follow(),
+                Err(e) => attempt.error(e),
+            }
+        })
+    } else {
+        Policy::none()
+    };
     reqwest::Client::builder()
         .dns_resolver(Arc::new(GuardedResolver {
             policy: policy.clone(),
@@ -234,17 +276,71 @@ fn get_or_build(
 }
 
 impl Outbound {
-    pub fn new(policy: GuardPolicy) -> Outbound {
+    /// The clients for `policy`, running at most `concurrency` fetches of caller-supplied
+    /// URLs at once.
+    pub fn new(policy: GuardPolicy, concurrency: usize) -> Outbound {
         Outbound {
             guarded: Arc::default(),
+            webhooks: Arc::default(),
             trusted: Arc::default(),
             policy: Arc::new(policy),
+            fetches: Arc::new(Fetches {
+                permits: Arc::new(Semaphore::new(concurrency.max(1))),
+                tokens: Mutex::default(),
+            }),
         }
+    }
+
+    /// A slot for one fetch of a caller-supplied URL, waiting at most `wait` for one to free.
+    pub async fn begin_fetch(&self, wait: Duration) -> Result<Fetch, OutboundError> {
+        let permit = tokio::time::timeout(wait, self.fetches.permits.clone().acquire_owned())
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .ok_or_else(|| {
+                OutboundError::Busy(format!(
+                    "{} fetches are running and none ended within {} s; try again shortly",
+                    self.fetches.permits.available_permits().max(1),
+                    wait.as_secs()
+                ))
+            })?;
+        let token = uuid::Uuid::new_v4().simple().to_string();
+        if let Ok(mut tokens) = self.fetches.tokens.lock() {
+            tokens.insert(token.clone());
+        }
+        Ok(Fetch {
+            token,
+            fetches: self.fetches.clone(),
+            _permit: permit,
+        })
+    }
+
+    /// Whether a request carries the token of one of this instance's fetches in flight: the
+    /// instance is fetching itself.
+    pub fn is_own_fetch(&self, headers: &axum::http::HeaderMap) -> bool {
+        let Some(token) = headers.get(FETCH_HEADER).and_then(|v| v.to_str().ok()) else {
+            return false;
+        };
+        self.fetches
+            .tokens
+            .lock()
+            .is_ok_and(|tokens| tokens.contains(token))
     }
 
     /// For URLs a caller supplied: call [`Outbound::check`] first.
     pub fn guarded(&self) -> Result<&reqwest::Client, OutboundError> {
-        get_or_build(&self.guarded, || build_guarded(&self.policy))
+        get_or_build(&self.guarded, || build_guarded(&self.policy, true))
+    }
+
+    /// For webhooks: guarded like [`Outbound::guarded`], and following no redirect.
+    pub fn webhooks(&self) -> Result<&reqwest::Client, OutboundError> {
+        get_or_build(&self.webhooks, || build_guarded(&self.policy, false))
+    }
+
+    /// Whether the policy lets `host` through even when it is internal (or lifts the guard).
+    pub fn allows_host(&self, host: &str) -> bool {
+        self.policy
+            .allows_host(host.trim_start_matches('[').trim_end_matches(']'))
     }
 
     /// For endpoints the operator configured.

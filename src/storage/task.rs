@@ -197,8 +197,8 @@ pub(crate) struct PreparedTask {
 pub struct TaskSpec {
     /// The task kind; `http` (the default) calls one of this instance's own `/api` routes.
     pub kind: Option<String>,
-    /// For `http`: `{method, path, headers?, body?}`.
-    #[schema(value_type = Object)]
+    /// The kind's payload.
+    #[schema(value_type = TaskPayloadJson)]
     pub payload: Value,
     /// Wait this long before the first attempt (at most 30 days).
     #[serde(default)]
@@ -218,6 +218,28 @@ pub struct TaskSpec {
     /// How long one attempt may run, in ms (default 60000, at most an hour).
     #[schema(minimum = 1, maximum = 3_600_000)]
     pub timeout_ms: Option<u64>,
+}
+
+/// The OpenAPI schema of a task's payload: one of the built-in kinds' payloads, whose
+/// schemas the queue's router documents (the store knows no kind).
+pub struct TaskPayloadJson;
+
+impl utoipa::PartialSchema for TaskPayloadJson {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::OneOfBuilder::new()
+            .item(utoipa::openapi::Ref::from_schema_name("HttpTaskPayload"))
+            .item(utoipa::openapi::Ref::from_schema_name("WebhookPayload"))
+            .description(Some(
+                "The kind's payload: `http` takes an HttpTaskPayload, `webhook` a WebhookPayload",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for TaskPayloadJson {
+    fn name() -> std::borrow::Cow<'static, str> {
+        std::borrow::Cow::Borrowed("TaskPayload")
+    }
 }
 
 impl TaskSpec {

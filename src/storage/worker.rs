@@ -31,8 +31,9 @@ pub trait TaskHandler: Send + Sync + 'static {
         Ok(())
     }
 
-    /// Performs one attempt. `payload` is the task's payload; `attempt` counts from 1.
-    fn run(&self, payload: Value, attempt: u32) -> TaskFuture;
+    /// Performs one attempt. `payload` is the task's payload; `attempt` counts from 1;
+    /// `task_id` names the task (a receiver can drop repeated deliveries by it).
+    fn run(&self, payload: Value, attempt: u32, task_id: i64) -> TaskFuture;
 }
 
 impl<F, Fut> TaskHandler for F
@@ -40,7 +41,7 @@ where
     F: Fn(Value, u32) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Outcome> + Send + 'static,
 {
-    fn run(&self, payload: Value, attempt: u32) -> TaskFuture {
+    fn run(&self, payload: Value, attempt: u32, _task_id: i64) -> TaskFuture {
         Box::pin(self(payload, attempt))
     }
 }
@@ -232,7 +233,8 @@ async fn attempt(
     task: Claimed,
     permit: OwnedSemaphorePermit,
 ) {
-    let run = std::panic::AssertUnwindSafe(handler.run(task.payload, task.attempt)).catch_unwind();
+    let run = std::panic::AssertUnwindSafe(handler.run(task.payload, task.attempt, task.id))
+        .catch_unwind();
     let outcome = match tokio::time::timeout(Duration::from_millis(task.timeout_ms), run).await {
         Ok(Ok(outcome)) => outcome,
         Ok(Err(_)) => Outcome::Retry("the handler panicked".into()),

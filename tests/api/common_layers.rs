@@ -55,7 +55,7 @@ fn test_app(dir: &support::TempDir) -> App {
     let config = Config::from_args(&args).expect("config");
     let store = Store::open(dir.path(), StoreOptions::default()).expect("store");
     let state = AppState::new(Shared {
-        outbound: Outbound::new(GuardPolicy::default()),
+        outbound: Outbound::new(GuardPolicy::default(), 4),
         config: config.clone(),
         workers: Arc::new(Workers::new(store.queue.clone())),
         store,

@@ -5,6 +5,7 @@
 mod common_layers;
 mod foundation;
 mod kv;
+mod limits;
 mod llm;
 mod openapi;
 mod queue;

@@ -1,5 +1,4 @@
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
@@ -10,7 +9,7 @@ use super::schemas::{
     MutationBody, PutEntry, Versionstamp,
 };
 use crate::platform::error::{AppError, ErrorBody};
-use crate::platform::extract::{AppJson, AppQuery, is_json, parse_json};
+use crate::platform::extract::{AppBytes, AppJson, AppQuery, is_json, parse_json};
 use crate::platform::state::AppState;
 use crate::storage::entry::{KvValue, format_versionstamp, parse_versionstamp};
 use crate::storage::key::Key;
@@ -84,7 +83,7 @@ pub async fn put_entry(
     uri: Uri,
     AppQuery(query): AppQuery<ExpiryQuery>,
     headers: HeaderMap,
-    body: Bytes,
+    AppBytes(body): AppBytes,
 ) -> Result<Json<Versionstamp>, AppError> {
     let key = entry_key(&uri)?;
     // Media types are case-insensitive (RFC 9110 §8.3.1).

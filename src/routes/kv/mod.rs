@@ -4,11 +4,12 @@ mod handlers;
 mod key_path;
 mod schemas;
 
-use axum::extract::DefaultBodyLimit;
 use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::{AdditionalProperties, Schema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
+
+use crate::middlewares::body_limit::RouteBodyLimit;
 
 use crate::env::Config;
 use crate::platform::state::AppState;
@@ -34,7 +35,7 @@ pub fn router(app: &AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(handlers::list, handlers::list_typed))
         .routes(routes!(handlers::get_many))
         .routes(routes!(handlers::atomic))
-        .layer(DefaultBodyLimit::max(body_limit(&app.config)));
+        .layer(RouteBodyLimit(body_limit(&app.config)));
     closed_mutations(router.get_openapi_mut());
     router
 }

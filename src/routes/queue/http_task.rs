@@ -85,7 +85,7 @@ impl TaskHandler for HttpTask {
         validate(payload).map(|_| ())
     }
 
-    fn run(&self, payload: Value, attempt: u32) -> TaskFuture {
+    fn run(&self, payload: Value, attempt: u32, _task_id: i64) -> TaskFuture {
         let app = self.app.get().cloned();
         Box::pin(async move {
             let Some(app) = app else {

@@ -1,14 +1,17 @@
 //! `/api/queue`: the durable task queue over HTTP — a thin face over `storage::queue` — and
-//! the built-in `http` task kind.
+//! the built-in task kinds: `http` (this instance's own routes) and `webhook` (the outside
+//! world).
 
 mod handlers;
 pub mod http_task;
 mod schemas;
+pub mod webhook_task;
 
-use axum::extract::DefaultBodyLimit;
+use utoipa::{PartialSchema, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::middlewares::body_limit::RouteBodyLimit;
 use crate::platform::state::AppState;
 
 /// Room for a task's wrapping around its payload (options, keys, whitespace).
@@ -20,10 +23,29 @@ pub fn router(app: &AppState) -> OpenApiRouter<AppState> {
     let limit = config
         .body_limit_bytes
         .max(config.kv_max_value_bytes + WRAPPING_BYTES);
-    OpenApiRouter::new()
+    let mut router = OpenApiRouter::new()
         .routes(routes!(handlers::enqueue, handlers::list_tasks))
         .routes(routes!(handlers::get_task, handlers::delete_task))
         .routes(routes!(handlers::retry_task))
         .routes(routes!(handlers::stats))
-        .layer(DefaultBodyLimit::max(limit))
+        .layer(RouteBodyLimit(limit));
+    describe_payloads(router.get_openapi_mut());
+    router
+}
+
+/// The payloads of the built-in kinds, which `TaskSpec.payload` names.
+fn describe_payloads(openapi: &mut utoipa::openapi::OpenApi) {
+    let components = openapi.components.get_or_insert_with(Default::default);
+    for (name, schema) in [
+        (
+            schemas::HttpTaskPayload::name(),
+            schemas::HttpTaskPayload::schema(),
+        ),
+        (
+            webhook_task::WebhookPayload::name(),
+            webhook_task::WebhookPayload::schema(),
+        ),
+    ] {
+        components.schemas.insert(name.into_owned(), schema);
+    }
 }

@@ -19,7 +19,8 @@ pub struct HttpTaskPayload {
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
     /// Sent as JSON when present.
-    #[schema(value_type = Object)]
+    #[serde(default)]
+    #[schema(value_type = Value)]
     pub body: Option<Value>,
 }
 

@@ -20,14 +20,11 @@ mod state;
 mod stream;
 mod timing;
 
-use axum::extract::DefaultBodyLimit;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::middlewares::body_limit::RouteBodyLimit;
 use crate::platform::state::AppState;
-
-/// Conversations can be long.
-const BODY_LIMIT: usize = 8 * 1024 * 1024;
 
 /// The service's routes, with its registry loaded and its cache writer started; the error
 /// says what is wrong with the models file.
@@ -39,6 +36,6 @@ pub fn router(app: &AppState) -> Result<OpenApiRouter<AppState>, String> {
         .routes(routes!(openai_compat::chat_completions))
         .routes(routes!(openai_compat::models))
         .routes(routes!(openai_compat::model))
-        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(RouteBodyLimit(app.config.llm_max_request_bytes))
         .with_state(llm))
 }

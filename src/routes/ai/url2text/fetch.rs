@@ -8,7 +8,7 @@ use bytes::Bytes;
 use reqwest::Url;
 
 use crate::platform::error::AppError;
-use crate::platform::outbound::{Outbound, classify, read_capped};
+use crate::platform::outbound::{FETCH_HEADER, Outbound, classify, read_capped};
 
 /// What a fetched body is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,10 +69,14 @@ pub async fn fetch(
     max_bytes: usize,
 ) -> Result<Page, AppError> {
     outbound.check(&url)?;
+    // Held until the body is read: it bounds the fetches running at once, and its token
+    // lets the instance refuse a fetch of itself.
+    let fetch = outbound.begin_fetch(timeout).await?;
     let response = outbound
         .guarded()?
         .get(url)
         .header(reqwest::header::ACCEPT, ACCEPT)
+        .header(FETCH_HEADER, fetch.token.as_str())
         .timeout(timeout)
         .send()
         .await
@@ -96,6 +100,7 @@ pub async fn fetch(
         kind_of(content_type.as_deref(), b"")?;
     }
     let body = read_capped(response, max_bytes).await?;
+    drop(fetch);
     let kind = kind_of(content_type.as_deref(), &body)?;
     Ok(Page {
         final_url,

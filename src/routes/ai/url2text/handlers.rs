@@ -1,6 +1,6 @@
 use axum::Json;
 use axum::extract::{RawQuery, State};
-use axum::http::HeaderValue;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use reqwest::Url;
 
@@ -37,8 +37,21 @@ fn with_cache_header(response: Url2TextResponse, hit: bool) -> Response {
 }
 
 /// Fetches, extracts and shapes one page, through the cache.
-async fn read(service: &Url2Text, request: Url2TextRequest) -> Result<Response, AppError> {
+async fn read(
+    service: &Url2Text,
+    headers: &HeaderMap,
+    request: Url2TextRequest,
+) -> Result<Response, AppError> {
     let state = &service.app;
+    // This instance fetching its own url2text (directly or through a redirect) would fetch
+    // again and again: the request carries the token of one of our own fetches.
+    if state.outbound.is_own_fetch(headers) {
+        return Err(AppError::new(
+            StatusCode::LOOP_DETECTED,
+            "fetch_loop",
+            "url2text was asked to read a page through this instance's own url2text",
+        ));
+    }
     let url = Url::parse(request.url.trim()).map_err(|e| {
         AppError::bad_request(format!("url {:?} is not a valid URL: {e}", request.url))
     })?;
@@ -146,14 +159,17 @@ async fn read(service: &Url2Text, request: Url2TextRequest) -> Result<Response, 
         (status = 403, description = "The URL leads to an internal address", body = ErrorBody),
         (status = 415, description = "The page is not HTML, text, Markdown or JSON", body = ErrorBody),
         (status = 502, description = "The page answered an error, or is too large", body = ErrorBody),
+        (status = 503, description = "As many fetches as allowed are running (TOOLSHED_OUTBOUND_CONCURRENCY)", body = ErrorBody),
         (status = 504, description = "The page did not answer in time", body = ErrorBody),
+        (status = 508, description = "The page is this instance's own url2text", body = ErrorBody),
     )
 )]
 pub async fn read_query(
     State(service): State<Url2Text>,
+    headers: HeaderMap,
     AppQuery(request): AppQuery<Url2TextRequest>,
 ) -> Result<Response, AppError> {
-    read(&service, request).await
+    read(&service, &headers, request).await
 }
 
 /// Read a page, the URL in the path.
@@ -172,10 +188,14 @@ pub async fn read_query(
         (status = 403, description = "The URL leads to an internal address", body = ErrorBody),
         (status = 415, description = "The page is not HTML, text, Markdown or JSON", body = ErrorBody),
         (status = 502, description = "The page answered an error, or is too large", body = ErrorBody),
+        (status = 503, description = "As many fetches as allowed are running (TOOLSHED_OUTBOUND_CONCURRENCY)", body = ErrorBody),
+        (status = 504, description = "The page did not answer in time", body = ErrorBody),
+        (status = 508, description = "The page is this instance's own url2text", body = ErrorBody),
     )
 )]
 pub async fn read_path(
     State(service): State<Url2Text>,
+    headers: HeaderMap,
     AppPath(path): AppPath<String>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, AppError> {
@@ -195,6 +215,7 @@ pub async fn read_path(
     }
     read(
         &service,
+        &headers,
         Url2TextRequest {
             url,
             format: None,
@@ -222,12 +243,15 @@ pub async fn read_path(
         (status = 415, description = "The page is not HTML, text, Markdown or JSON", body = ErrorBody),
         (status = 422, description = "Body of the wrong shape", body = ErrorBody),
         (status = 502, description = "The page answered an error, or is too large", body = ErrorBody),
+        (status = 503, description = "As many fetches as allowed are running (TOOLSHED_OUTBOUND_CONCURRENCY)", body = ErrorBody),
         (status = 504, description = "The page did not answer in time", body = ErrorBody),
+        (status = 508, description = "The page is this instance's own url2text", body = ErrorBody),
     )
 )]
 pub async fn read_post(
     State(service): State<Url2Text>,
+    headers: HeaderMap,
     AppJson(request): AppJson<Url2TextRequest>,
 ) -> Result<Response, AppError> {
-    read(&service, request).await
+    read(&service, &headers, request).await
 }

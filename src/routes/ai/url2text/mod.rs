@@ -14,11 +14,13 @@ mod state;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::middlewares::body_limit::RouteBodyLimit;
 use crate::platform::state::AppState;
 
 pub fn router(app: &AppState) -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(handlers::read_query, handlers::read_post))
         .routes(routes!(handlers::read_path))
+        .layer(RouteBodyLimit(app.config.body_limit_bytes))
         .with_state(state::Url2Text::new(app))
 }
