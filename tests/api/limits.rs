@@ -128,8 +128,9 @@ async fn half_sent_headers_and_idle_connections_are_closed() {
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(closed, "the idle connection is closed");
     let waited = started.elapsed();
+    // The reaper looks four times a second: the limit holds to a quarter of a second.
     assert!(
-        waited >= Duration::from_millis(900) && waited < Duration::from_secs(4),
+        waited >= Duration::from_millis(700) && waited < Duration::from_secs(4),
         "{waited:?}"
     );
 }
