@@ -27,6 +27,12 @@ enum Command {
     Version,
 }
 
+/// jemalloc, with background threads that hand freed memory back to the system: glibc's
+/// allocator kept a burst's tens of megabytes resident for good (docs/PERFORMANCE.md,
+/// "Memory after a burst"). The allocator is the one static a process must have.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Serve) {
@@ -47,6 +53,9 @@ fn serve(settings: &SettingsArgs) -> ExitCode {
         }
     };
     let logging = telemetry::init(&config);
+    if let Err(e) = tikv_jemalloc_ctl::background_thread::write(true) {
+        tracing::warn!(error = %e, "freed memory is returned to the system only as the allocator works");
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
