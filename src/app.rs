@@ -4,14 +4,10 @@
 
 use std::sync::Arc;
 
+use crate::middlewares::timeout::{Timeout, TimeoutLayer};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use http_body::Body as _;
-use tower::util::MapResponse;
 use tower::{Layer, ServiceBuilder};
-use tower_http::timeout::{Timeout, TimeoutLayer};
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
@@ -19,7 +15,6 @@ use crate::env::Config;
 use crate::middlewares::catch_panic::{CatchPanic, CatchPanicLayer};
 use crate::middlewares::logging::{RequestLog, RequestLogLayer};
 use crate::middlewares::route_templates::RouteTemplates;
-use crate::platform::error::AppError;
 use crate::platform::fallback;
 use crate::platform::log_format::RequestLineSink;
 use crate::platform::openapi::{self, ApiDoc};
@@ -29,12 +24,7 @@ use crate::routes;
 use crate::storage::worker::Workers;
 
 /// The whole application as one service: the router inside the common layers.
-pub type App = RequestLog<
-    CatchPanic<MapResponse<Timeout<<DefaultBodyLimit as Layer<Router>>::Service>, ToJson>>,
->;
-
-/// Turns the time limit's bare 503 into the JSON error every answer has.
-type ToJson = fn(Response) -> Response;
+pub type App = RequestLog<CatchPanic<Timeout<<DefaultBodyLimit as Layer<Router>>::Service>>>;
 
 /// A service could not start (its settings or files are wrong); the program stops.
 #[derive(Debug, thiserror::Error)]
@@ -101,7 +91,7 @@ pub fn register_task_kinds(
 }
 
 /// The fallbacks, and the layers every request goes through: request id and request log,
-/// panic net, time limit (until the answer starts; streams are not cut) and the default
+/// panic net, time limit (until the answer starts; streams are not cut) and axum's default
 /// body limit (routes may lower or raise it with `RouteBodyLimit`). The layers wrap the
 /// whole router, not each route: axum clones a layered route's box for every request.
 /// `templates` names each path's route for the log.
@@ -126,26 +116,9 @@ pub fn with_common_layers(
     ServiceBuilder::new()
         .layer(RequestLogLayer::new(templates, request_lines))
         .layer(CatchPanicLayer)
-        .map_response(timeout_as_json as ToJson)
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
-            config.request_timeout_s,
-        ))
+        .layer(TimeoutLayer {
+            limit: config.request_timeout_s,
+        })
         .layer(DefaultBodyLimit::max(config.body_limit_bytes))
         .service(router)
-}
-
-/// tower-http's time limit answers 503 with an empty body; every other 503 of ours has one.
-fn timeout_as_json(response: Response) -> Response {
-    if response.status() != StatusCode::SERVICE_UNAVAILABLE
-        || response.body().size_hint().exact() != Some(0)
-    {
-        return response;
-    }
-    AppError::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "timeout",
-        "the request took longer than the request timeout (TOOLSHED_REQUEST_TIMEOUT_S)",
-    )
-    .into_response()
 }

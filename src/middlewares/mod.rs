@@ -1,11 +1,12 @@
 //! Tower layers of our own: a request id and one log line per request (with the route table
-//! that names each request's route), a panic net, and a route's body limit checked before
-//! the body is read. The root app wraps them, with tower-http's time limit and axum's
-//! default body limit, once around the whole router. (Why these are hand-written and the
-//! others stock: docs/PERFORMANCE.md, "Stock or hand-written".)
+//! that names each request's route), a panic net, a time limit, and a route's body limit
+//! checked before the body is read. The root app wraps them, with axum's default body
+//! limit, once around the whole router. (Why these are hand-written and that one stock:
+//! docs/PERFORMANCE.md, "Stock or hand-written".)
 
 pub mod body_limit;
 pub mod catch_panic;
 pub mod logging;
 pub mod request_id;
 pub mod route_templates;
+pub mod timeout;
