@@ -12,6 +12,7 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::env::Config;
+use crate::middlewares::access::{AccessCheck, AccessLayer};
 use crate::middlewares::catch_panic::{CatchPanic, CatchPanicLayer};
 use crate::middlewares::logging::{RequestLog, RequestLogLayer};
 use crate::middlewares::route_templates::RouteTemplates;
@@ -24,7 +25,8 @@ use crate::routes;
 use crate::storage::worker::Workers;
 
 /// The whole application as one service: the router inside the common layers.
-pub type App = RequestLog<CatchPanic<Timeout<<DefaultBodyLimit as Layer<Router>>::Service>>>;
+pub type App =
+    RequestLog<CatchPanic<AccessCheck<Timeout<<DefaultBodyLimit as Layer<Router>>::Service>>>>;
 
 /// A service could not start (its settings or files are wrong); the program stops.
 #[derive(Debug, thiserror::Error)]
@@ -91,7 +93,7 @@ pub fn register_task_kinds(
 }
 
 /// The fallbacks, and the layers every request goes through: request id and request log,
-/// panic net, time limit (until the answer starts; streams are not cut) and axum's default
+/// panic net, access control (`platform::auth`), time limit (until the answer starts; streams are not cut) and axum's default
 /// body limit (routes may lower or raise it with `RouteBodyLimit`). The layers wrap the
 /// whole router, not each route: axum clones a layered route's box for every request.
 /// `templates` names each path's route for the log.
@@ -109,6 +111,7 @@ pub fn with_common_layers(
         templates.clone(),
         crate::middlewares::route_templates::check_against_router,
     ));
+    let access = state.access.clone();
     let router = router
         .fallback(fallback::not_found)
         .method_not_allowed_fallback(fallback::method_not_allowed)
@@ -116,6 +119,7 @@ pub fn with_common_layers(
     ServiceBuilder::new()
         .layer(RequestLogLayer::new(templates, request_lines))
         .layer(CatchPanicLayer)
+        .layer(AccessLayer { access })
         .layer(TimeoutLayer {
             limit: config.request_timeout_s,
         })

@@ -196,6 +196,25 @@ settings! {
         accepts: "one of pretty, json",
         parse: parse_format,
     }
+    /// API tokens, comma-separated (at least 16 characters each): every request but the
+    /// health probes needs one as `Authorization: Bearer`.
+    api_tokens: Option<Secret> {
+        env: "TOOLSHED_API_TOKENS", default: "", shown: "none",
+        accepts: "comma-separated tokens", parse: parse_secret, secret: true,
+    }
+    /// A file of API tokens, one a line (`#` comments), re-read on SIGHUP.
+    api_tokens_file: Option<PathBuf> {
+        env: "TOOLSHED_API_TOKENS_FILE", default: "", shown: "none",
+        accepts: "a file path",
+        parse: |s| Some((!s.is_empty()).then(|| PathBuf::from(s))),
+    }
+    /// With no token configured (loopback development only), the other `Host` names the
+    /// instance answers to besides `localhost`, `127.0.0.1` and `[::1]`.
+    allowed_hosts: Vec<String> {
+        env: "TOOLSHED_ALLOWED_HOSTS", default: "", shown: "none",
+        accepts: "comma-separated host names or IP addresses",
+        parse: parse_hosts,
+    }
     /// Directory of the embedded store (created if missing).
     data_dir: PathBuf {
         env: "TOOLSHED_DATA_DIR", default: "./data",

@@ -16,6 +16,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::app::{self, StartError};
 use crate::env::Config;
+use crate::platform::auth::Access;
 use crate::platform::log_format::RequestLineSink;
 use crate::platform::outbound::Outbound;
 use crate::platform::state::{AppHandle, AppState, Shared};
@@ -33,6 +34,8 @@ pub enum ServeError {
     },
     #[error("cannot start {0}")]
     Start(#[from] StartError),
+    #[error("{0}")]
+    Access(String),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: String,
@@ -70,6 +73,40 @@ async fn signalled() {
     }
 }
 
+/// Re-reads the API tokens on every SIGHUP until `shutdown`; a bad file keeps the old set.
+async fn reload_tokens_on_sighup(access: Access, shutdown: CancellationToken) {
+    #[cfg(unix)]
+    {
+        let mut hangups = match tokio::signal::unix::signal(
+            tokio::signal::unix::SignalKind::hangup(),
+        ) {
+            Ok(signal) => signal,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGHUP; tokens load at start only");
+                return;
+            }
+        };
+        loop {
+            tokio::select! {
+                received = hangups.recv() => {
+                    if received.is_none() {
+                        return;
+                    }
+                    match access.reload() {
+                        Ok(count) => tracing::info!(tokens = count, "API tokens reloaded"),
+                        Err(e) => tracing::error!(error = %e, "API tokens not reloaded; the old set stays"),
+                    }
+                }
+                () = shutdown.cancelled() => return,
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (access, shutdown);
+    }
+}
+
 /// Serves until SIGINT/SIGTERM, then lets in-flight requests finish within the grace.
 pub async fn run(config: Config, request_lines: RequestLineSink) -> Result<(), ServeError> {
     let shutdown = CancellationToken::new();
@@ -101,6 +138,13 @@ pub async fn serve(
         dir: config.data_dir.display().to_string(),
         source,
     })?;
+    let access = Access::load(&config).map_err(ServeError::Access)?;
+    if access.token_count() == 0 {
+        tracing::warn!(
+            "no API token is configured: serving without access control, to this machine only \
+             (set TOOLSHED_API_TOKENS or TOOLSHED_API_TOKENS_FILE before exposing it)"
+        );
+    }
     let addr = std::net::SocketAddr::from((config.host, config.port));
     let grace = config.shutdown_grace_s;
     let limits = connections::Limits {
@@ -114,8 +158,10 @@ pub async fn serve(
     app::register_task_kinds(&mut workers, &config, &app_handle, &outbound);
     let workers = Arc::new(workers);
     let background = TaskTracker::new();
+    background.spawn(reload_tokens_on_sighup(access.clone(), shutdown.clone()));
     let state = AppState::new(Shared {
         outbound,
+        access,
         config,
         store: store.clone(),
         workers: workers.clone(),

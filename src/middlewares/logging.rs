@@ -17,6 +17,7 @@ use std::time::Instant;
 
 use crate::middlewares::request_id::{self, RequestId};
 use crate::middlewares::route_templates::RouteTemplates;
+use crate::platform::auth::Fingerprint;
 use crate::platform::log_format::{REQUEST_ID, RequestLineSink};
 use axum::body::Body;
 use axum::extract::Request;
@@ -37,6 +38,8 @@ pub struct RequestLine {
     bytes: u64,
     logged: bool,
     sink: RequestLineSink,
+    /// The caller's token, when it showed one.
+    token: Option<Fingerprint>,
 }
 
 impl RequestLine {
@@ -47,6 +50,8 @@ impl RequestLine {
         self.logged = true;
         let latency_us = u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX);
         let route = self.route.as_deref().unwrap_or("-");
+        let mut token_text = [0u8; 12];
+        let token = self.token.map(|t| t.text(&mut token_text));
         // Written after the request's future is done, so the id is a field of its own.
         let fast = self
             .sink
@@ -60,6 +65,9 @@ impl RequestLine {
                     .millis("latency_ms", latency_us)
                     .u64("size", self.bytes)
                     .bool("aborted", aborted);
+                if let Some(token) = token {
+                    line.raw("token", token);
+                }
             });
         if !fast {
             let latency_ms = latency_us as f64 / 1000.0;
@@ -72,6 +80,7 @@ impl RequestLine {
                 latency_ms,
                 size = self.bytes,
                 aborted,
+                token,
                 "request"
             );
         }
@@ -189,6 +198,7 @@ where
             logged: false,
             request_id,
             sink: self.sink.clone(),
+            token: None,
         };
         let scoped = REQUEST_ID.scope(line.request_id.0.clone(), self.inner.call(request));
         RequestLogFuture {
@@ -224,6 +234,7 @@ where
             .headers
             .insert(request_id::HEADER, line.request_id.0.clone());
         line.status = parts.status;
+        line.token = parts.extensions.get::<Fingerprint>().copied();
         // Most answers are whole in memory: log now and skip the body wrapper.
         if let Some(size) = http_body::Body::size_hint(&body).exact() {
             line.bytes = size;

@@ -1,5 +1,6 @@
 //! General-purpose code every service may use, and nothing service-specific.
 
+pub mod auth;
 pub mod error;
 pub mod extract;
 pub mod fallback;

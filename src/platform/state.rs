@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::env::Config;
+use crate::platform::auth::Access;
 use crate::platform::outbound::Outbound;
 use crate::storage::Store;
 use crate::storage::worker::Workers;
@@ -33,6 +34,8 @@ pub struct AppState(Arc<Shared>);
 /// What `AppState` holds.
 pub struct Shared {
     pub config: Config,
+    /// Who may call the instance (its tokens are re-read on SIGHUP).
+    pub access: Access,
     pub store: Store,
     /// The one outbound HTTP client (guarded and trusted).
     pub outbound: Outbound,

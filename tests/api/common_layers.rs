@@ -20,6 +20,7 @@ use tower::ServiceExt;
 use toolshed::app::{App, with_common_layers};
 use toolshed::env::{Config, SettingsArgs};
 use toolshed::middlewares::route_templates::RouteTemplates;
+use toolshed::platform::auth::Access;
 use toolshed::platform::extract::AppJson;
 use toolshed::platform::log_format::RequestLineSink;
 use toolshed::platform::outbound::{GuardPolicy, Outbound};
@@ -55,6 +56,7 @@ fn test_app(dir: &support::TempDir) -> App {
     let config = Config::from_args(&args).expect("config");
     let store = Store::open(dir.path(), StoreOptions::default()).expect("store");
     let state = AppState::new(Shared {
+        access: Access::load(&config).expect("a loopback test instance may be open"),
         outbound: Outbound::new(GuardPolicy::default(), 4),
         config: config.clone(),
         workers: Arc::new(Workers::new(store.queue.clone())),

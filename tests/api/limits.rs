@@ -50,7 +50,7 @@ async fn a_declared_length_over_the_limit_gets_413_json_at_once() {
     ] {
         let started = Instant::now();
         let head = format!(
-            "POST {path} HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: 1000000000\r\n\r\n"
+            "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 1000000000\r\n\r\n"
         );
         let (answer, _) = raw(&server, head.as_bytes(), Duration::from_secs(5));
         assert!(answer.starts_with("HTTP/1.1 413"), "{path}: {answer}");
@@ -66,7 +66,7 @@ async fn a_declared_length_over_the_limit_gets_413_json_at_once() {
 async fn a_body_of_unknown_length_is_refused_as_soon_as_it_passes_the_limit() {
     let server = support::spawn_with(&[("TOOLSHED_BODY_LIMIT_BYTES", "4096")]);
     // 16 KiB of a chunked body, and then nothing: the answer must not wait for the end.
-    let mut request = b"POST /api/ai/url2text HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    let mut request = b"POST /api/ai/url2text HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
     for _ in 0..4 {
         request.extend_from_slice(b"1000\r\n");
         request.extend_from_slice(&[b' '; 4096]);
@@ -112,7 +112,7 @@ async fn half_sent_headers_and_idle_connections_are_closed() {
     let started = Instant::now();
     let (answer, closed) = raw(
         &server,
-        b"GET /api/health HTTP/1.1\r\nHost: t\r\n",
+        b"GET /api/health HTTP/1.1\r\nHost: localhost\r\n",
         Duration::from_secs(5),
     );
     assert!(closed, "the half-sent request is cut off: {answer:?}");
@@ -122,7 +122,7 @@ async fn half_sent_headers_and_idle_connections_are_closed() {
     let started = Instant::now();
     let (answer, closed) = raw(
         &server,
-        b"GET /api/health HTTP/1.1\r\nHost: t\r\n\r\n",
+        b"GET /api/health HTTP/1.1\r\nHost: localhost\r\n\r\n",
         Duration::from_secs(5),
     );
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
@@ -145,7 +145,8 @@ async fn past_the_connection_cap_idle_connections_make_room() {
     std::thread::sleep(Duration::from_millis(200));
     for path in ["/api/health", "/api/kv/list", "/api/queue/stats"] {
         let started = Instant::now();
-        let request = format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+        let request =
+            format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
         let (answer, _) = raw(&server, request.as_bytes(), Duration::from_secs(5));
         assert!(answer.starts_with("HTTP/1.1 200"), "{path}: {answer}");
         assert!(started.elapsed() < Duration::from_secs(2), "{path} waited");
@@ -189,7 +190,7 @@ async fn past_the_connection_cap_with_every_slot_busy_health_still_answers() {
     let started = Instant::now();
     let (answer, closed) = raw(
         &server,
-        b"GET /api/health HTTP/1.1\r\nHost: t\r\n\r\n",
+        b"GET /api/health HTTP/1.1\r\nHost: localhost\r\n\r\n",
         Duration::from_secs(5),
     );
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
@@ -197,7 +198,7 @@ async fn past_the_connection_cap_with_every_slot_busy_health_still_answers() {
     assert!(started.elapsed() < Duration::from_secs(2));
     let (answer, _) = raw(
         &server,
-        b"GET /api/kv/list HTTP/1.1\r\nHost: t\r\n\r\n",
+        b"GET /api/kv/list HTTP/1.1\r\nHost: localhost\r\n\r\n",
         Duration::from_secs(10),
     );
     assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");

@@ -2,6 +2,7 @@
 //! starts the real server on port 0 (or the real layer stack in-process) and talks HTTP to
 //! it. `support` holds the server handle and the mock providers.
 
+mod access;
 mod common_layers;
 mod foundation;
 mod kv;

@@ -1,0 +1,129 @@
+//! Applies `platform::auth` to every request: 401 JSON with `WWW-Authenticate: Bearer`
+//! without a known token, 421 JSON for a foreign `Host` on an instance without tokens; the
+//! token's fingerprint travels in the response's extensions for the request log.
+
+use std::convert::Infallible;
+use std::future::{Ready, ready};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use axum::extract::Request;
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures_util::future::Either;
+use tower::{Layer, Service};
+
+use crate::platform::auth::{Access, Fingerprint, Verdict};
+use crate::platform::error::AppError;
+
+/// The requests that need no token: an orchestrator's probes.
+fn is_probe(request: &Request) -> bool {
+    request.method() == Method::GET
+        && matches!(request.uri().path(), "/api/health" | "/api/health/ready")
+}
+
+/// Checks every request against `access`.
+#[derive(Clone)]
+pub struct AccessLayer {
+    pub access: Access,
+}
+
+impl<S> Layer<S> for AccessLayer {
+    type Service = AccessCheck<S>;
+
+    fn layer(&self, inner: S) -> AccessCheck<S> {
+        AccessCheck {
+            inner,
+            access: self.access.clone(),
+        }
+    }
+}
+
+/// The service of [`AccessLayer`].
+#[derive(Clone)]
+pub struct AccessCheck<S> {
+    inner: S,
+    access: Access,
+}
+
+fn refused(verdict: Verdict) -> Response {
+    match verdict {
+        Verdict::ForeignHost => AppError::new(
+            StatusCode::MISDIRECTED_REQUEST,
+            "foreign_host",
+            "this instance has no API token and answers only to localhost, 127.0.0.1, [::1] \
+             and TOOLSHED_ALLOWED_HOSTS",
+        )
+        .into_response(),
+        _ => {
+            let mut response = AppError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "send a valid API token as Authorization: Bearer <token>",
+            )
+            .into_response();
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            response
+        }
+    }
+}
+
+impl<S> Service<Request> for AccessCheck<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Either<Ready<Result<Response, Infallible>>, Signed<S::Future>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        if is_probe(&request) {
+            return Either::Right(Signed {
+                inner: self.inner.call(request),
+                fingerprint: None,
+            });
+        }
+        match self.access.verdict(request.headers()) {
+            Verdict::Token(fingerprint) => Either::Right(Signed {
+                inner: self.inner.call(request),
+                fingerprint: Some(fingerprint),
+            }),
+            Verdict::Open => Either::Right(Signed {
+                inner: self.inner.call(request),
+                fingerprint: None,
+            }),
+            refusal => Either::Left(ready(Ok(refused(refusal)))),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The answer, carrying the caller's token fingerprint for the request log.
+    pub struct Signed<F> {
+        #[pin]
+        inner: F,
+        fingerprint: Option<Fingerprint>,
+    }
+}
+
+impl<F> Future for Signed<F>
+where
+    F: Future<Output = Result<Response, Infallible>>,
+{
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let Ok(mut response) = std::task::ready!(this.inner.poll(cx));
+        if let Some(fingerprint) = this.fingerprint.take() {
+            response.extensions_mut().insert(fingerprint);
+        }
+        Poll::Ready(Ok(response))
+    }
+}
