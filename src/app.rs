@@ -93,7 +93,7 @@ pub fn register_task_kinds(
 }
 
 /// The fallbacks, and the layers every request goes through: request id and request log,
-/// panic net, access control (`platform::auth`), time limit (until the answer starts; streams are not cut) and axum's default
+/// panic net, self-fetch refusal and access control (`middlewares::access`), time limit (until the answer starts; streams are not cut) and axum's default
 /// body limit (routes may lower or raise it with `RouteBodyLimit`). The layers wrap the
 /// whole router, not each route: axum clones a layered route's box for every request.
 /// `templates` names each path's route for the log.
@@ -112,6 +112,7 @@ pub fn with_common_layers(
         crate::middlewares::route_templates::check_against_router,
     ));
     let access = state.access.clone();
+    let outbound = state.outbound.clone();
     let router = router
         .fallback(fallback::not_found)
         .method_not_allowed_fallback(fallback::method_not_allowed)
@@ -119,7 +120,7 @@ pub fn with_common_layers(
     ServiceBuilder::new()
         .layer(RequestLogLayer::new(templates, request_lines))
         .layer(CatchPanicLayer)
-        .layer(AccessLayer { access })
+        .layer(AccessLayer { access, outbound })
         .layer(TimeoutLayer {
             limit: config.request_timeout_s,
         })

@@ -1,6 +1,10 @@
 //! Applies `platform::auth` to every request: 401 JSON with `WWW-Authenticate: Bearer`
 //! without a known token, 421 JSON for a foreign `Host` on an instance without tokens; the
 //! token's fingerprint travels in the response's extensions for the request log.
+//!
+//! Before that, a request carrying the token of one of this instance's own outbound fetches
+//! (url2text, webhooks) gets 508: the instance was pointed at itself, and answering would
+//! let one request feed another without end.
 
 use std::convert::Infallible;
 use std::future::{Ready, ready};
@@ -15,6 +19,7 @@ use tower::{Layer, Service};
 
 use crate::platform::auth::{Access, Fingerprint, Verdict};
 use crate::platform::error::AppError;
+use crate::platform::outbound::Outbound;
 
 /// The requests that need no token: an orchestrator's probes.
 fn is_probe(request: &Request) -> bool {
@@ -26,6 +31,7 @@ fn is_probe(request: &Request) -> bool {
 #[derive(Clone)]
 pub struct AccessLayer {
     pub access: Access,
+    pub outbound: Outbound,
 }
 
 impl<S> Layer<S> for AccessLayer {
@@ -35,6 +41,7 @@ impl<S> Layer<S> for AccessLayer {
         AccessCheck {
             inner,
             access: self.access.clone(),
+            outbound: self.outbound.clone(),
         }
     }
 }
@@ -44,6 +51,17 @@ impl<S> Layer<S> for AccessLayer {
 pub struct AccessCheck<S> {
     inner: S,
     access: Access,
+    outbound: Outbound,
+}
+
+fn fetch_loop() -> Response {
+    AppError::new(
+        StatusCode::LOOP_DETECTED,
+        "fetch_loop",
+        "this request comes from this instance's own outbound fetch (url2text or a webhook \
+         pointed at this instance)",
+    )
+    .into_response()
 }
 
 fn refused(verdict: Verdict) -> Response {
@@ -83,6 +101,9 @@ where
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
+        if self.outbound.is_own_fetch(request.headers()) {
+            return Either::Left(ready(Ok(fetch_loop())));
+        }
         if is_probe(&request) {
             return Either::Right(Signed {
                 inner: self.inner.call(request),

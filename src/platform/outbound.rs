@@ -79,6 +79,8 @@ pub const FETCH_HEADER: &str = "x-toolshed-fetch";
 /// Fetches of caller-supplied URLs in flight: how many may run at once, and their tokens.
 struct Fetches {
     permits: Arc<Semaphore>,
+    /// How many may run at once.
+    concurrency: usize,
     tokens: Mutex<HashSet<String>>,
 }
 
@@ -286,6 +288,7 @@ impl Outbound {
             policy: Arc::new(policy),
             fetches: Arc::new(Fetches {
                 permits: Arc::new(Semaphore::new(concurrency.max(1))),
+                concurrency: concurrency.max(1),
                 tokens: Mutex::default(),
             }),
         }
@@ -300,7 +303,7 @@ impl Outbound {
             .ok_or_else(|| {
                 OutboundError::Busy(format!(
                     "{} fetches are running and none ended within {} s; try again shortly",
-                    self.fetches.permits.available_permits().max(1),
+                    self.fetches.concurrency,
                     wait.as_secs()
                 ))
             })?;

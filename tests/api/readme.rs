@@ -193,7 +193,7 @@ async fn the_readme_examples_run_top_to_bottom_on_a_fresh_instance() {
         .expect("README.md");
     // The webhook example names this secret; its receiver is on the internet, so that task
     // only retries here.
-    let server = support::spawn_with(&[("TOOLSHED_WEBHOOK_EXAMPLE_TOKEN", "Bearer example")]);
+    let server = support::spawn_with(&[("TOOLSHED_WEBHOOK_HEADER_EXAMPLE", "Bearer example")]);
     let mut ran = 0;
     for example in examples(&readme) {
         let Some((status, body)) = run(&server, &example).await else {

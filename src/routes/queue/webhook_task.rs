@@ -5,9 +5,14 @@
 //!   every caller-supplied URL, and redirects are not followed (a webhook's answer is its
 //!   receiver's, and a redirected POST would change meaning).
 //! - Secrets are never stored in the payload: a header's value may name a setting instead
-//!   (`{"secret": "TOOLSHED_WEBHOOK_GITHUB_TOKEN"}`), read from the environment at start.
-//!   Only names starting with `TOOLSHED_WEBHOOK_` may be named, so a task cannot send the
-//!   instance's other keys anywhere.
+//!   (`{"secret": "TOOLSHED_WEBHOOK_HEADER_GITHUB_TOKEN"}`), read from the environment at
+//!   start. Only names starting with `TOOLSHED_WEBHOOK_HEADER_` may be named, so a task can
+//!   send neither the instance's other keys nor the signing key anywhere.
+//! - A payload cannot set the headers that frame the request or that Toolshed sets itself
+//!   (`host`, `content-length`, `transfer-encoding`, `connection`, …, `x-toolshed-*`).
+//! - Each delivery takes one of the outbound fetch slots (`TOOLSHED_OUTBOUND_CONCURRENCY`)
+//!   and carries its token, so a webhook that points back at this instance is refused
+//!   (508) instead of enqueueing itself again and again.
 //! - With `TOOLSHED_WEBHOOK_SECRET` set, every delivery carries
 //!   `X-Toolshed-Signature-256: sha256=<hex HMAC-SHA256 of the body>`, so the receiver can
 //!   tell it came from this instance; `X-Toolshed-Delivery` (the task id) lets it drop
@@ -28,14 +33,26 @@ use sha2::Sha256;
 use utoipa::ToSchema;
 
 use crate::env::{NamedSecrets, Secret};
-use crate::platform::outbound::{Outbound, OutboundError};
+use crate::platform::outbound::{FETCH_HEADER, Outbound, OutboundError};
 use crate::storage::queue::Outcome;
 use crate::storage::worker::{TaskFuture, TaskHandler};
 
 /// The kind's name in `POST /api/queue/tasks`.
 pub const KIND: &str = "webhook";
 /// The prefix of the settings a header may name as its secret value.
-pub const SECRET_PREFIX: &str = "TOOLSHED_WEBHOOK_";
+pub const SECRET_PREFIX: &str = "TOOLSHED_WEBHOOK_HEADER_";
+/// Headers a payload may not set: they frame the request, or Toolshed sets them.
+const RESERVED_HEADERS: [&str; 9] = [
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "upgrade",
+    "te",
+    "trailer",
+    "proxy-connection",
+];
 /// The most of an answer kept as the result.
 const MAX_RESULT_BYTES: usize = 64 * 1024;
 /// The signature header.
@@ -47,7 +64,7 @@ pub const SIGNATURE_HEADER: &str = "x-toolshed-signature-256";
 #[schema(example = json!({
     "url": "https://hooks.example.com/toolshed",
     "method": "POST",
-    "headers": {"authorization": {"secret": "TOOLSHED_WEBHOOK_EXAMPLE_TOKEN"}, "x-source": "toolshed"},
+    "headers": {"authorization": {"secret": "TOOLSHED_WEBHOOK_HEADER_EXAMPLE"}, "x-source": "toolshed"},
     "body": {"event": "signed-up", "user": "ada"},
     "retry_on": [408, 429, 503]
 }))]
@@ -56,8 +73,8 @@ pub struct WebhookPayload {
     pub url: String,
     /// The HTTP method (default `POST`).
     pub method: Option<String>,
-    /// Headers: a value is text, or `{"secret": "TOOLSHED_WEBHOOK_…"}` naming the setting
-    /// that holds it.
+    /// Headers: a value is text, or `{"secret": "TOOLSHED_WEBHOOK_HEADER_…"}` naming the
+    /// setting that holds it.
     #[serde(default)]
     #[schema(value_type = Object)]
     pub headers: BTreeMap<String, HeaderSource>,
@@ -115,7 +132,7 @@ impl WebhookTask {
             .map_err(|e| format!("payload.url: {e}"))?;
         if url.scheme() != "https" && !self.outbound.allows_host(url.host_str().unwrap_or("")) {
             return Err(format!(
-                "payload.url must be https:// (http:// only for hosts TOOLSHED_OUTBOUND_ALLOW_HOSTS lists); got {}",
+                "payload.url must be https:// (http:// only where the outbound guard lets the host through: TOOLSHED_OUTBOUND_ALLOW_HOSTS, or TOOLSHED_OUTBOUND_ALLOW_PRIVATE); got {}",
                 url.scheme()
             ));
         }
@@ -130,6 +147,13 @@ impl WebhookTask {
         for (name, source) in &parsed.headers {
             let header = HeaderName::from_bytes(name.as_bytes())
                 .map_err(|_| format!("payload.headers: {name:?} is not a header name"))?;
+            if RESERVED_HEADERS.contains(&header.as_str())
+                || header.as_str().starts_with("x-toolshed-")
+            {
+                return Err(format!(
+                    "payload.headers: {name:?} is set by the HTTP layer or by Toolshed, not by a task"
+                ));
+            }
             let value = match source {
                 HeaderSource::Text(text) => HeaderValue::from_str(text),
                 HeaderSource::Secret { secret } => {
@@ -202,6 +226,7 @@ impl TaskHandler for WebhookTask {
     fn run(&self, payload: Value, attempt: u32, task_id: i64) -> TaskFuture {
         let delivery = self.prepare(&payload);
         let client = self.outbound.webhooks().cloned();
+        let outbound = self.outbound.clone();
         let signing_key = self.signing_key.clone();
         Box::pin(async move {
             let delivery = match delivery {
@@ -213,9 +238,18 @@ impl TaskHandler for WebhookTask {
                 Ok(client) => client,
                 Err(e) => return Outcome::Retry(e.to_string()),
             };
+            // The attempt's own timeout (the worker's) bounds the wait for a slot too.
+            let fetch = match outbound
+                .begin_fetch(std::time::Duration::from_secs(3600))
+                .await
+            {
+                Ok(fetch) => fetch,
+                Err(e) => return Outcome::Retry(e.to_string()),
+            };
             let body = delivery.body.unwrap_or_default();
             let mut request = client
                 .request(delivery.method, delivery.url)
+                .header(FETCH_HEADER, fetch.token.as_str())
                 .header("x-toolshed-delivery", task_id.to_string())
                 .header("x-toolshed-delivery-attempt", attempt.to_string());
             if !body.is_empty() {
@@ -247,6 +281,7 @@ impl TaskHandler for WebhookTask {
                 .filter_map(|(k, v)| Some((k.to_string(), v.to_str().ok()?.to_owned())))
                 .collect();
             let (text, truncated) = read_some(response, MAX_RESULT_BYTES).await;
+            drop(fetch);
             let body = serde_json::from_str::<Value>(&text).unwrap_or(Value::String(text));
             let mut result = json!({"status": status, "headers": headers, "body": body});
             if truncated {

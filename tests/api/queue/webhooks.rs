@@ -54,7 +54,7 @@ fn toolshed() -> TestServer {
     support::spawn_with(&[
         ("TOOLSHED_OUTBOUND_ALLOW_HOSTS", "127.0.0.1"),
         ("TOOLSHED_WEBHOOK_SECRET", "s3cret"),
-        ("TOOLSHED_WEBHOOK_TEST_TOKEN", "Bearer tok-123"),
+        ("TOOLSHED_WEBHOOK_HEADER_TEST", "Bearer tok-123"),
         ("OPENAI_API_KEY", "sk-not-for-webhooks"),
     ])
 }
@@ -84,7 +84,7 @@ async fn a_webhook_is_delivered_signed_with_its_secret_header_resolved() {
         &server,
         json!({"kind": "webhook", "payload": {
             "url": format!("{base}/hooks/signup"),
-            "headers": {"authorization": {"secret": "TOOLSHED_WEBHOOK_TEST_TOKEN"}, "x-source": "test"},
+            "headers": {"authorization": {"secret": "TOOLSHED_WEBHOOK_HEADER_TEST"}, "x-source": "test"},
             "body": {"event": "signed-up", "user": "ada"}
         }}),
     )
@@ -96,7 +96,7 @@ async fn a_webhook_is_delivered_signed_with_its_secret_header_resolved() {
     assert_eq!(done["result"]["status"], 200);
     assert_eq!(
         done["payload"]["headers"]["authorization"],
-        json!({"secret": "TOOLSHED_WEBHOOK_TEST_TOKEN"}),
+        json!({"secret": "TOOLSHED_WEBHOOK_HEADER_TEST"}),
         "the stored payload names the secret, never holds it"
     );
     assert!(!done.to_string().contains("tok-123"));
@@ -171,10 +171,22 @@ async fn payloads_that_could_never_be_sent_are_refused_at_enqueue() {
     for (payload, needle) in [
         (
             json!({"url": "https://hooks.example.com/x", "headers": {"authorization": {"secret": "OPENAI_API_KEY"}}}),
-            "TOOLSHED_WEBHOOK_",
+            "TOOLSHED_WEBHOOK_HEADER_",
         ),
         (
-            json!({"url": "https://hooks.example.com/x", "headers": {"authorization": {"secret": "TOOLSHED_WEBHOOK_MISSING"}}}),
+            json!({"url": "https://hooks.example.com/x", "headers": {"x-sig": {"secret": "TOOLSHED_WEBHOOK_SECRET"}}}),
+            "TOOLSHED_WEBHOOK_HEADER_",
+        ),
+        (
+            json!({"url": "https://hooks.example.com/x", "headers": {"Host": "internal.example"}}),
+            "set by the HTTP layer",
+        ),
+        (
+            json!({"url": "https://hooks.example.com/x", "headers": {"x-toolshed-delivery": "1"}}),
+            "set by the HTTP layer",
+        ),
+        (
+            json!({"url": "https://hooks.example.com/x", "headers": {"authorization": {"secret": "TOOLSHED_WEBHOOK_HEADER_MISSING"}}}),
             "not set",
         ),
         (json!({"url": "http://hooks.example.com/x"}), "https"),
@@ -200,4 +212,27 @@ async fn payloads_that_could_never_be_sent_are_refused_at_enqueue() {
             "{payload}: {body}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_aimed_at_this_instance_is_refused_as_a_loop() {
+    let server = toolshed();
+    let (status, accepted) = enqueue(
+        &server,
+        json!({"kind": "webhook", "max_attempts": 1, "payload": {
+            "url": server.url("/api/queue/tasks"),
+            "body": {"kind": "webhook", "payload": {"url": server.url("/api/queue/tasks")}}
+        }}),
+    )
+    .await;
+    assert_eq!(status, 202, "{accepted}");
+    let done = settled(&server, accepted["id"].as_i64().expect("id")).await;
+    assert_eq!(done["status"], "dead", "{done}");
+    let error = done["last_error"].as_str().expect("last_error");
+    assert!(
+        error.contains("508") && error.contains("fetch_loop"),
+        "{done}"
+    );
+    let stats = server.get_json("/api/queue/stats").await;
+    assert_eq!(stats["total"], 1, "the webhook enqueued nothing: {stats}");
 }

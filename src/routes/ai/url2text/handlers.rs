@@ -1,6 +1,6 @@
 use axum::Json;
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
 use reqwest::Url;
 
@@ -37,21 +37,8 @@ fn with_cache_header(response: Url2TextResponse, hit: bool) -> Response {
 }
 
 /// Fetches, extracts and shapes one page, through the cache.
-async fn read(
-    service: &Url2Text,
-    headers: &HeaderMap,
-    request: Url2TextRequest,
-) -> Result<Response, AppError> {
+async fn read(service: &Url2Text, request: Url2TextRequest) -> Result<Response, AppError> {
     let state = &service.app;
-    // This instance fetching its own url2text (directly or through a redirect) would fetch
-    // again and again: the request carries the token of one of our own fetches.
-    if state.outbound.is_own_fetch(headers) {
-        return Err(AppError::new(
-            StatusCode::LOOP_DETECTED,
-            "fetch_loop",
-            "url2text was asked to read a page through this instance's own url2text",
-        ));
-    }
     let url = Url::parse(request.url.trim()).map_err(|e| {
         AppError::bad_request(format!("url {:?} is not a valid URL: {e}", request.url))
     })?;
@@ -166,10 +153,9 @@ async fn read(
 )]
 pub async fn read_query(
     State(service): State<Url2Text>,
-    headers: HeaderMap,
     AppQuery(request): AppQuery<Url2TextRequest>,
 ) -> Result<Response, AppError> {
-    read(&service, &headers, request).await
+    read(&service, request).await
 }
 
 /// Read a page, the URL in the path.
@@ -195,7 +181,6 @@ pub async fn read_query(
 )]
 pub async fn read_path(
     State(service): State<Url2Text>,
-    headers: HeaderMap,
     AppPath(path): AppPath<String>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, AppError> {
@@ -215,7 +200,6 @@ pub async fn read_path(
     }
     read(
         &service,
-        &headers,
         Url2TextRequest {
             url,
             format: None,
@@ -250,8 +234,7 @@ pub async fn read_path(
 )]
 pub async fn read_post(
     State(service): State<Url2Text>,
-    headers: HeaderMap,
     AppJson(request): AppJson<Url2TextRequest>,
 ) -> Result<Response, AppError> {
-    read(&service, &headers, request).await
+    read(&service, request).await
 }

@@ -52,9 +52,12 @@ fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
             .and_then(|v| v.trim().parse::<f64>().ok())
             .filter(|n| n.is_finite() && *n >= 0.0)
     };
+    // A provider may send anything: an absurd wait is no wait we can honour (the caller
+    // bounds it anyway).
+    let seconds = |s: f64| Duration::try_from_secs_f64(s).ok();
     number("retry-after-ms")
-        .map(|ms| Duration::from_secs_f64(ms / 1000.0))
-        .or_else(|| number("retry-after").map(Duration::from_secs_f64))
+        .and_then(|ms| seconds(ms / 1000.0))
+        .or_else(|| number("retry-after").and_then(seconds))
 }
 
 /// A failure to send or read, as a provider error.
@@ -78,5 +81,8 @@ mod tests {
         assert_eq!(retry_after(&headers), Some(Duration::from_millis(250)));
         headers.insert("retry-after-ms", "soon".parse().expect("value"));
         assert_eq!(retry_after(&headers), Some(Duration::from_secs(2)));
+        headers.remove("retry-after-ms");
+        headers.insert("retry-after", "1e300".parse().expect("value"));
+        assert_eq!(retry_after(&headers), None, "no panic on an absurd wait");
     }
 }
