@@ -330,3 +330,35 @@ async fn a_second_server_on_the_same_data_dir_exits_1_naming_the_dir_and_the_hol
     // The first one still serves.
     assert_eq!(first.get("/api/health").await.status(), 200);
 }
+
+#[tokio::test]
+async fn a_query_parameter_no_route_knows_is_400_naming_it() {
+    let server = spawn();
+    for path in [
+        "/api/kv/list?prefx=users",
+        "/api/queue/tasks?stauts=dead",
+        "/api/ai/llm/models?serch=gpt",
+        "/api/ai/url2text?url=https%3A%2F%2Fexample.com&selectr=main",
+    ] {
+        let response = server.get(path).await;
+        assert_eq!(response.status(), 400, "{path}");
+        let body: Value = response.json().await.expect("json");
+        let named = path
+            .rsplit('&')
+            .next()
+            .and_then(|p| p.split('?').next_back());
+        let name = named.and_then(|p| p.split('=').next()).expect("name");
+        assert!(
+            body["error"].as_str().expect("error").contains(name),
+            "{path}: {body}"
+        );
+    }
+    let response = client()
+        .put(server.url("/api/kv/entries/a?expire_in=1000"))
+        .header("content-type", "application/octet-stream")
+        .body("x")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 400, "a raw write with a misspelt expiry");
+}

@@ -126,6 +126,7 @@ pub async fn put_entry(
 
 /// `?expire_in_ms=` for raw-bytes writes.
 #[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ExpiryQuery {
     pub expire_in_ms: Option<u64>,
 }

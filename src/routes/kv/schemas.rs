@@ -74,6 +74,7 @@ pub struct Versionstamp {
 // The key parameters are here for the document; the handler reads them from the raw query
 // so that `%2F` stays inside its part.
 #[allow(dead_code)]
+#[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// Keys under this prefix (the prefix key itself is not listed).
     pub prefix: Option<String>,

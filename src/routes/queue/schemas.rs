@@ -83,6 +83,7 @@ impl From<Task> for TaskBody {
 /// Query of `GET /api/queue/tasks`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// Only tasks with this status.
     #[param(inline)]

@@ -184,6 +184,7 @@ pub struct LlmAnswer {
 /// `GET /api/ai/llm/models` filters.
 #[derive(Debug, Clone, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct ModelsQuery {
     /// Part of an id, alias or upstream name (case-insensitive).
     pub search: Option<String>,
