@@ -136,6 +136,87 @@ async fn half_sent_headers_and_idle_connections_are_closed() {
 }
 
 #[tokio::test]
+async fn a_large_answer_read_slowly_is_not_cut_off_as_idle() {
+    let server = support::spawn_with(&[
+        ("TOOLSHED_HEADER_TIMEOUT_S", "1"),
+        ("TOOLSHED_KV_MAX_VALUE_BYTES", "16777216"),
+    ]);
+    put_16_mib(&server).await;
+    let mut stream = TcpStream::connect(addr(&server)).expect("connect");
+    stream
+        .write_all(
+            b"GET /api/kv/entries/big HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+        )
+        .expect("write");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    // About 5 MB/s: the answer takes four seconds to read, four times the header timeout.
+    let started = Instant::now();
+    let mut answer = Vec::new();
+    let mut buffer = vec![0u8; 256 * 1024];
+    loop {
+        match stream.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => answer.extend_from_slice(&buffer[..n]),
+            Err(e) => panic!("cut off after {} bytes: {e}", answer.len()),
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(started.elapsed() > Duration::from_secs(2));
+    let answer = String::from_utf8(answer).expect("utf-8");
+    let body: Value = serde_json::from_str(answer.split("\r\n\r\n").nth(1).expect("body"))
+        .expect("the whole JSON answer");
+    assert_eq!(body["value"].as_str().map(str::len), Some(22_369_624));
+}
+
+/// Stores 16 MiB of bytes at `big`.
+async fn put_16_mib(server: &TestServer) {
+    let response = support::client()
+        .put(server.url("/api/kv/entries/big"))
+        .header("content-type", "application/octet-stream")
+        .body(vec![b'x'; 16 << 20])
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 200);
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_an_answer_is_disconnected() {
+    let server = support::spawn_with(&[
+        ("TOOLSHED_HEADER_TIMEOUT_S", "1"),
+        ("TOOLSHED_KV_MAX_VALUE_BYTES", "16777216"),
+    ]);
+    put_16_mib(&server).await;
+    // The answer (about 22 MB of base64 in JSON) is far more than the socket buffers hold.
+    let mut stream = TcpStream::connect(addr(&server)).expect("connect");
+    stream
+        .write_all(b"GET /api/kv/entries/big HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .expect("write");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let mut received = 0usize;
+    let mut buffer = vec![0u8; 1 << 16];
+    let ended = loop {
+        match stream.read(&mut buffer) {
+            Ok(0) => break "closed",
+            Ok(n) => received += n,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break "reset",
+            Err(e) => panic!("the connection was left open ({e}) after {received} bytes"),
+        }
+    };
+    assert!(
+        received < 20 << 20,
+        "{ended} after {received} bytes: the whole answer was kept for a client that did not read"
+    );
+    // The slot is free again: the server answers.
+    assert_eq!(server.get("/api/health").await.status(), 200);
+}
+
+#[tokio::test]
 async fn past_the_connection_cap_idle_connections_make_room() {
     let server = support::spawn_with(&[("TOOLSHED_MAX_CONNECTIONS", "4")]);
     // Four idle connections take every slot.

@@ -20,7 +20,8 @@ async fn sigkill_mid_run_loses_no_task() {
     let env = [("TOOLSHED_QUEUE_CONCURRENCY", "4")];
     let mut server = spawn_in(dir.path(), &env);
     let http = client();
-    // Spread over two seconds so that the kill lands while tasks are running and waiting.
+    // Due from one second after enqueueing, spread over three: however long enqueueing
+    // takes on a loaded machine, the kill below lands while tasks are running and waiting.
     let mut handles = Vec::new();
     for i in 0..TASKS {
         let url = server.url("/api/queue/tasks");
@@ -28,7 +29,7 @@ async fn sigkill_mid_run_loses_no_task() {
         handles.push(tokio::spawn(async move {
             let body = json!({
                 "payload": {"method": "PUT", "path": format!("/api/kv/entries/crash/{i}"), "body": {"value": i}},
-                "delay_ms": (i * 2) as u64,
+                "delay_ms": 1000 + (i * 3) as u64,
             });
             let response = http.post(url).json(&body).send().await.expect("send");
             assert_eq!(response.status(), 202);
@@ -37,8 +38,18 @@ async fn sigkill_mid_run_loses_no_task() {
     for handle in handles {
         handle.await.expect("enqueue");
     }
-    tokio::time::sleep(Duration::from_millis(700)).await;
-    let before = stats(&server).await;
+    let started = Instant::now();
+    let before = loop {
+        let now = stats(&server).await;
+        if now["counts"]["succeeded"].as_u64() > Some(0) {
+            break now;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no task ran: {now}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     let done_before = before["counts"]["succeeded"].as_u64().expect("count");
     assert!(done_before < TASKS as u64, "killed mid-way: {before}");
     server.child.kill().expect("SIGKILL");
