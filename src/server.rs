@@ -158,6 +158,7 @@ pub async fn serve(
     app::register_task_kinds(&mut workers, &config, &app_handle, &outbound);
     let workers = Arc::new(workers);
     let background = TaskTracker::new();
+    let drained = CancellationToken::new();
     background.spawn(reload_tokens_on_sighup(access.clone(), shutdown.clone()));
     let state = AppState::new(Shared {
         outbound,
@@ -166,7 +167,7 @@ pub async fn serve(
         store: store.clone(),
         workers: workers.clone(),
         started_at,
-        shutdown: shutdown.clone(),
+        drained: drained.clone(),
         background: background.clone(),
     });
     // Built before binding: a service that cannot start stops the program before it
@@ -201,6 +202,7 @@ pub async fn serve(
     }
     // Whatever ended serving, background work stops the same orderly way.
     shutdown.cancel();
+    drained.cancel();
     // Running tasks get the same grace as requests (they drain in parallel).
     let _ = worker_loop.await;
     let _ = maintenance.await;

@@ -1,6 +1,6 @@
 //! `AppState`: what every handler can reach — the configuration, the store, the outbound
-//! client, the task kinds, the clock of the process, and the shutdown signal that services'
-//! background work follows.
+//! client, the task kinds, the clock of the process, and the signal that ends services'
+//! background work.
 
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
@@ -43,8 +43,10 @@ pub struct Shared {
     pub workers: Arc<Workers>,
     /// When this process started serving, for uptime.
     pub started_at: Instant,
-    /// Cancelled when the server stops; services' background loops end on it.
-    pub shutdown: CancellationToken,
+    /// Cancelled once the server has stopped serving: every request has been answered (or
+    /// the grace period is over), so no handler hands background work on after it.
+    /// Services' background loops end on it.
+    pub drained: CancellationToken,
     /// Services' background tasks (spawn them here): the server waits for them on shutdown,
     /// before the store closes.
     pub background: TaskTracker,

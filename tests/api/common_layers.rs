@@ -62,7 +62,7 @@ fn test_app(dir: &support::TempDir) -> App {
         workers: Arc::new(Workers::new(store.queue.clone())),
         store,
         started_at: Instant::now(),
-        shutdown: CancellationToken::new(),
+        drained: CancellationToken::new(),
         background: TaskTracker::new(),
     });
     let routes = Router::new()

@@ -77,7 +77,7 @@ impl AnswerCache {
             app.store.cache.clone(),
             queued,
             pending.clone(),
-            app.shutdown.clone(),
+            app.drained.clone(),
         ));
         AnswerCache {
             table: app.store.cache.clone(),
@@ -125,24 +125,24 @@ impl AnswerCache {
     }
 }
 
-/// Commits gathered writes until shutdown, then what is still queued; failures are
-/// logged, never a caller's problem.
+/// Commits gathered writes until the server has drained, then what is still queued;
+/// failures are logged, never a caller's problem.
 async fn write_loop(
     table: Cache,
     mut queued: mpsc::UnboundedReceiver<CacheEntry>,
     pending: Pending,
-    shutdown: CancellationToken,
+    drained: CancellationToken,
 ) {
     loop {
         let first = tokio::select! {
             biased;
             write = queued.recv() => write,
-            () = shutdown.cancelled() => None,
+            () = drained.cancelled() => None,
         };
         let Some(first) = first else { break };
         tokio::select! {
             () = tokio::time::sleep(BATCH_WINDOW) => {}
-            () = shutdown.cancelled() => {}
+            () = drained.cancelled() => {}
         }
         let mut batch = vec![first];
         while batch.len() < BATCH_MAX {
