@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use futures_util::future::Either;
 use tower::{Layer, Service};
 
-use crate::platform::auth::{Access, Fingerprint, Verdict};
+use crate::platform::auth::{Access, Fingerprint, OnBehalfOf, Verdict};
 use crate::platform::error::AppError;
 use crate::platform::outbound::Outbound;
 
@@ -110,7 +110,12 @@ where
                 fingerprint: None,
             });
         }
-        match self.access.verdict(request.headers()) {
+        // A task's in-process request acts for whoever enqueued the task.
+        let verdict = match request.extensions().get::<OnBehalfOf>() {
+            Some(OnBehalfOf(caller)) => self.access.verdict_for(*caller),
+            None => self.access.verdict(request.headers()),
+        };
+        match verdict {
             Verdict::Token(fingerprint) => Either::Right(Signed {
                 inner: self.inner.call(request),
                 fingerprint: Some(fingerprint),

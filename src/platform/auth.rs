@@ -7,6 +7,12 @@
 //! (one a line, `#` comments), the file re-read on SIGHUP. Only their SHA-256 hashes are
 //! kept, and a presented token is compared with every hash in constant time.
 //!
+//! **Tasks run with their caller's rights**: an enqueued task records the fingerprint of
+//! the token that enqueued it; its in-process requests carry [`OnBehalfOf`] (a request
+//! extension, which no network request can set) and pass only while that token is still in
+//! force. A task enqueued without a token (before tokens were configured) cannot run once
+//! there are tokens.
+//!
 //! **Never open by accident**: with no token at all, an instance serves only when it listens
 //! on loopback in `development` or `test` (so `cargo run` just works), and then only to
 //! requests whose `Host` names this machine (`localhost`, `127.0.0.1`, `[::1]`, or
@@ -38,6 +44,21 @@ impl Fingerprint {
             buffer[5 + 2 * i] = HEX[usize::from(byte & 0xf)];
         }
         std::str::from_utf8(buffer).unwrap_or("tok_?")
+    }
+}
+
+impl Fingerprint {
+    /// The fingerprint `tok_` + eight hex digits names.
+    pub fn parse(text: &str) -> Option<Fingerprint> {
+        let hex = text.strip_prefix("tok_")?;
+        if hex.len() != 8 {
+            return None;
+        }
+        let mut bytes = [0u8; 4];
+        for (i, byte) in bytes.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+        }
+        Some(Fingerprint(bytes))
     }
 }
 
@@ -103,6 +124,11 @@ impl TokenSet {
         self.hashes.is_empty()
     }
 
+    /// Whether a token in force has this fingerprint.
+    fn has(&self, fingerprint: Fingerprint) -> bool {
+        self.hashes.iter().any(|h| h[..4] == fingerprint.0)
+    }
+
     /// The fingerprint of `presented` if it is one of the tokens. Compares with every hash,
     /// each in constant time, whether or not one matched.
     pub fn find(&self, presented: &str) -> Option<Fingerprint> {
@@ -129,6 +155,11 @@ pub enum Verdict {
     /// No token is configured and the `Host` names someone else (DNS rebinding).
     ForeignHost,
 }
+
+/// On an in-process request (a task's): the caller the task acts for, as recorded when it
+/// was enqueued (`None`: enqueued on an instance without tokens).
+#[derive(Debug, Clone, Copy)]
+pub struct OnBehalfOf(pub Option<Fingerprint>);
 
 /// The access rules of a running instance; the token set is swapped whole on reload.
 #[derive(Clone)]
@@ -225,6 +256,31 @@ impl Access {
         }
     }
 
+    /// Judges an in-process request made for `caller`: it passes while the caller's token
+    /// is in force (or while the instance has no tokens at all).
+    pub fn verdict_for(&self, caller: Option<Fingerprint>) -> Verdict {
+        let tokens = self.current();
+        if tokens.is_empty() {
+            return Verdict::Open;
+        }
+        match caller {
+            Some(fingerprint) if tokens.has(fingerprint) => Verdict::Token(fingerprint),
+            _ => Verdict::Unauthorized,
+        }
+    }
+
+    /// Who made a request that was let in: the task's caller for an in-process request,
+    /// else the token it presented (`None` on an instance without tokens).
+    pub fn caller(&self, parts: &axum::http::request::Parts) -> Option<Fingerprint> {
+        if let Some(OnBehalfOf(caller)) = parts.extensions.get::<OnBehalfOf>() {
+            return *caller;
+        }
+        match self.verdict(&parts.headers) {
+            Verdict::Token(fingerprint) => Some(fingerprint),
+            _ => None,
+        }
+    }
+
     /// Whether the `Host` header names this machine (any port). A request without one
     /// (HTTP/1.0) is not a browser's.
     fn host_is_own(&self, headers: &HeaderMap) -> bool {
@@ -276,6 +332,29 @@ mod tests {
         assert!(!fingerprint.to_string().contains("second"));
         assert_eq!(set.find("second-token-012345"), None);
         assert!(TokenSet::read(Secret::new("short").as_ref(), None).is_err());
+    }
+
+    #[test]
+    fn a_fingerprint_reads_back_from_its_text_and_names_its_token() {
+        let set = TokenSet::read(
+            Secret::new("first-token-0123456,second-token-0123456").as_ref(),
+            None,
+        )
+        .expect("tokens");
+        let fingerprint = set.find("second-token-0123456").expect("known");
+        let parsed = Fingerprint::parse(&fingerprint.to_string()).expect("parses");
+        assert_eq!(parsed, fingerprint);
+        assert!(set.has(parsed));
+        for bad in [
+            "tok_",
+            "tok_1234567",
+            "tok_123456789",
+            "tok_zz345678",
+            "abc_12345678",
+            "tok_é234567",
+        ] {
+            assert_eq!(Fingerprint::parse(bad), None, "{bad}");
+        }
     }
 
     #[test]

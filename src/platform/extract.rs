@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::platform::error::AppError;
+use crate::platform::state::AppState;
 
 /// A JSON body, rejecting with `AppError`: 415 when the content type is not JSON
 /// (`application/json` or `…+json`, in any case), 413 over the body limit, 400 when
@@ -138,6 +139,27 @@ pub struct AppQuery<T>(pub T);
 #[derive(Debug, FromRequestParts)]
 #[from_request(via(axum::extract::Path), rejection(AppError))]
 pub struct AppPath<T>(pub T);
+
+/// Who made the request (the token's fingerprint, or the caller a task acts for), as the
+/// text stored with what it creates; `None` on an instance without tokens.
+#[derive(Debug, Clone)]
+pub struct Caller(pub Option<String>);
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Caller(
+            state
+                .access
+                .caller(parts)
+                .map(|fingerprint| fingerprint.to_string()),
+        ))
+    }
+}
 
 #[cfg(test)]
 mod tests {

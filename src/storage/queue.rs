@@ -35,6 +35,8 @@ pub struct Claimed {
     pub attempt: u32,
     pub lease: i64,
     pub timeout_ms: u64,
+    /// Who enqueued it (a token fingerprint): the attempt runs with that caller's rights.
+    pub created_by: Option<String>,
 }
 
 /// How an attempt ended.
@@ -55,7 +57,7 @@ pub struct Stats {
     pub oldest_pending_age_ms: i64,
 }
 
-const TASK_COLUMNS: &str = "id, kind, payload, status, attempts, max_attempts, run_at, created_at, updated_at, last_error, result";
+const TASK_COLUMNS: &str = "id, kind, payload, status, attempts, max_attempts, run_at, created_at, updated_at, last_error, result, created_by";
 
 fn parse_json(text: &str, what: &str) -> Result<Value> {
     serde_json::from_str(text).map_err(|e| StorageError::Corrupt(format!("{what}: {e}")))
@@ -79,6 +81,7 @@ fn task_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Task, String, Optio
         updated_at: r.get(8)?,
         last_error: r.get(9)?,
         result: None,
+        created_by: r.get(11)?,
     };
     Ok((task, r.get(2)?, r.get(10)?))
 }
@@ -284,7 +287,7 @@ impl Queue {
                        lease_until = ?4 + timeout_ms + ?5, updated_at = ?4
                      WHERE id IN (SELECT id FROM tasks WHERE kind = ?1 AND status IN ('pending', 'retrying')
                                   AND run_at <= ?4 ORDER BY run_at, id LIMIT ?2)
-                     RETURNING id, payload, attempts, timeout_ms",
+                     RETURNING id, payload, attempts, timeout_ms, created_by",
                 )?;
                 let rows = stmt.query_map(
                     params![kind, to_i64(limit as u64), lease, ctx.now_ms, LEASE_MARGIN_MS],
@@ -294,12 +297,13 @@ impl Queue {
                             r.get::<_, String>(1)?,
                             r.get::<_, i64>(2)?,
                             r.get::<_, i64>(3)?,
+                            r.get::<_, Option<String>>(4)?,
                         ))
                     },
                 )?;
                 let mut claimed = Vec::new();
                 for row in rows {
-                    let (id, payload, attempts, timeout_ms) = row?;
+                    let (id, payload, attempts, timeout_ms, created_by) = row?;
                     claimed.push(Claimed {
                         id,
                         kind: kind.clone(),
@@ -307,6 +311,7 @@ impl Queue {
                         attempt: to_u32(attempts),
                         lease,
                         timeout_ms: u64::try_from(timeout_ms).unwrap_or(DEFAULT_TIMEOUT_MS),
+                        created_by,
                     });
                 }
                 Ok(claimed)

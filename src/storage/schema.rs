@@ -45,6 +45,9 @@ const MIGRATIONS: &[&str] = &[
         expires_at INTEGER NOT NULL
      ) STRICT, WITHOUT ROWID;
      CREATE INDEX cache_expiry ON cache (expires_at);",
+    // 4: who enqueued a task (the fingerprint of the caller's API token; NULL on an
+    // instance without tokens): the task runs with that caller's rights.
+    "ALTER TABLE tasks ADD COLUMN created_by TEXT;",
 ];
 
 /// Brings the schema up to date inside one transaction.

@@ -83,6 +83,9 @@ pub struct NewTask {
     pub max_attempts: Option<u32>,
     /// How long one attempt may run.
     pub timeout_ms: Option<u64>,
+    /// The caller that enqueued it (its token's fingerprint), whose rights it runs with;
+    /// `None` on an instance without tokens.
+    pub created_by: Option<String>,
 }
 
 impl NewTask {
@@ -96,6 +99,7 @@ impl NewTask {
             keys_if_undelivered: Vec::new(),
             max_attempts: None,
             timeout_ms: None,
+            created_by: None,
         }
     }
 
@@ -166,6 +170,7 @@ impl NewTask {
             keys: json_text(&Value::from(keys))?,
             timeout_ms: to_i64(self.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS)),
             delay_ms: to_i64(self.delay_ms),
+            created_by: self.created_by.clone(),
         })
     }
 }
@@ -180,6 +185,7 @@ pub(crate) struct PreparedTask {
     keys: String,
     timeout_ms: i64,
     delay_ms: i64,
+    created_by: Option<String>,
 }
 
 /// A task to enqueue, as both HTTP faces take it (`POST /api/queue/tasks`, and the
@@ -243,9 +249,9 @@ impl ToSchema for TaskPayloadJson {
 }
 
 impl TaskSpec {
-    /// The task it describes; a bad key is named by its place, `at` first
-    /// (`enqueues[0].keys_if_undelivered[1]`).
-    pub fn into_task(self, at: &str) -> Result<NewTask> {
+    /// The task it describes, enqueued by `created_by`; a bad key is named by its place,
+    /// `at` first (`enqueues[0].keys_if_undelivered[1]`).
+    pub fn into_task(self, at: &str, created_by: Option<String>) -> Result<NewTask> {
         let keys_if_undelivered = self
             .keys_if_undelivered
             .iter()
@@ -260,6 +266,7 @@ impl TaskSpec {
             keys_if_undelivered,
             max_attempts: self.max_attempts,
             timeout_ms: self.timeout_ms,
+            created_by,
         })
     }
 }
@@ -279,6 +286,8 @@ pub struct Task {
     pub updated_at: i64,
     pub last_error: Option<String>,
     pub result: Option<Value>,
+    /// Who enqueued it (a token fingerprint), if the instance has tokens.
+    pub created_by: Option<String>,
 }
 
 /// Wakes the dispatch loop when there is new work; shared with the KV store, whose atomic
@@ -309,8 +318,8 @@ pub(crate) fn insert_task(conn: &Connection, now: i64, task: &PreparedTask) -> R
     let id = conn
         .prepare_cached(
             "INSERT INTO tasks (kind, payload, status, attempts, max_attempts, backoff_ms,
-               keys_if_undelivered, timeout_ms, run_at, created_at, updated_at)
-             VALUES (?1, ?2, 'pending', 0, ?3, ?4, ?5, ?6, ?7, ?8, ?8) RETURNING id",
+               keys_if_undelivered, timeout_ms, run_at, created_at, updated_at, created_by)
+             VALUES (?1, ?2, 'pending', 0, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9) RETURNING id",
         )?
         .query_row(
             params![
@@ -322,6 +331,7 @@ pub(crate) fn insert_task(conn: &Connection, now: i64, task: &PreparedTask) -> R
                 task.timeout_ms,
                 now.saturating_add(task.delay_ms),
                 now,
+                task.created_by,
             ],
             |r| r.get(0),
         )?;

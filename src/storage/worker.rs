@@ -24,6 +24,18 @@ use crate::storage::queue::{Claimed, Outcome, Queue};
 /// What a handler's attempt produces.
 pub type TaskFuture = Pin<Box<dyn Future<Output = Outcome> + Send>>;
 
+/// One attempt of a task, as its handler gets it.
+#[derive(Debug, Clone)]
+pub struct TaskRun {
+    pub payload: Value,
+    /// Counts from 1.
+    pub attempt: u32,
+    /// Names the task (a receiver can drop repeated deliveries by it).
+    pub task_id: i64,
+    /// Who enqueued it (a token fingerprint): the attempt acts with that caller's rights.
+    pub created_by: Option<String>,
+}
+
 /// Runs tasks of one kind.
 pub trait TaskHandler: Send + Sync + 'static {
     /// Refuses a payload at enqueue time that could never run (the default accepts all).
@@ -31,9 +43,8 @@ pub trait TaskHandler: Send + Sync + 'static {
         Ok(())
     }
 
-    /// Performs one attempt. `payload` is the task's payload; `attempt` counts from 1;
-    /// `task_id` names the task (a receiver can drop repeated deliveries by it).
-    fn run(&self, payload: Value, attempt: u32, task_id: i64) -> TaskFuture;
+    /// Performs one attempt.
+    fn run(&self, run: TaskRun) -> TaskFuture;
 }
 
 impl<F, Fut> TaskHandler for F
@@ -41,8 +52,8 @@ where
     F: Fn(Value, u32) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Outcome> + Send + 'static,
 {
-    fn run(&self, payload: Value, attempt: u32, _task_id: i64) -> TaskFuture {
-        Box::pin(self(payload, attempt))
+    fn run(&self, run: TaskRun) -> TaskFuture {
+        Box::pin(self(run.payload, run.attempt))
     }
 }
 
@@ -233,8 +244,13 @@ async fn attempt(
     task: Claimed,
     permit: OwnedSemaphorePermit,
 ) {
-    let run = std::panic::AssertUnwindSafe(handler.run(task.payload, task.attempt, task.id))
-        .catch_unwind();
+    let run = std::panic::AssertUnwindSafe(handler.run(TaskRun {
+        payload: task.payload,
+        attempt: task.attempt,
+        task_id: task.id,
+        created_by: task.created_by,
+    }))
+    .catch_unwind();
     let outcome = match tokio::time::timeout(Duration::from_millis(task.timeout_ms), run).await {
         Ok(Ok(outcome)) => outcome,
         Ok(Err(_)) => Outcome::Retry("the handler panicked".into()),

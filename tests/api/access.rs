@@ -158,3 +158,124 @@ async fn the_tokens_file_is_read_again_on_sighup_and_a_bad_one_keeps_the_old_set
         200
     );
 }
+
+/// What the log and a task's `created_by` call `token`.
+fn fingerprint(token: &str) -> String {
+    use sha2::Digest;
+    let hash = sha2::Sha256::digest(token.as_bytes());
+    let hex: String = hash[..4].iter().map(|b| format!("{b:02x}")).collect();
+    format!("tok_{hex}")
+}
+
+async fn post_with(server: &TestServer, path: &str, body: &Value, token: &str) -> (u16, Value) {
+    let response = support::client()
+        .post(server.url(path))
+        .bearer_auth(token)
+        .json(body)
+        .send()
+        .await
+        .expect("send");
+    let status = response.status().as_u16();
+    (status, response.json().await.expect("JSON"))
+}
+
+/// The task once it has succeeded or died.
+async fn settled(server: &TestServer, id: &Value, token: &str) -> Value {
+    for _ in 0..400 {
+        let response = get_with(server, &format!("/api/queue/tasks/{id}"), Some(token)).await;
+        let task: Value = response.json().await.expect("JSON");
+        if task["status"] == "succeeded" || task["status"] == "dead" {
+            return task;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("task {id} never settled");
+}
+
+fn put_task(key: &str, delay_ms: u64) -> Value {
+    serde_json::json!({
+        "payload": {"method": "PUT", "path": format!("/api/kv/entries/{key}"), "body": {"value": 1}},
+        "delay_ms": delay_ms,
+        "max_attempts": 1,
+    })
+}
+
+#[tokio::test]
+async fn tasks_run_with_the_rights_of_the_caller_that_enqueued_them() {
+    const ADA: &str = "ada-token-0123456789";
+    const BOB: &str = "bob-token-0123456789";
+    let dir = support::temp_dir();
+    let file = dir.path().join("tokens");
+    std::fs::write(&file, format!("{ADA}\n{BOB}\n")).expect("write");
+    let server = support::spawn_with(&[("TOOLSHED_API_TOKENS_FILE", file.to_str().expect("path"))]);
+
+    let (status, now) = post_with(&server, "/api/queue/tasks", &put_task("now", 0), ADA).await;
+    assert_eq!(status, 202, "{now}");
+    let done = settled(&server, &now["id"], ADA).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(done["created_by"], fingerprint(ADA));
+    // An enqueue from KV's atomic operations records its caller too.
+    let atomic = serde_json::json!({"enqueues": [put_task("atomic", 0)]});
+    let (status, applied) = post_with(&server, "/api/kv/atomic", &atomic, BOB).await;
+    assert_eq!(status, 200, "{applied}");
+    let done = settled(&server, &applied["task_ids"][0], BOB).await;
+    assert_eq!(
+        (done["status"].as_str(), done["created_by"].as_str()),
+        (Some("succeeded"), Some(fingerprint(BOB).as_str()))
+    );
+
+    // Ada's token is revoked before her delayed task runs: it runs with no rights.
+    let (_, later) = post_with(&server, "/api/queue/tasks", &put_task("later", 1500), ADA).await;
+    std::fs::write(&file, format!("{BOB}\n")).expect("write");
+    server.signal("HUP");
+    server.wait_for_log(|l| l["message"] == "API tokens reloaded");
+    let dead = settled(&server, &later["id"], BOB).await;
+    assert_eq!(dead["status"], "dead", "{dead}");
+    assert!(
+        dead["last_error"].as_str().expect("error").contains("401"),
+        "{dead}"
+    );
+    let entry = get_with(&server, "/api/kv/entries/later", Some(BOB)).await;
+    assert_eq!(
+        entry.status(),
+        404,
+        "the revoked caller's write never happened"
+    );
+
+    // A task cannot carry a token of its own choosing.
+    let mut smuggled = put_task("smuggled", 0);
+    smuggled["payload"]["headers"] = serde_json::json!({"Authorization": format!("Bearer {BOB}")});
+    let (status, body) = post_with(&server, "/api/queue/tasks", &smuggled, ADA).await;
+    assert_eq!(status, 401, "Ada's token is gone: {body}");
+    let (status, body) = post_with(&server, "/api/queue/tasks", &smuggled, BOB).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .expect("error")
+            .contains("authorization")
+    );
+}
+
+#[tokio::test]
+async fn a_task_enqueued_without_a_token_cannot_run_once_there_are_tokens() {
+    let dir = support::temp_dir();
+    let mut open = support::spawn_in(dir.path(), &[]);
+    let response = open
+        .post_json("/api/queue/tasks", &put_task("open", 2000))
+        .await;
+    assert_eq!(response.status(), 202);
+    let id: Value = response.json::<Value>().await.expect("JSON")["id"].clone();
+    open.signal("TERM");
+    assert_eq!(open.wait_exit(Duration::from_secs(10)), Some(0));
+    drop(open);
+
+    let server = support::spawn_in(dir.path(), &[("TOOLSHED_API_TOKENS", TOKEN)]);
+    let dead = settled(&server, &id, TOKEN).await;
+    assert_eq!(dead["status"], "dead", "{dead}");
+    assert_eq!(dead["created_by"], Value::Null);
+    assert!(
+        dead["last_error"].as_str().expect("error").contains("401"),
+        "{dead}"
+    );
+}

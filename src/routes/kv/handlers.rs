@@ -9,7 +9,7 @@ use super::schemas::{
     MutationBody, PutEntry, Versionstamp,
 };
 use crate::platform::error::{AppError, ErrorBody};
-use crate::platform::extract::{AppBytes, AppJson, AppQuery, is_json, parse_json};
+use crate::platform::extract::{AppBytes, AppJson, AppQuery, Caller, is_json, parse_json};
 use crate::platform::state::AppState;
 use crate::storage::entry::{KvValue, format_versionstamp, parse_versionstamp};
 use crate::storage::key::Key;
@@ -301,6 +301,7 @@ pub async fn get_many(
 )]
 pub async fn atomic(
     State(state): State<AppState>,
+    Caller(caller): Caller,
     AppJson(body): AppJson<AtomicBody>,
 ) -> Result<Response, AppError> {
     let mut op = Atomic::default();
@@ -348,7 +349,7 @@ pub async fn atomic(
         });
     }
     for (i, spec) in body.enqueues.into_iter().enumerate() {
-        let task = spec.into_task(&format!("enqueues[{i}]."))?;
+        let task = spec.into_task(&format!("enqueues[{i}]."), caller.clone())?;
         state
             .workers
             .validate(&task.kind, &task.payload)

@@ -4,7 +4,7 @@ use axum::http::StatusCode;
 
 use super::schemas::{Enqueued, ListQuery, StatsBody, TaskBody, TaskPage};
 use crate::platform::error::{AppError, ErrorBody};
-use crate::platform::extract::{AppJson, AppPath, AppQuery};
+use crate::platform::extract::{AppJson, AppPath, AppQuery, Caller};
 use crate::platform::state::AppState;
 use crate::storage::task::{Status, TaskSpec};
 
@@ -34,9 +34,10 @@ fn parse_id(raw: &str) -> Result<i64, AppError> {
 )]
 pub async fn enqueue(
     State(state): State<AppState>,
+    Caller(caller): Caller,
     AppJson(spec): AppJson<TaskSpec>,
 ) -> Result<(StatusCode, Json<Enqueued>), AppError> {
-    let task = spec.into_task("")?;
+    let task = spec.into_task("", caller)?;
     state
         .workers
         .validate(&task.kind, &task.payload)

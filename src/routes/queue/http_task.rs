@@ -2,6 +2,10 @@
 //! performed in-process (no socket), so services use each other only through their HTTP
 //! faces, even from the queue.
 //!
+//! It runs with the rights of the caller that enqueued it (`platform::auth::OnBehalfOf`):
+//! while that caller's token is in force, and never with a token of the payload's own
+//! (an `authorization` header is refused at enqueue time).
+//!
 //! A 2xx answer is success and becomes the task's result; 429, 5xx and timeouts are retried;
 //! any other 4xx kills the task at once (sending it again would not help).
 
@@ -13,9 +17,10 @@ use serde_json::{Value, json};
 use tower::ServiceExt;
 
 use super::schemas::HttpTaskPayload;
+use crate::platform::auth::{Fingerprint, OnBehalfOf};
 use crate::platform::state::AppHandle;
 use crate::storage::queue::Outcome;
-use crate::storage::worker::{TaskFuture, TaskHandler};
+use crate::storage::worker::{TaskFuture, TaskHandler, TaskRun};
 
 /// The kind's name in `POST /api/queue/tasks`, and the kind of a task that names none.
 pub const KIND: &str = crate::storage::task::DEFAULT_KIND;
@@ -39,8 +44,14 @@ pub fn validate(payload: &Value) -> Result<HttpTaskPayload, String> {
         .parse::<axum::http::Uri>()
         .map_err(|_| format!("payload.path {:?} is not a valid path", parsed.path))?;
     for (name, value) in &parsed.headers {
-        HeaderName::from_bytes(name.as_bytes())
+        let header = HeaderName::from_bytes(name.as_bytes())
             .map_err(|_| format!("payload.headers: {name:?} is not a header name"))?;
+        if header == axum::http::header::AUTHORIZATION {
+            return Err(
+                "payload.headers: authorization is not taken: a task runs with the rights of the caller that enqueued it"
+                    .into(),
+            );
+        }
         HeaderValue::from_str(value)
             .map_err(|_| format!("payload.headers[{name:?}] is not a valid header value"))?;
     }
@@ -85,16 +96,25 @@ impl TaskHandler for HttpTask {
         validate(payload).map(|_| ())
     }
 
-    fn run(&self, payload: Value, attempt: u32, _task_id: i64) -> TaskFuture {
+    fn run(&self, run: TaskRun) -> TaskFuture {
         let app = self.app.get().cloned();
         Box::pin(async move {
             let Some(app) = app else {
                 return Outcome::Retry("the app is not ready yet".into());
             };
-            let request = match validate(&payload).and_then(|p| build_request(p, attempt)) {
+            let request = match validate(&run.payload).and_then(|p| build_request(p, run.attempt)) {
                 Ok(request) => request,
                 Err(e) => return Outcome::Fatal(e),
             };
+            // The caller's rights go with the request as an extension, which only code in
+            // this process can set; the access layer checks the caller's token is still in
+            // force. A fingerprint that does not parse acts for nobody.
+            let caller = run.created_by.as_deref().map(Fingerprint::parse);
+            let mut request = request;
+            request.extensions_mut().insert(OnBehalfOf(match caller {
+                Some(Some(fingerprint)) => Some(fingerprint),
+                _ => None,
+            }));
             let response = match app.oneshot(request).await {
                 Ok(response) => response,
                 Err(never) => match never {},

@@ -41,7 +41,8 @@ pub struct Enqueued {
     "run_at": 1795487569255_i64, "created_at": 1795487569255_i64, "updated_at": 1795487569260_i64,
     "last_error": null,
     "result": {"status": 200, "headers": {"content-type": "application/json"}, "body": {"versionstamp": "00000000000000090000"}},
-    "payload": {"method": "PUT", "path": "/api/kv/entries/greetings/hello", "body": {"value": "world"}}
+    "payload": {"method": "PUT", "path": "/api/kv/entries/greetings/hello", "body": {"value": "world"}},
+    "created_by": "tok_1a2b3c4d"
 }))]
 pub struct TaskBody {
     pub id: i64,
@@ -60,6 +61,9 @@ pub struct TaskBody {
     pub result: Option<Value>,
     #[schema(value_type = Object)]
     pub payload: Value,
+    /// Who enqueued it: the fingerprint of the caller's API token (`tok_` and eight hex
+    /// digits), whose rights the task runs with; `null` on an instance without tokens.
+    pub created_by: Option<String>,
 }
 
 impl From<Task> for TaskBody {
@@ -76,6 +80,7 @@ impl From<Task> for TaskBody {
             last_error: t.last_error,
             result: t.result,
             payload: t.payload,
+            created_by: t.created_by,
         }
     }
 }

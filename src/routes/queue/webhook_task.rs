@@ -35,7 +35,7 @@ use utoipa::ToSchema;
 use crate::env::{NamedSecrets, Secret};
 use crate::platform::outbound::{FETCH_HEADER, Outbound, OutboundError};
 use crate::storage::queue::Outcome;
-use crate::storage::worker::{TaskFuture, TaskHandler};
+use crate::storage::worker::{TaskFuture, TaskHandler, TaskRun};
 
 /// The kind's name in `POST /api/queue/tasks`.
 pub const KIND: &str = "webhook";
@@ -223,7 +223,13 @@ impl TaskHandler for WebhookTask {
         self.prepare(payload).map(|_| ())
     }
 
-    fn run(&self, payload: Value, attempt: u32, task_id: i64) -> TaskFuture {
+    fn run(&self, run: TaskRun) -> TaskFuture {
+        let TaskRun {
+            payload,
+            attempt,
+            task_id,
+            ..
+        } = run;
         let delivery = self.prepare(&payload);
         let client = self.outbound.webhooks().cloned();
         let outbound = self.outbound.clone();
