@@ -7,7 +7,9 @@ use std::sync::Arc;
 use crate::middlewares::timeout::{Timeout, TimeoutLayer};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use tower::util::Either;
 use tower::{Layer, ServiceBuilder};
+use tower_http::cors::Cors;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
@@ -20,13 +22,15 @@ use crate::platform::fallback;
 use crate::platform::log_format::RequestLineSink;
 use crate::platform::openapi::{self, ApiDoc};
 use crate::platform::outbound::Outbound;
+use crate::platform::rate_limit::RateLimit;
 use crate::platform::state::{AppHandle, AppState};
 use crate::routes;
 use crate::storage::worker::Workers;
 
 /// The whole application as one service: the router inside the common layers.
-pub type App =
-    RequestLog<CatchPanic<AccessCheck<Timeout<<DefaultBodyLimit as Layer<Router>>::Service>>>>;
+pub type App = RequestLog<CatchPanic<Either<Cors<Guarded>, Guarded>>>;
+/// Access control and what it guards.
+type Guarded = AccessCheck<Timeout<<DefaultBodyLimit as Layer<Router>>::Service>>;
 
 /// A service could not start (its settings or files are wrong); the program stops.
 #[derive(Debug, thiserror::Error)]
@@ -93,7 +97,7 @@ pub fn register_task_kinds(
 }
 
 /// The fallbacks, and the layers every request goes through: request id and request log,
-/// panic net, self-fetch refusal and access control (`middlewares::access`), time limit (until the answer starts; streams are not cut) and axum's default
+/// panic net, CORS (when configured), self-fetch refusal, access control and rate limit (`middlewares::access`), time limit (until the answer starts; streams are not cut) and axum's default
 /// body limit (routes may lower or raise it with `RouteBodyLimit`). The layers wrap the
 /// whole router, not each route: axum clones a layered route's box for every request.
 /// `templates` names each path's route for the log.
@@ -120,7 +124,13 @@ pub fn with_common_layers(
     ServiceBuilder::new()
         .layer(RequestLogLayer::new(templates, request_lines))
         .layer(CatchPanicLayer)
-        .layer(AccessLayer { access, outbound })
+        .option_layer(crate::middlewares::cors::layer(&config.cors_origins))
+        .layer(AccessLayer {
+            access,
+            outbound,
+            rate_limit: RateLimit::new(config.rate_limit_per_minute, config.rate_limit_burst)
+                .map(Arc::new),
+        })
         .layer(TimeoutLayer {
             limit: config.request_timeout_s,
         })

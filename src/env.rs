@@ -215,6 +215,26 @@ settings! {
         accepts: "comma-separated host names or IP addresses",
         parse: parse_hosts,
     }
+    /// Origins a web page may call the API from (CORS), comma-separated, or `*` for any;
+    /// unset, no CORS headers are sent and browsers keep other origins' pages out.
+    cors_origins: Vec<String> {
+        env: "TOOLSHED_CORS_ORIGINS", default: "", shown: "none",
+        accepts: "comma-separated origins such as https://app.example.com, or *",
+        parse: parse_origins,
+    }
+    /// Requests each API token may make per minute (GCRA: evenly spaced, plus the burst);
+    /// the health probes are not counted. 0: no limit.
+    rate_limit_per_minute: u32 {
+        env: "TOOLSHED_RATE_LIMIT_PER_MINUTE", default: "0", shown: "0 (no limit)",
+        accepts: "a whole number from 0 to 6000000",
+        parse: |s| whole(s, 0, 6_000_000).and_then(|n| u32::try_from(n).ok()),
+    }
+    /// Requests a token may make at once, beyond its steady rate.
+    rate_limit_burst: u32 {
+        env: "TOOLSHED_RATE_LIMIT_BURST", default: "20",
+        accepts: "a whole number from 1 to 100000",
+        parse: |s| whole(s, 1, 100_000).and_then(|n| u32::try_from(n).ok()),
+    }
     /// Directory of the embedded store (created if missing).
     data_dir: PathBuf {
         env: "TOOLSHED_DATA_DIR", default: "./data",
@@ -598,6 +618,26 @@ fn parse_hosts(s: &str) -> Option<Vec<String>> {
                 .all(|c| c.is_ascii_alphanumeric() || ".-:".contains(c))
         })
         .then_some(hosts)
+}
+
+/// `*` alone, or origins (`scheme://host[:port]`, no path).
+fn parse_origins(s: &str) -> Option<Vec<String>> {
+    let origins: Vec<String> = s
+        .split(',')
+        .map(|o| o.trim().trim_end_matches('/').to_owned())
+        .filter(|o| !o.is_empty())
+        .collect();
+    if origins == ["*"] {
+        return Some(origins);
+    }
+    origins
+        .iter()
+        .all(|o| {
+            reqwest::Url::parse(o).is_ok_and(|url| {
+                matches!(url.scheme(), "http" | "https") && url.origin().ascii_serialization() == *o
+            })
+        })
+        .then_some(origins)
 }
 
 /// An empty value is no key.

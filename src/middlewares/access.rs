@@ -1,6 +1,7 @@
 //! Applies `platform::auth` to every request: 401 JSON with `WWW-Authenticate: Bearer`
 //! without a known token, 421 JSON for a foreign `Host` on an instance without tokens; the
-//! token's fingerprint travels in the response's extensions for the request log.
+//! token's fingerprint travels in the response's extensions for the request log. With a
+//! rate limit set, a caller over it gets 429 with `Retry-After`.
 //!
 //! Before that, a request carrying the token of one of this instance's own outbound fetches
 //! (url2text, webhooks) gets 508: the instance was pointed at itself, and answering would
@@ -9,6 +10,7 @@
 use std::convert::Infallible;
 use std::future::{Ready, ready};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::extract::Request;
@@ -20,6 +22,7 @@ use tower::{Layer, Service};
 use crate::platform::auth::{Access, Fingerprint, OnBehalfOf, Verdict};
 use crate::platform::error::AppError;
 use crate::platform::outbound::Outbound;
+use crate::platform::rate_limit::RateLimit;
 
 /// The requests that need no token: an orchestrator's probes.
 fn is_probe(request: &Request) -> bool {
@@ -32,6 +35,7 @@ fn is_probe(request: &Request) -> bool {
 pub struct AccessLayer {
     pub access: Access,
     pub outbound: Outbound,
+    pub rate_limit: Option<Arc<RateLimit>>,
 }
 
 impl<S> Layer<S> for AccessLayer {
@@ -42,6 +46,7 @@ impl<S> Layer<S> for AccessLayer {
             inner,
             access: self.access.clone(),
             outbound: self.outbound.clone(),
+            rate_limit: self.rate_limit.clone(),
         }
     }
 }
@@ -52,6 +57,32 @@ pub struct AccessCheck<S> {
     inner: S,
     access: Access,
     outbound: Outbound,
+    rate_limit: Option<Arc<RateLimit>>,
+}
+
+/// 429 for a caller over the rate limit, naming it for the log.
+fn rate_limited(
+    limit: &RateLimit,
+    wait: std::time::Duration,
+    caller: Option<Fingerprint>,
+) -> Response {
+    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    let mut response = AppError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limited",
+        format!(
+            "over the rate limit of {} requests a minute; try again in {seconds} s",
+            limit.per_minute()
+        ),
+    )
+    .into_response();
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+    if let Some(fingerprint) = caller {
+        response.extensions_mut().insert(fingerprint);
+    }
+    response
 }
 
 fn fetch_loop() -> Response {
@@ -115,17 +146,20 @@ where
             Some(OnBehalfOf(caller)) => self.access.verdict_for(*caller),
             None => self.access.verdict(request.headers()),
         };
-        match verdict {
-            Verdict::Token(fingerprint) => Either::Right(Signed {
-                inner: self.inner.call(request),
-                fingerprint: Some(fingerprint),
-            }),
-            Verdict::Open => Either::Right(Signed {
-                inner: self.inner.call(request),
-                fingerprint: None,
-            }),
-            refusal => Either::Left(ready(Ok(refused(refusal)))),
+        let caller = match verdict {
+            Verdict::Token(fingerprint) => Some(fingerprint),
+            Verdict::Open => None,
+            refusal => return Either::Left(ready(Ok(refused(refusal)))),
+        };
+        if let Some(limit) = &self.rate_limit
+            && let Err(wait) = limit.check(caller)
+        {
+            return Either::Left(ready(Ok(rate_limited(limit, wait, caller))));
         }
+        Either::Right(Signed {
+            inner: self.inner.call(request),
+            fingerprint: caller,
+        })
     }
 }
 

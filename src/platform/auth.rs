@@ -30,7 +30,7 @@ use subtle::ConstantTimeEq;
 use crate::env::{Config, RunEnv, Secret};
 
 /// A short name for a token, safe to log: the first four bytes of its hash.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Fingerprint([u8; 4]);
 
 impl Fingerprint {

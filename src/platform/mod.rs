@@ -9,5 +9,6 @@ pub mod log_format;
 pub mod log_writer;
 pub mod openapi;
 pub mod outbound;
+pub mod rate_limit;
 pub mod state;
 pub mod telemetry;

@@ -279,3 +279,142 @@ async fn a_task_enqueued_without_a_token_cannot_run_once_there_are_tokens() {
         "{dead}"
     );
 }
+
+async fn preflight(server: &TestServer, origin: &str) -> reqwest::Response {
+    support::client()
+        .request(reqwest::Method::OPTIONS, server.url("/api/kv/list"))
+        .header("origin", origin)
+        .header("access-control-request-method", "GET")
+        .header("access-control-request-headers", "authorization")
+        .send()
+        .await
+        .expect("send")
+}
+
+#[tokio::test]
+async fn cors_is_off_unless_origins_are_named_and_then_answers_preflights_without_a_token() {
+    let off = support::spawn_with(&[("TOOLSHED_API_TOKENS", TOKEN)]);
+    let response = preflight(&off, "https://app.example.com").await;
+    assert!(
+        response
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
+    assert_eq!(
+        response.status(),
+        401,
+        "no CORS: a preflight is just a request"
+    );
+
+    let server = support::spawn_with(&[
+        ("TOOLSHED_API_TOKENS", TOKEN),
+        (
+            "TOOLSHED_CORS_ORIGINS",
+            "https://app.example.com, http://localhost:5173",
+        ),
+    ]);
+    let response = preflight(&server, "https://app.example.com").await;
+    assert_eq!(response.status(), 200);
+    let headers = response.headers();
+    assert_eq!(
+        headers["access-control-allow-origin"],
+        "https://app.example.com"
+    );
+    let allowed = headers["access-control-allow-headers"]
+        .to_str()
+        .expect("ascii");
+    assert!(allowed.contains("authorization"), "{allowed}");
+    let methods = headers["access-control-allow-methods"]
+        .to_str()
+        .expect("ascii");
+    assert!(
+        methods.contains("PUT") && methods.contains("DELETE"),
+        "{methods}"
+    );
+    let other = preflight(&server, "https://evil.example").await;
+    assert!(other.headers().get("access-control-allow-origin").is_none());
+
+    // The real request, refused or not, tells the page what it may read.
+    for token in [None, Some(TOKEN)] {
+        let mut request = support::client()
+            .get(server.url("/api/kv/list"))
+            .header("origin", "http://localhost:5173");
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("send");
+        assert_eq!(response.status(), if token.is_some() { 200 } else { 401 });
+        let headers = response.headers();
+        assert_eq!(
+            headers["access-control-allow-origin"],
+            "http://localhost:5173"
+        );
+        let exposed = headers["access-control-expose-headers"]
+            .to_str()
+            .expect("ascii");
+        assert!(exposed.contains("x-request-id"), "{exposed}");
+    }
+
+    let any = support::spawn_with(&[("TOOLSHED_CORS_ORIGINS", "*")]);
+    let response = preflight(&any, "https://anywhere.example").await;
+    assert_eq!(response.headers()["access-control-allow-origin"], "*");
+}
+
+#[test]
+fn a_cors_origin_with_a_path_is_refused_at_start() {
+    let dir = support::temp_dir();
+    let output = Command::new(support::binary())
+        .env_clear()
+        .env("PORT", "0")
+        .env("ENV", "test")
+        .env("TOOLSHED_DATA_DIR", dir.path())
+        .env("TOOLSHED_CORS_ORIGINS", "https://app.example.com/path")
+        .output()
+        .expect("run");
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("TOOLSHED_CORS_ORIGINS"));
+}
+
+#[tokio::test]
+async fn each_token_has_its_own_rate_limit_and_the_probes_none() {
+    const OTHER: &str = "other-token-0123456789";
+    let server = support::spawn_with(&[
+        ("TOOLSHED_API_TOKENS", &format!("{TOKEN},{OTHER}")),
+        ("TOOLSHED_RATE_LIMIT_PER_MINUTE", "6"),
+        ("TOOLSHED_RATE_LIMIT_BURST", "2"),
+    ]);
+    for _ in 0..2 {
+        assert_eq!(
+            get_with(&server, "/api/kv/list", Some(TOKEN))
+                .await
+                .status(),
+            200
+        );
+    }
+    let limited = get_with(&server, "/api/kv/list", Some(TOKEN)).await;
+    assert_eq!(limited.status(), 429);
+    let wait: u64 = limited.headers()["retry-after"]
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("seconds");
+    assert!((1..=10).contains(&wait), "{wait}");
+    let body: Value = limited.json().await.expect("JSON");
+    assert_eq!(body["code"], "rate_limited");
+    assert_eq!(
+        get_with(&server, "/api/kv/list", Some(OTHER))
+            .await
+            .status(),
+        200
+    );
+    for _ in 0..5 {
+        assert_eq!(get_with(&server, "/api/health", None).await.status(), 200);
+    }
+    let line = server.wait_for_log(|l| l["message"] == "request" && l["status"] == 429);
+    assert_eq!(
+        line["token"],
+        fingerprint(TOKEN),
+        "the log says whose budget ran out"
+    );
+}
