@@ -53,6 +53,7 @@ pub fn build(state: AppState, request_lines: RequestLineSink) -> Result<App, Sta
         .merge(routes::queue::router(&state))
         .merge(routes::ai::url2text::router(&state))
         .merge(llm)
+        .merge(routes::metrics::router(&state))
         .split_for_parts();
     // Every service route is in the spec, under the path it was routed with.
     let templates = RouteTemplates::new(
@@ -116,13 +117,14 @@ pub fn with_common_layers(
         crate::middlewares::route_templates::check_against_router,
     ));
     let access = state.access.clone();
+    let http_metrics = Arc::new(state.metrics.http.clone());
     let outbound = state.outbound.clone();
     let router = router
         .fallback(fallback::not_found)
         .method_not_allowed_fallback(fallback::method_not_allowed)
         .with_state(state);
     ServiceBuilder::new()
-        .layer(RequestLogLayer::new(templates, request_lines))
+        .layer(RequestLogLayer::new(templates, request_lines, http_metrics))
         .layer(CatchPanicLayer)
         .option_layer(crate::middlewares::cors::layer(&config.cors_origins))
         .layer(AccessLayer {

@@ -13,7 +13,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -234,6 +234,24 @@ settings! {
         env: "TOOLSHED_RATE_LIMIT_BURST", default: "20",
         accepts: "a whole number from 1 to 100000",
         parse: |s| whole(s, 1, 100_000).and_then(|n| u32::try_from(n).ok()),
+    }
+    /// The token `GET /metrics` takes instead of an API token (at least 16 characters), so
+    /// an orchestrator can scrape without holding a user's token.
+    metrics_token: Option<Secret> {
+        env: "TOOLSHED_METRICS_TOKEN", default: "", shown: "none",
+        accepts: "a token of at least 16 characters",
+        parse: |s| match Secret::new(s) {
+            None => Some(None),
+            Some(token) => (token.expose().len() >= 16).then_some(Some(token)),
+        },
+        secret: true,
+    }
+    /// Serve `GET /metrics` on this address instead of the API's (only it; with
+    /// `TOOLSHED_METRICS_TOKEN` set, behind that token).
+    metrics_addr: Option<SocketAddr> {
+        env: "TOOLSHED_METRICS_ADDR", default: "", shown: "none (on the API's listener)",
+        accepts: "an address and port such as 127.0.0.1:9464",
+        parse: |s| if s.is_empty() { Some(None) } else { s.parse().ok().map(Some) },
     }
     /// Directory of the embedded store (created if missing).
     data_dir: PathBuf {

@@ -18,6 +18,7 @@ use crate::app::{self, StartError};
 use crate::env::Config;
 use crate::platform::auth::Access;
 use crate::platform::log_format::RequestLineSink;
+use crate::platform::metrics::Metrics;
 use crate::platform::outbound::Outbound;
 use crate::platform::state::{AppHandle, AppState, Shared};
 use crate::storage::worker::Workers;
@@ -168,10 +169,15 @@ pub async fn serve(
         workers: workers.clone(),
         started_at,
         drained: drained.clone(),
+        metrics: Arc::new(Metrics::new(std::time::SystemTime::now())),
         background: background.clone(),
     });
     // Built before binding: a service that cannot start stops the program before it
     // answers anything.
+    let metrics_app = state
+        .config
+        .metrics_addr
+        .map(|addr| (addr, crate::routes::metrics::scrape_router(&state)));
     let app = app::build(state, request_lines)?;
     let _ = app_handle.set(BoxCloneSyncService::new(app.clone()));
     let listener = TcpListener::bind(addr)
@@ -181,6 +187,29 @@ pub async fn serve(
             source,
         })?;
     let local = listener.local_addr()?;
+    // Metrics on a listener of their own: an orchestrator's network, not the user's.
+    let metrics_server = match metrics_app {
+        Some((addr, router)) => {
+            let metrics_listener =
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| ServeError::Bind {
+                        addr: addr.to_string(),
+                        source,
+                    })?;
+            tracing::info!(addr = %metrics_listener.local_addr()?, "serving /metrics");
+            let stop = shutdown.clone();
+            Some(tokio::spawn(async move {
+                let served = axum::serve(metrics_listener, router)
+                    .with_graceful_shutdown(stop.cancelled_owned())
+                    .await;
+                if let Err(e) = served {
+                    tracing::error!(error = %e, "the metrics listener failed");
+                }
+            }))
+        }
+        None => None,
+    };
     let maintenance = store.spawn_maintenance(shutdown.clone());
     let worker_loop = tokio::spawn(workers.run(shutdown.clone(), grace));
     tracing::info!(
@@ -202,6 +231,9 @@ pub async fn serve(
     }
     // Whatever ended serving, background work stops the same orderly way.
     shutdown.cancel();
+    if let Some(metrics_server) = metrics_server {
+        let _ = metrics_server.await;
+    }
     drained.cancel();
     // Running tasks get the same grace as requests (they drain in parallel).
     let _ = worker_loop.await;

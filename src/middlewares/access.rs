@@ -24,6 +24,9 @@ use crate::platform::error::AppError;
 use crate::platform::outbound::Outbound;
 use crate::platform::rate_limit::RateLimit;
 
+/// The scrape path, which takes `TOOLSHED_METRICS_TOKEN` when it is set.
+pub const METRICS_PATH: &str = "/metrics";
+
 /// The requests that need no token: an orchestrator's probes.
 fn is_probe(request: &Request) -> bool {
     request.method() == Method::GET
@@ -144,6 +147,10 @@ where
         // A task's in-process request acts for whoever enqueued the task.
         let verdict = match request.extensions().get::<OnBehalfOf>() {
             Some(OnBehalfOf(caller)) => self.access.verdict_for(*caller),
+            None if request.uri().path() == METRICS_PATH => self
+                .access
+                .metrics_verdict(request.headers())
+                .unwrap_or_else(|| self.access.verdict(request.headers())),
             None => self.access.verdict(request.headers()),
         };
         let caller = match verdict {

@@ -1,5 +1,6 @@
 //! One log line per request: request id, method, path, matched route template, status,
-//! latency in ms and response size in bytes. This middleware also assigns the request id
+//! latency in ms and response size in bytes; and, at the same moment, the request's HTTP
+//! metrics (`platform::metrics::HttpMetrics`). This middleware also assigns the request id
 //! (see `request_id`) and echoes it in the response: one layer instead of two on every
 //! request.
 //!
@@ -19,6 +20,7 @@ use crate::middlewares::request_id::{self, RequestId};
 use crate::middlewares::route_templates::RouteTemplates;
 use crate::platform::auth::Fingerprint;
 use crate::platform::log_format::{REQUEST_ID, RequestLineSink};
+use crate::platform::metrics::HttpMetrics;
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{Method, StatusCode, Uri};
@@ -40,6 +42,7 @@ pub struct RequestLine {
     sink: RequestLineSink,
     /// The caller's token, when it showed one.
     token: Option<Fingerprint>,
+    metrics: Arc<HttpMetrics>,
 }
 
 impl RequestLine {
@@ -48,7 +51,10 @@ impl RequestLine {
             return;
         }
         self.logged = true;
-        let latency_us = u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let elapsed = self.started.elapsed();
+        self.metrics
+            .finished(&self.method, self.route.as_ref(), self.status, elapsed);
+        let latency_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
         let route = self.route.as_deref().unwrap_or("-");
         let mut token_text = [0u8; 12];
         let token = self.token.map(|t| t.text(&mut token_text));
@@ -141,11 +147,20 @@ impl http_body::Body for LoggedBody {
 pub struct RequestLogLayer {
     routes: Arc<RouteTemplates>,
     sink: RequestLineSink,
+    metrics: Arc<HttpMetrics>,
 }
 
 impl RequestLogLayer {
-    pub fn new(routes: Arc<RouteTemplates>, sink: RequestLineSink) -> RequestLogLayer {
-        RequestLogLayer { routes, sink }
+    pub fn new(
+        routes: Arc<RouteTemplates>,
+        sink: RequestLineSink,
+        metrics: Arc<HttpMetrics>,
+    ) -> RequestLogLayer {
+        RequestLogLayer {
+            routes,
+            sink,
+            metrics,
+        }
     }
 }
 
@@ -157,6 +172,7 @@ impl<S> Layer<S> for RequestLogLayer {
             inner,
             routes: self.routes.clone(),
             sink: self.sink.clone(),
+            metrics: self.metrics.clone(),
         }
     }
 }
@@ -169,6 +185,7 @@ pub struct RequestLog<S> {
     inner: S,
     routes: Arc<RouteTemplates>,
     sink: RequestLineSink,
+    metrics: Arc<HttpMetrics>,
 }
 
 impl<S> Service<Request> for RequestLog<S>
@@ -186,6 +203,7 @@ where
     fn call(&mut self, request: Request) -> Self::Future {
         let started = Instant::now();
         let request_id = request_id::resolve(request.headers());
+        self.metrics.started();
         let line = RequestLine {
             method: request.method().clone(),
             uri: request.uri().clone(),
@@ -199,6 +217,7 @@ where
             request_id,
             sink: self.sink.clone(),
             token: None,
+            metrics: self.metrics.clone(),
         };
         let scoped = REQUEST_ID.scope(line.request_id.0.clone(), self.inner.call(request));
         RequestLogFuture {

@@ -143,6 +143,13 @@ impl TokenSet {
     }
 }
 
+/// The token of an `Authorization: Bearer <token>` header.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
 /// The answer to "may this request go on?".
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
@@ -171,6 +178,8 @@ pub struct Access {
     may_be_open: bool,
     /// Host names an open instance answers to.
     own_hosts: Arc<Vec<String>>,
+    /// The token of `GET /metrics`, when set (it opens nothing else).
+    metrics: Arc<TokenSet>,
 }
 
 /// Loopback, in development or test: the one place an instance may serve without tokens.
@@ -197,7 +206,10 @@ impl Access {
             .map(str::to_owned)
             .collect();
         own_hosts.extend(config.allowed_hosts.iter().cloned());
+        let metrics = TokenSet::read(config.metrics_token.as_ref(), None)
+            .map_err(|e| format!("TOOLSHED_METRICS_TOKEN: {e}"))?;
         Ok(Access {
+            metrics: Arc::new(metrics),
             tokens: Arc::new(RwLock::new(Arc::new(tokens))),
             inline,
             file,
@@ -243,17 +255,24 @@ impl Access {
                 Verdict::ForeignHost
             };
         }
-        let presented = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                let (scheme, token) = v.trim().split_once(' ')?;
-                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-            });
-        match presented.and_then(|token| tokens.find(token)) {
+        match bearer(headers).and_then(|token| tokens.find(token)) {
             Some(fingerprint) => Verdict::Token(fingerprint),
             None => Verdict::Unauthorized,
         }
+    }
+
+    /// Judges a scrape of `/metrics`: by the metrics token when one is set (`None` when
+    /// not: the scrape then follows the API's rule).
+    pub fn metrics_verdict(&self, headers: &HeaderMap) -> Option<Verdict> {
+        if self.metrics.is_empty() {
+            return None;
+        }
+        Some(
+            match bearer(headers).and_then(|token| self.metrics.find(token)) {
+                Some(fingerprint) => Verdict::Token(fingerprint),
+                None => Verdict::Unauthorized,
+            },
+        )
     }
 
     /// Judges an in-process request made for `caller`: it passes while the caller's token

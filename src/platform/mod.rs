@@ -7,6 +7,7 @@ pub mod fallback;
 pub mod hash;
 pub mod log_format;
 pub mod log_writer;
+pub mod metrics;
 pub mod openapi;
 pub mod outbound;
 pub mod rate_limit;

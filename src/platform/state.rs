@@ -41,6 +41,8 @@ pub struct Shared {
     pub outbound: Outbound,
     /// The task kinds this instance runs.
     pub workers: Arc<Workers>,
+    /// The instance's metrics: services register theirs while they are built.
+    pub metrics: Arc<crate::platform::metrics::Metrics>,
     /// When this process started serving, for uptime.
     pub started_at: Instant,
     /// Cancelled once the server has stopped serving: every request has been answered (or

@@ -4,4 +4,5 @@
 pub mod ai;
 pub mod health;
 pub mod kv;
+pub mod metrics;
 pub mod queue;

@@ -65,6 +65,8 @@ pub struct Store {
     pub queue: queue::Queue,
     pub cache: cache::Cache,
     options: StoreOptions,
+    /// The database file.
+    db_path: Arc<Path>,
     /// Held while any handle on the store lives.
     _lock: Arc<lock::DataDirLock>,
 }
@@ -79,7 +81,8 @@ impl Store {
             ))
         })?;
         let lock = lock::DataDirLock::acquire(data_dir)?;
-        let db = Arc::new(Db::open(&data_dir.join(DB_FILE), options.durability)?);
+        let db_path: Arc<Path> = Arc::from(data_dir.join(DB_FILE));
+        let db = Arc::new(Db::open(&db_path, options.durability)?);
         let signal = task::QueueSignal::default();
         Ok(Store {
             kv: kv::Kv::new(db.clone(), options.max_value_bytes, signal.clone()),
@@ -87,8 +90,22 @@ impl Store {
             cache: cache::Cache::new(db.clone()),
             db,
             options,
+            db_path,
             _lock: Arc::new(lock),
         })
+    }
+
+    /// Bytes the database takes on disk: its file, write-ahead log and shared memory index.
+    pub fn size_on_disk(&self) -> u64 {
+        ["", "-wal", "-shm"]
+            .iter()
+            .filter_map(|suffix| {
+                let mut path = self.db_path.as_os_str().to_owned();
+                path.push(suffix);
+                std::fs::metadata(path).ok()
+            })
+            .map(|meta| meta.len())
+            .sum()
     }
 
     /// Proves the store accepts a durable write; used by the readiness probe.

@@ -93,8 +93,27 @@ fn finish_task(parts: (Task, String, Option<String>)) -> Result<Task> {
     Ok(task)
 }
 
-/// Decides the fate of a task whose attempt failed (or was interrupted), inside a write.
-fn fail(ctx: &mut WriteCtx<'_>, id: i64, error: &str, fatal: bool, retry_now: bool) -> Result<()> {
+/// How a recorded attempt left its task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Completion {
+    /// The lease was no longer held: the outcome was ignored.
+    LeaseLost,
+    Succeeded,
+    /// Failed; it waits for its next attempt.
+    Retrying,
+    /// Failed for good.
+    Dead,
+}
+
+/// Decides the fate of a task whose attempt failed (or was interrupted), inside a write;
+/// answers whether it is dead.
+fn fail(
+    ctx: &mut WriteCtx<'_>,
+    id: i64,
+    error: &str,
+    fatal: bool,
+    retry_now: bool,
+) -> Result<bool> {
     let (attempts, max_attempts, backoff, keys, payload): (i64, i64, String, String, String) = ctx
         .conn
         .prepare_cached(
@@ -122,7 +141,7 @@ fn fail(ctx: &mut WriteCtx<'_>, id: i64, error: &str, fatal: bool, retry_now: bo
                    lease_until = NULL, updated_at = ?4 WHERE id = ?1",
             )?
             .execute(params![id, run_at, error, now])?;
-        return Ok(());
+        return Ok(false);
     }
     ctx.conn
         .prepare_cached(
@@ -142,7 +161,7 @@ fn fail(ctx: &mut WriteCtx<'_>, id: i64, error: &str, fatal: bool, retry_now: bo
             write_entry(ctx.conn, &raw, &value, version, None)?;
         }
     }
-    Ok(())
+    Ok(true)
 }
 
 /// The task queue's storage side.
@@ -319,9 +338,8 @@ impl Queue {
             .await
     }
 
-    /// Records how an attempt ended. Answers `false` when the lease was no longer held
-    /// (the outcome is then ignored).
-    pub async fn complete(&self, id: i64, lease: i64, outcome: Outcome) -> Result<bool> {
+    /// Records how an attempt ended, and answers how that left the task.
+    pub async fn complete(&self, id: i64, lease: i64, outcome: Outcome) -> Result<Completion> {
         let result_text = match &outcome {
             Outcome::Succeeded(v) => Some(json_text(v)?),
             _ => None,
@@ -336,9 +354,9 @@ impl Queue {
                     .query_row(params![id, lease], |r| r.get(0))
                     .optional()?;
                 if held.is_none() {
-                    return Ok(false);
+                    return Ok(Completion::LeaseLost);
                 }
-                match outcome {
+                let died = match outcome {
                     Outcome::Succeeded(_) => {
                         ctx.conn
                             .prepare_cached(
@@ -346,11 +364,16 @@ impl Queue {
                                    lease = NULL, lease_until = NULL, updated_at = ?3 WHERE id = ?1",
                             )?
                             .execute(params![id, result_text, ctx.now_ms])?;
+                        return Ok(Completion::Succeeded);
                     }
                     Outcome::Retry(error) => fail(ctx, id, &error, false, false)?,
                     Outcome::Fatal(error) => fail(ctx, id, &error, true, false)?,
-                }
-                Ok(true)
+                };
+                Ok(if died {
+                    Completion::Dead
+                } else {
+                    Completion::Retrying
+                })
             })
             .await
     }
@@ -510,7 +533,12 @@ mod tests {
                 .complete(task.id, attempt, Outcome::Retry(format!("boom {attempt}")))
                 .await
                 .expect("complete");
-            assert!(held);
+            let expected = if attempt < 3 {
+                Completion::Retrying
+            } else {
+                Completion::Dead
+            };
+            assert_eq!(held, expected);
         }
         let dead = store.queue.get(task.id).await.expect("get").expect("task");
         assert_eq!(dead.status, Status::Dead);
@@ -592,15 +620,16 @@ mod tests {
             .complete(task.id, 100, Outcome::Succeeded(json!("stale")))
             .await
             .expect("complete");
-        assert!(!stale, "the old lease is refused");
+        assert_eq!(stale, Completion::LeaseLost, "the old lease is refused");
         let current = store.queue.get(task.id).await.expect("get").expect("task");
         assert_eq!(current.status, Status::Running);
-        assert!(
+        assert_eq!(
             store
                 .queue
                 .complete(task.id, 200, Outcome::Succeeded(json!("ok")))
                 .await
-                .expect("complete")
+                .expect("complete"),
+            Completion::Succeeded
         );
         let done = store.queue.get(task.id).await.expect("get").expect("task");
         assert_eq!(

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures_util::FutureExt;
@@ -19,7 +19,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::storage::db::now_ms;
-use crate::storage::queue::{Claimed, Outcome, Queue};
+use crate::storage::queue::{Claimed, Completion, Outcome, Queue};
 
 /// What a handler's attempt produces.
 pub type TaskFuture = Pin<Box<dyn Future<Output = Outcome> + Send>>;
@@ -60,6 +60,17 @@ where
 struct Kind {
     handler: Arc<dyn TaskHandler>,
     permits: Arc<Semaphore>,
+    counts: Arc<AttemptCounts>,
+}
+
+/// How the attempts of one kind ended, since the process started (for metrics).
+#[derive(Debug, Default)]
+pub struct AttemptCounts {
+    pub succeeded: AtomicU64,
+    /// Failed, and the task waits for another attempt.
+    pub retried: AtomicU64,
+    /// Failed, and the task is dead.
+    pub dead: AtomicU64,
 }
 
 /// The most tasks leased in one claim.
@@ -91,8 +102,20 @@ impl Workers {
             Kind {
                 handler: Arc::new(handler),
                 permits: Arc::new(Semaphore::new(concurrency.max(1))),
+                counts: Arc::default(),
             },
         );
+    }
+
+    /// How each kind's attempts ended so far, by kind name.
+    pub fn attempt_counts(&self) -> Vec<(&str, &AttemptCounts)> {
+        let mut counts: Vec<(&str, &AttemptCounts)> = self
+            .kinds
+            .iter()
+            .map(|(name, kind)| (name.as_str(), kind.counts.as_ref()))
+            .collect();
+        counts.sort_by_key(|(name, _)| *name);
+        counts
     }
 
     /// The registered kinds, sorted.
@@ -159,6 +182,7 @@ impl Workers {
                     let handle = running.spawn(attempt(
                         self.queue.clone(),
                         kind.handler.clone(),
+                        kind.counts.clone(),
                         task,
                         permit,
                     ));
@@ -241,6 +265,7 @@ impl Workers {
 async fn attempt(
     queue: Queue,
     handler: Arc<dyn TaskHandler>,
+    counts: Arc<AttemptCounts>,
     task: Claimed,
     permit: OwnedSemaphorePermit,
 ) {
@@ -260,8 +285,16 @@ async fn attempt(
         )),
     };
     match queue.complete(task.id, task.lease, outcome).await {
-        Ok(true) => {}
-        Ok(false) => tracing::warn!(
+        Ok(Completion::Succeeded) => {
+            counts.succeeded.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(Completion::Retrying) => {
+            counts.retried.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(Completion::Dead) => {
+            counts.dead.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(Completion::LeaseLost) => tracing::warn!(
             task = task.id,
             "lease lost before completion; outcome dropped"
         ),

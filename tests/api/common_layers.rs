@@ -63,6 +63,9 @@ fn test_app(dir: &support::TempDir) -> App {
         store,
         started_at: Instant::now(),
         drained: CancellationToken::new(),
+        metrics: Arc::new(toolshed::platform::metrics::Metrics::new(
+            std::time::SystemTime::now(),
+        )),
         background: TaskTracker::new(),
     });
     let routes = Router::new()

@@ -8,6 +8,7 @@ mod foundation;
 mod kv;
 mod limits;
 mod llm;
+mod metrics;
 mod openapi;
 mod queue;
 mod readme;

@@ -1,7 +1,6 @@
 //! The README's examples run as written: every `curl` line of its `sh` blocks that calls this
 //! instance's health, KV or queue routes is run, top to bottom, against one fresh server
-//! (the LLM and url2text examples need a provider or the internet and are left out; the
-//! access example, a `bash` block, needs tokens and `tests/api/access.rs` covers it). Each
+//! (the LLM and url2text examples need a provider or the internet and are left out). Each
 //! must answer 2xx, or a status its comment names (`# 204 (409 while running)`).
 
 use std::time::Duration;

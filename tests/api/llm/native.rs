@@ -62,6 +62,16 @@ async fn openai_whole_answer_translates_both_ways() {
     assert!(line["overhead_ms"].as_f64().is_some(), "{line}");
     let logs = server.logs.lock().expect("logs").join("\n");
     assert!(!logs.contains("Be terse") && !logs.contains("test-key"));
+    // And the metrics, by provider.
+    let metrics = server.get("/metrics").await.text().await.expect("metrics");
+    for needle in [
+        r#"toolshed_llm_upstream_requests_total{provider="openai",outcome="ok"} 1"#,
+        r#"toolshed_llm_tokens_total{provider="openai",direction="input"} 19"#,
+        r#"toolshed_llm_tokens_total{provider="openai",direction="output"} 2"#,
+        "toolshed_llm_gateway_overhead_seconds_count 1",
+    ] {
+        assert!(metrics.contains(needle), "no {needle:?} in:\n{metrics}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -166,6 +166,13 @@ async fn reads_an_article_as_markdown_with_metadata_and_caches_it() {
         .await;
     assert_eq!(uncached.headers()["x-cache"], "MISS");
     assert_eq!(hits.load(Ordering::SeqCst), 2);
+    let metrics = server.get("/metrics").await.text().await.expect("metrics");
+    for needle in [
+        r#"toolshed_url2text_fetches_total{outcome="ok"} 2"#,
+        r#"toolshed_url2text_fetches_total{outcome="cache_hit"} 1"#,
+    ] {
+        assert!(metrics.contains(needle), "no {needle:?} in:\n{metrics}");
+    }
 }
 
 #[tokio::test]

@@ -49,7 +49,14 @@ pub struct Streamed {
 /// The cached answer to this plan, if there is one (logged as a hit).
 pub async fn cache_hit(llm: &Llm, plan: &Plan, clock: &Clock) -> Option<CachedAnswer> {
     let hit = llm.cache.get(plan.cache_key.as_deref()?).await?;
-    log_answer(&plan.model, &hit.model, hit.usage(), clock, "hit");
+    log_answer(
+        &llm.metrics,
+        None,
+        &plan.model,
+        &hit.model,
+        hit.usage(),
+        clock,
+    );
     Some(hit)
 }
 
@@ -75,21 +82,27 @@ pub async fn complete(llm: &Llm, plan: &Plan) -> Result<Answer, AppError> {
     let config = &llm.app.config;
     let client = llm.app.outbound.trusted()?.clone();
     let total = config.llm_timeout_s;
-    let (response, index) = with_retries(plan, config.llm_max_retries, &mut clock, |index| {
-        let attempt = &plan.attempts[index];
-        let provider = providers::for_kind(attempt.provider.kind);
-        let request = provider.request(&client, &attempt.provider, &attempt.chat, false);
-        let call = async move {
-            let body = read_answer(send(request).await?).await?;
-            provider.parse_response(&body)
-        };
-        async move {
-            match tokio::time::timeout(total, call).await {
-                Ok(result) => result,
-                Err(_) => Err(ProviderError::Timeout("total")),
+    let (response, index) = with_retries(
+        plan,
+        config.llm_max_retries,
+        &llm.metrics,
+        &mut clock,
+        |index| {
+            let attempt = &plan.attempts[index];
+            let provider = providers::for_kind(attempt.provider.kind);
+            let request = provider.request(&client, &attempt.provider, &attempt.chat, false);
+            let call = async move {
+                let body = read_answer(send(request).await?).await?;
+                provider.parse_response(&body)
+            };
+            async move {
+                match tokio::time::timeout(total, call).await {
+                    Ok(result) => result,
+                    Err(_) => Err(ProviderError::Timeout("total")),
+                }
             }
-        }
-    })
+        },
+    )
     .await?;
     let attempt = &plan.attempts[index];
     let mut text = response.text;
@@ -98,11 +111,12 @@ pub async fn complete(llm: &Llm, plan: &Plan) -> Result<Answer, AppError> {
     }
     let text = format!("{}{text}", plan.prefill);
     log_answer(
+        &llm.metrics,
+        Some(&attempt.provider.name),
         &plan.model,
         &attempt.model.id,
         response.usage,
         &clock,
-        "miss",
     );
     if let Some(key) = &plan.cache_key {
         let entry = CachedAnswer {

@@ -9,6 +9,7 @@
 mod cache;
 mod gateway;
 mod handlers;
+mod metrics;
 mod models;
 mod openai_compat;
 mod plan;

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
 
+use super::metrics::LlmMetrics;
 use super::models::{Model, ProviderConfig};
 use super::plan::Plan;
 use super::providers::ProviderError;
@@ -43,6 +44,7 @@ fn upstream_error(model: &Model, provider: &ProviderConfig, e: &ProviderError) -
 pub async fn with_retries<T, F, Fut>(
     plan: &Plan,
     max_retries: u32,
+    metrics: &LlmMetrics,
     clock: &mut Clock,
     mut call: F,
 ) -> Result<(T, usize), AppError>
@@ -56,6 +58,7 @@ where
             let sent = Instant::now();
             let result = call(index).await;
             clock.provider += sent.elapsed();
+            metrics.call(&attempt.provider.name, result.as_ref().map(|_| ()));
             let e = match result {
                 Ok(value) => return Ok((value, index)),
                 Err(e) => e,

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use super::cache::AnswerCache;
+use super::metrics::LlmMetrics;
 use super::models::Registry;
 use crate::platform::state::AppState;
 
@@ -16,6 +17,7 @@ pub struct Inner {
     pub app: AppState,
     pub registry: Registry,
     pub cache: AnswerCache,
+    pub metrics: LlmMetrics,
 }
 
 impl Llm {
@@ -27,6 +29,7 @@ impl Llm {
             app: app.clone(),
             registry,
             cache: AnswerCache::start(app),
+            metrics: LlmMetrics::register(app),
         })))
     }
 }

@@ -14,6 +14,7 @@ use futures_util::{Stream, StreamExt};
 
 use super::cache::{AnswerCache, CachedAnswer};
 use super::gateway::{Event, Streamed, cache_hit};
+use super::metrics::LlmMetrics;
 use super::plan::Plan;
 use super::providers::http::{read_answer, send, transport};
 use super::providers::{self, ProviderError, StreamPart, Usage};
@@ -133,31 +134,32 @@ pub async fn stream(llm: &Llm, plan: &Plan) -> Result<Streamed, AppError> {
     let total = config.llm_timeout_s;
     let started = Instant::now();
     let retries = config.llm_max_retries;
-    let ((upstream, first), index) = with_retries(plan, retries, &mut clock, |index| {
-        let attempt = &plan.attempts[index];
-        let provider = providers::for_kind(attempt.provider.kind);
-        let streams = attempt.model.capabilities.streaming;
-        let request = provider.request(&client, &attempt.provider, &attempt.chat, streams);
-        async move {
-            let opened = async {
-                let response = send(request).await?;
-                let mut upstream = if streams {
-                    Upstream::new(response, provider)
-                } else {
-                    // A model that cannot stream answers whole: one delta.
-                    let body = read_answer(response).await?;
-                    Upstream::whole(provider.parse_response(&body)?, provider)
+    let ((upstream, first), index) =
+        with_retries(plan, retries, &llm.metrics, &mut clock, |index| {
+            let attempt = &plan.attempts[index];
+            let provider = providers::for_kind(attempt.provider.kind);
+            let streams = attempt.model.capabilities.streaming;
+            let request = provider.request(&client, &attempt.provider, &attempt.chat, streams);
+            async move {
+                let opened = async {
+                    let response = send(request).await?;
+                    let mut upstream = if streams {
+                        Upstream::new(response, provider)
+                    } else {
+                        // A model that cannot stream answers whole: one delta.
+                        let body = read_answer(response).await?;
+                        Upstream::whole(provider.parse_response(&body)?, provider)
+                    };
+                    let first = upstream.next_text().await?;
+                    Ok::<_, ProviderError>((upstream, first))
                 };
-                let first = upstream.next_text().await?;
-                Ok::<_, ProviderError>((upstream, first))
-            };
-            match tokio::time::timeout(ttft, opened).await {
-                Ok(result) => result,
-                Err(_) => Err(ProviderError::Timeout("first token")),
+                match tokio::time::timeout(ttft, opened).await {
+                    Ok(result) => result,
+                    Err(_) => Err(ProviderError::Timeout("first token")),
+                }
             }
-        }
-    })
-    .await?;
+        })
+        .await?;
     let attempt = &plan.attempts[index];
     let answered_by = attempt.model.id.clone();
     let deadline = tokio::time::Instant::from_std(started) + total;
@@ -169,6 +171,8 @@ pub async fn stream(llm: &Llm, plan: &Plan) -> Result<Streamed, AppError> {
     head.extend(first);
     let finish = Finisher {
         cache: llm.cache.clone(),
+        metrics: llm.metrics.clone(),
+        provider: attempt.provider.name.clone(),
         cache_key: plan.cache_key.clone(),
         plan_model: plan.model.clone(),
         answered_by: answered_by.clone(),
@@ -241,6 +245,8 @@ struct Run {
 /// What happens when a stream completes: log, then cache.
 struct Finisher {
     cache: AnswerCache,
+    metrics: LlmMetrics,
+    provider: String,
     cache_key: Option<String>,
     plan_model: String,
     answered_by: String,
@@ -253,11 +259,12 @@ impl Finisher {
     fn done(mut self, usage: Usage, finish_reason: Option<String>) {
         self.clock.provider += self.upstream_started.elapsed();
         log_answer(
+            &self.metrics,
+            Some(&self.provider),
             &self.plan_model,
             &self.answered_by,
             usage,
             &self.clock,
-            "miss",
         );
         if let Some(key) = &self.cache_key {
             let entry = CachedAnswer {

@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use super::metrics::LlmMetrics;
 use super::providers::Usage;
 
 /// When the gateway took the request, and how much of the time since went to providers.
@@ -20,8 +21,19 @@ impl Clock {
     }
 }
 
-pub fn log_answer(plan_model: &str, answer_model: &str, usage: Usage, clock: &Clock, cache: &str) {
+/// Logs an answer and counts it: `provider` answered it, or the cache did (`None`).
+pub fn log_answer(
+    metrics: &LlmMetrics,
+    provider: Option<&str>,
+    plan_model: &str,
+    answer_model: &str,
+    usage: Usage,
+    clock: &Clock,
+) {
     let total = clock.started.elapsed();
+    let overhead = total.saturating_sub(clock.provider);
+    metrics.answered(provider, usage, overhead.as_secs_f64());
+    let cache = if provider.is_some() { "miss" } else { "hit" };
     tracing::info!(
         model = plan_model,
         answered_by = answer_model,
@@ -30,7 +42,7 @@ pub fn log_answer(plan_model: &str, answer_model: &str, usage: Usage, clock: &Cl
         output_tokens = usage.output_tokens,
         total_ms = total.as_secs_f64() * 1000.0,
         provider_ms = clock.provider.as_secs_f64() * 1000.0,
-        overhead_ms = total.saturating_sub(clock.provider).as_secs_f64() * 1000.0,
+        overhead_ms = overhead.as_secs_f64() * 1000.0,
         "llm answer"
     );
 }

@@ -55,16 +55,21 @@ async fn read(service: &Url2Text, request: Url2TextRequest) -> Result<Response, 
     let use_cache = request.cache.unwrap_or(true) && !config.url2text_cache_ttl_s.is_zero();
     let key = normalized(&request, &url);
     if use_cache && let Some(hit) = cache::lookup(&state.store.cache, &key).await {
+        service.metrics.fetched("cache_hit");
         return Ok(with_cache_header(hit, true));
     }
 
-    let page = fetch::fetch(
+    let fetched = fetch::fetch(
         &state.outbound,
         url,
         config.url2text_timeout_s,
         config.url2text_max_bytes,
     )
-    .await?;
+    .await;
+    service
+        .metrics
+        .fetched(fetched.as_ref().map_or_else(|e| e.code, |_| "ok"));
+    let page = fetched?;
     let format = request.format.unwrap_or(Format::Markdown);
     let final_url = page.final_url.to_string();
     let mut extracted = match page.kind {

@@ -8,6 +8,7 @@ mod charset;
 pub mod extract;
 mod fetch;
 mod handlers;
+mod metrics;
 mod schemas;
 mod state;
 

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use tokio::sync::Semaphore;
 
+use super::metrics::Url2TextMetrics;
 use crate::platform::state::AppState;
 
 /// The service's state, cheap to clone for every request.
@@ -13,6 +14,7 @@ pub struct Url2Text {
     pub app: AppState,
     /// Parsing a large page takes a core for milliseconds: at most this many at once.
     pub extractions: Arc<Semaphore>,
+    pub metrics: Url2TextMetrics,
 }
 
 impl Url2Text {
@@ -20,6 +22,7 @@ impl Url2Text {
         Url2Text {
             app: app.clone(),
             extractions: Arc::new(Semaphore::new(app.config.url2text_concurrency)),
+            metrics: Url2TextMetrics::register(app),
         }
     }
 }
