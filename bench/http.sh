@@ -5,6 +5,11 @@
 # prints req/s, p99, peak RSS and the time from exec to the first answer, and the summary
 # gives the median ratio.
 #
+# Toolshed runs as it would be exposed: ENV=production with an API token, which wrk sends
+# (bare axum ignores it). BENCH_PATH (default /api/health, a probe that needs no token)
+# picks another path: /api/no-such-route goes through the token check and counts as an
+# unmatched route in the metrics (bare axum answers it 404 too).
+#
 # Usage: bench/http.sh [duration_s] [rounds]
 # A/B of other builds: VARIANTS="name=/path/to/toolshed other=/path/to/toolshed" adds each
 # to every round (after Toolshed itself), and the summary gives each one's median ratio to
@@ -15,6 +20,8 @@ cd "$(dirname "$0")/.."
 DURATION="${1:-10}"
 ROUNDS="${2:-3}"
 VARIANTS="${VARIANTS:-}"
+BENCH_PATH="${BENCH_PATH:-/api/health}"
+TOKEN=bench-token-0123456789abcdef
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 cargo build --release --quiet --bin toolshed --example bare_axum
 TARGET="${CARGO_TARGET_DIR:-target}"
@@ -28,9 +35,10 @@ measure() { # name port command...
   local out first pid
   out=$(python3 bench/first_answer.py "$port" "$@")
   first=$(sed -n 1p <<<"$out"); pid=$(sed -n 2p <<<"$out")
-  wrk -t2 -c64 -d2s "http://127.0.0.1:$port/api/health" >/dev/null   # warm-up
+  local url="http://127.0.0.1:$port$BENCH_PATH" auth="authorization: Bearer $TOKEN"
+  wrk -t2 -c64 -d2s -H "$auth" "$url" >/dev/null   # warm-up
   local report
-  report=$(wrk -t2 -c64 -d"${DURATION}s" --latency "http://127.0.0.1:$port/api/health")
+  report=$(wrk -t2 -c64 -d"${DURATION}s" --latency -H "$auth" "$url")
   local rps p99 rss
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$report")
   p99=$(awk '$1 == "99%" {print $2}' <<<"$report")
@@ -48,7 +56,7 @@ measure() { # name port command...
 
 toolshed() { # name binary
   rm -rf "$WORK/data" "$WORK/toolshed.log"
-  measure "$1" 18081 env ENV=production LOG_FORMAT=json \
+  measure "$1" 18081 env ENV=production LOG_FORMAT=json TOOLSHED_API_TOKENS=$TOKEN \
     sh -c "exec $2 --port 18081 --data-dir $WORK/data >$WORK/toolshed.log"
 }
 
@@ -56,7 +64,7 @@ median() { # file
   sort -n "$1" | awk '{r[NR] = $1} END {print (NR % 2) ? r[(NR + 1) / 2] : (r[NR / 2] + r[NR / 2 + 1]) / 2}'
 }
 
-echo "wrk -t2 -c64 -d${DURATION}s GET /api/health on $(nproc) cores ($(date -u +%F)), $ROUNDS rounds"
+echo "wrk -t2 -c64 -d${DURATION}s GET $BENCH_PATH on $(nproc) cores ($(date -u +%F)), $ROUNDS rounds"
 for round in $(seq "$ROUNDS"); do
   echo "round $round"
   measure bare-axum 18080 "$BARE" 18080
