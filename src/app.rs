@@ -47,12 +47,17 @@ pub fn build(state: AppState, request_lines: RequestLineSink) -> Result<App, Sta
         service: "llm",
         message,
     })?;
+    let attestation = routes::attestation::router(&state).map_err(|message| StartError {
+        service: "attestation",
+        message,
+    })?;
     let (api, spec) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(routes::health::router())
         .merge(routes::kv::router(&state))
         .merge(routes::queue::router(&state))
         .merge(routes::ai::url2text::router(&state))
         .merge(llm)
+        .merge(attestation)
         .merge(routes::metrics::router(&state))
         .split_for_parts();
     // Every service route is in the spec, under the path it was routed with.

@@ -253,6 +253,20 @@ settings! {
         accepts: "an address and port such as 127.0.0.1:9464",
         parse: |s| if s.is_empty() { Some(None) } else { s.parse().ok().map(Some) },
     }
+    /// Refuse to start unless the running executable matches `<executable>.minisig` under
+    /// this minisign public key (a `.pub` file, or the key's base64 line).
+    require_signature: Option<String> {
+        env: "TOOLSHED_REQUIRE_SIGNATURE", default: "", shown: "none (not checked)",
+        accepts: "a minisign public key file or base64 key",
+        parse: |s| Some((!s.is_empty()).then(|| s.to_owned())),
+    }
+    /// Where the kernel's configfs-tsm report interface is (AMD SEV-SNP and Intel TDX guests);
+    /// without it, attestation answers with the instance key's signature only.
+    attestation_tsm_dir: PathBuf {
+        env: "TOOLSHED_ATTESTATION_TSM_DIR", default: "/sys/kernel/config/tsm/report",
+        accepts: "a directory path",
+        parse: |s| (!s.is_empty()).then(|| PathBuf::from(s)),
+    }
     /// Directory of the embedded store (created if missing).
     data_dir: PathBuf {
         env: "TOOLSHED_DATA_DIR", default: "./data",

@@ -5,6 +5,7 @@
 
 pub mod app;
 pub mod build_info;
+pub mod commands;
 pub mod env;
 pub mod middlewares;
 pub mod platform;

@@ -1,10 +1,12 @@
-//! The `toolshed` command: `serve` (the default) and `version`.
+//! The `toolshed` command: `serve` (the default), `sign`, `verify`, `attest verify` and
+//! `version`.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use toolshed::env::{Config, SettingsArgs};
-use toolshed::{build_info, platform::telemetry, server};
+use toolshed::{build_info, commands, platform::signature, platform::telemetry, server};
 
 #[derive(Parser)]
 #[command(
@@ -25,6 +27,48 @@ enum Command {
     Serve,
     /// Print version, git commit, build date and target.
     Version,
+    /// Sign FILE in the minisign format (prehashed), writing FILE.minisig.
+    Sign {
+        /// A minisign secret key file (`minisign -G`); an encrypted one takes its password
+        /// from TOOLSHED_SIGNING_PASSWORD or the terminal.
+        #[arg(long, short = 's')]
+        secret_key: PathBuf,
+        /// The trusted comment [default: timestamp, file name, and this toolshed's version,
+        /// commit, target and build time].
+        #[arg(long, short = 't')]
+        trusted_comment: Option<String>,
+        file: PathBuf,
+    },
+    /// Verify FILE against FILE.minisig (or --signature) with a minisign public key.
+    Verify {
+        /// A minisign public key file, or the key's base64 line.
+        #[arg(long, short = 'p')]
+        public_key: String,
+        /// The signature file [default: FILE.minisig].
+        #[arg(long, short = 'x')]
+        signature: Option<PathBuf>,
+        file: PathBuf,
+    },
+    /// Remote attestation: `attest verify` checks a running instance's evidence.
+    #[command(subcommand)]
+    Attest(AttestCommand),
+}
+
+#[derive(Subcommand)]
+enum AttestCommand {
+    /// Fetch evidence with a fresh random nonce and check what binds it to the binary and
+    /// the instance; exit 0 only when every check passed.
+    Verify {
+        /// The instance, e.g. https://me.example.com or http://127.0.0.1:8000.
+        #[arg(long)]
+        url: String,
+        /// The SHA-256 (hex) the running executable must have, e.g. from a signed release.
+        #[arg(long)]
+        expect_binary_sha256: Option<String>,
+        /// An API token for the instance.
+        #[arg(long, env = "TOOLSHED_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+    },
 }
 
 /// jemalloc, with background threads that hand freed memory back to the system: glibc's
@@ -41,6 +85,21 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Serve => serve(&cli.settings),
+        Command::Sign {
+            secret_key,
+            trusted_comment,
+            file,
+        } => commands::sign(&secret_key, trusted_comment.as_deref(), &file),
+        Command::Verify {
+            public_key,
+            signature,
+            file,
+        } => commands::verify(&public_key, signature.as_deref(), &file),
+        Command::Attest(AttestCommand::Verify {
+            url,
+            expect_binary_sha256,
+            token,
+        }) => commands::attest_verify(&url, expect_binary_sha256.as_deref(), token.as_deref()),
     }
 }
 
@@ -53,6 +112,23 @@ fn serve(settings: &SettingsArgs) -> ExitCode {
         }
     };
     let logging = telemetry::init(&config);
+    if let Some(public_key) = &config.require_signature {
+        match signature::verify_own_executable(public_key) {
+            Ok((exe, verified)) => tracing::info!(
+                executable = %exe.display(),
+                key_id = %verified.key_id,
+                trusted_comment = %verified.trusted_comment,
+                "executable signature verified"
+            ),
+            Err(e) => {
+                tracing::error!(error = %e, "refusing to start: the executable's signature does not hold");
+                eprintln!(
+                    "toolshed: refusing to start (TOOLSHED_REQUIRE_SIGNATURE / --require-signature): {e}"
+                );
+                return ExitCode::from(1);
+            }
+        }
+    }
     if let Err(e) = tikv_jemalloc_ctl::background_thread::write(true) {
         tracing::warn!(error = %e, "freed memory is returned to the system only as the allocator works");
     }

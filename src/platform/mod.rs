@@ -11,5 +11,6 @@ pub mod metrics;
 pub mod openapi;
 pub mod outbound;
 pub mod rate_limit;
+pub mod signature;
 pub mod state;
 pub mod telemetry;

@@ -2,6 +2,7 @@
 //! mounted in one list in `app.rs`.
 
 pub mod ai;
+pub mod attestation;
 pub mod health;
 pub mod kv;
 pub mod metrics;

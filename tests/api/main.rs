@@ -3,14 +3,17 @@
 //! it. `support` holds the server handle and the mock providers.
 
 mod access;
+mod attestation;
 mod common_layers;
 mod foundation;
 mod kv;
 mod limits;
 mod llm;
+mod malformed;
 mod metrics;
 mod openapi;
 mod queue;
 mod readme;
+mod signing;
 mod support;
 mod url2text;

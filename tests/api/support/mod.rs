@@ -49,7 +49,12 @@ pub fn spawn() -> TestServer {
 
 /// Starts the server on an existing data dir (for restart tests).
 pub fn spawn_in(data_dir: &Path, env: &[(&str, &str)]) -> TestServer {
-    let mut command = Command::new(binary());
+    spawn_program(Path::new(binary()), data_dir, env)
+}
+
+/// Starts `program` (a copy of the binary, say) as the server on `data_dir`.
+pub fn spawn_program(program: &Path, data_dir: &Path, env: &[(&str, &str)]) -> TestServer {
+    let mut command = Command::new(program);
     command
         .arg("serve")
         .env_clear()
