@@ -1,5 +1,5 @@
 //! The README's examples run as written: every `curl` line of its `sh` blocks that calls this
-//! instance's health, KV or queue routes is run, top to bottom, against one fresh server
+//! instance's health, KV, queue or attestation routes is run, top to bottom, against one fresh server
 //! (the LLM and url2text examples need a provider or the internet and are left out). Each
 //! must answer 2xx, or a status its comment names (`# 204 (409 while running)`).
 
@@ -10,7 +10,7 @@ use serde_json::Value;
 use crate::support;
 
 /// The routes whose examples run offline.
-const RUNNABLE: [&str; 3] = ["/api/health", "/api/kv/", "/api/queue/"];
+const RUNNABLE: [&str; 4] = ["/api/health", "/api/kv/", "/api/queue/", "/api/attestation"];
 
 /// One command of a README block, with the comment written after it.
 struct Example {

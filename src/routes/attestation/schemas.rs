@@ -9,6 +9,10 @@ use utoipa::{IntoParams, ToSchema};
 pub struct EvidenceQuery {
     /// 16 to 64 fresh random bytes, as hex: the evidence is bound to them, so an old answer
     /// cannot be replayed.
+    #[param(
+        pattern = r"^([0-9a-fA-F]{2}){16,64}$",
+        example = "00112233445566778899aabbccddeeff"
+    )]
     pub nonce: String,
 }
 
