@@ -62,9 +62,16 @@ enum AttestCommand {
         /// The instance, e.g. https://me.example.com or http://127.0.0.1:8000.
         #[arg(long)]
         url: String,
-        /// The SHA-256 (hex) the running executable must have, e.g. from a signed release.
+        /// The SHA-256 (hex) the instance must report for its executable, e.g. a signed
+        /// release's.
         #[arg(long)]
         expect_binary_sha256: Option<String>,
+        /// The instance key it must answer with (its `instance.pub`, or the base64 line).
+        #[arg(long)]
+        instance_key: Option<String>,
+        /// Fail unless the evidence is a hardware report (SEV-SNP or TDX).
+        #[arg(long)]
+        require_hardware: bool,
         /// An API token for the instance.
         #[arg(long, env = "TOOLSHED_TOKEN", hide_env_values = true)]
         token: Option<String>,
@@ -98,8 +105,16 @@ fn main() -> ExitCode {
         Command::Attest(AttestCommand::Verify {
             url,
             expect_binary_sha256,
+            instance_key,
+            require_hardware,
             token,
-        }) => commands::attest_verify(&url, expect_binary_sha256.as_deref(), token.as_deref()),
+        }) => commands::attest_verify(
+            &url,
+            expect_binary_sha256.as_deref(),
+            instance_key.as_deref(),
+            require_hardware,
+            token.as_deref(),
+        ),
     }
 }
 

@@ -1,17 +1,22 @@
 //! `toolshed attest verify`: asks an instance for evidence over a fresh random nonce and
-//! checks everything that binds it — the nonce, report_data, the instance key, its
-//! signature, the binary hash when one is expected, and for SEV-SNP and TDX where the report
-//! carries report_data. Exit status 0 only when every check passed.
+//! checks everything that binds it — the nonce, report_data, the instance key (pinned when
+//! given), its signature, the binary hash when one is expected, and for SEV-SNP and TDX the
+//! report's structure and the report_data it carries. Exit status 0 only when every check
+//! passed; what was not checked (the vendors' certificate chains) is said, never implied.
 
-use std::io::Cursor;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use base64::Engine;
-use minisign::{PublicKey, SignatureBox};
+use minisign::PublicKey;
 
+use crate::platform::hex::{from_hex, to_hex};
+use crate::platform::signature;
 use crate::routes::attestation::schemas::Evidence;
-use crate::routes::attestation::statement::{self, from_hex, to_hex};
+use crate::routes::attestation::statement;
+
+/// An answer larger than this is no evidence (an SNP report with its certificates is ~10 KiB).
+const MAX_ANSWER_BYTES: usize = 1 << 20;
 
 /// One line of the verdict.
 #[derive(Debug, PartialEq, Eq)]
@@ -22,24 +27,46 @@ pub enum Check {
     Note(String),
 }
 
+/// What the caller expects of the instance, beyond a consistent answer.
+#[derive(Default)]
+pub struct Expectations {
+    /// The SHA-256 the instance must report for its executable.
+    pub binary_sha256: Option<String>,
+    /// The instance key it must use (from an earlier, trusted look at it).
+    pub instance_key: Option<PublicKey>,
+    /// Refuse a `none` platform: only a hardware report will do.
+    pub require_hardware: bool,
+}
+
 pub fn attest_verify(
     url: &str,
     expect_binary_sha256: Option<&str>,
+    instance_key: Option<&str>,
+    require_hardware: bool,
     token: Option<&str>,
 ) -> ExitCode {
+    let fail = |message: String| {
+        eprintln!("toolshed: {message}");
+        ExitCode::from(1)
+    };
+    let instance_key = match instance_key.map(signature::load_public_key).transpose() {
+        Ok(key) => key,
+        Err(e) => return fail(e.to_string()),
+    };
+    let expectations = Expectations {
+        binary_sha256: expect_binary_sha256.map(str::to_owned),
+        instance_key,
+        require_hardware,
+    };
     let mut nonce = [0u8; 32];
     if let Err(e) = getrandom::fill(&mut nonce) {
-        eprintln!("toolshed: no random nonce: {e}");
-        return ExitCode::from(1);
+        return fail(format!("no random nonce: {e}"));
     }
     let evidence = match fetch(url, &nonce, token) {
         Ok(evidence) => evidence,
-        Err(e) => {
-            eprintln!("toolshed: {e}");
-            return ExitCode::from(1);
-        }
+        Err(e) => return fail(e),
     };
-    let checks = check(&evidence, &nonce, expect_binary_sha256);
+    let checks = check(&evidence, &nonce, &expectations);
     let mut failed = false;
     for c in &checks {
         match c {
@@ -53,11 +80,15 @@ pub fn attest_verify(
     }
     if failed {
         println!("attestation NOT verified");
-        ExitCode::from(1)
-    } else {
-        println!("attestation verified ({})", evidence.platform);
-        ExitCode::SUCCESS
+        return ExitCode::from(1);
     }
+    match evidence.platform.as_str() {
+        "none" => println!("every check passed: platform none, NOT hardware-backed"),
+        platform => println!(
+            "every check passed: {platform} report structure and report_data; its vendor signature was not checked (see the note)"
+        ),
+    }
+    ExitCode::SUCCESS
 }
 
 fn fetch(url: &str, nonce: &[u8], token: Option<&str>) -> Result<Evidence, String> {
@@ -71,23 +102,34 @@ fn fetch(url: &str, nonce: &[u8], token: Option<&str>) -> Result<Evidence, Strin
         to_hex(nonce)
     );
     runtime.block_on(async {
+        // No redirects: the evidence must come from the address the caller named.
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| format!("cannot make an HTTP client: {e}"))?;
         let mut request = client.get(&endpoint);
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
-        let response = request
+        let mut response = request
             .send()
             .await
             .map_err(|e| format!("cannot reach {endpoint}: {e}"))?;
         let status = response.status();
-        let body = response
-            .bytes()
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
             .await
-            .map_err(|e| format!("cannot read the answer of {endpoint}: {e}"))?;
+            .map_err(|e| format!("cannot read the answer of {endpoint}: {e}"))?
+        {
+            if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+                return Err(format!(
+                    "{endpoint} answered more than {MAX_ANSWER_BYTES} bytes"
+                ));
+            }
+            body.extend_from_slice(&chunk);
+        }
         if !status.is_success() {
             return Err(format!(
                 "{endpoint} answered {status}: {}",
@@ -99,7 +141,7 @@ fn fetch(url: &str, nonce: &[u8], token: Option<&str>) -> Result<Evidence, Strin
 }
 
 /// Every check over `evidence` fetched with `nonce`.
-pub fn check(evidence: &Evidence, nonce: &[u8], expect_binary_sha256: Option<&str>) -> Vec<Check> {
+pub fn check(evidence: &Evidence, nonce: &[u8], expect: &Expectations) -> Vec<Check> {
     let mut checks = Vec::new();
     checks.push(verdict(
         evidence.nonce.eq_ignore_ascii_case(&to_hex(nonce)),
@@ -117,6 +159,17 @@ pub fn check(evidence: &Evidence, nonce: &[u8], expect_binary_sha256: Option<&st
         "instance_key_sha256 is the SHA-256 of the instance key".into(),
         "instance_key_sha256 is not the SHA-256 of instance_public_key".into(),
     ));
+    match &expect.instance_key {
+        Some(pinned) => checks.push(verdict(
+            key.as_ref().is_some_and(|k| k.to_bytes() == pinned.to_bytes()),
+            "the instance key is the pinned one".into(),
+            format!("the instance key {} is not the pinned one", evidence.instance_public_key),
+        )),
+        None => checks.push(Check::Note(format!(
+            "instance key {} not pinned (pass --instance-key): any holder of a key could have answered",
+            evidence.instance_public_key
+        ))),
+    }
     let expected_report_data = match (binary, key_sha256) {
         (Some(binary), Some(key)) => Some(statement::report_data(nonce, &binary, &key)),
         _ => None,
@@ -143,15 +196,15 @@ pub fn check(evidence: &Evidence, nonce: &[u8], expect_binary_sha256: Option<&st
             signed.err().unwrap_or_default()
         ),
     ));
-    match expect_binary_sha256 {
+    match &expect.binary_sha256 {
         Some(expected) => checks.push(verdict(
             binary.is_some() && binary == hash32(expected.trim()),
             format!(
-                "the instance runs the expected binary {}",
+                "the instance reports the expected binary {}",
                 evidence.binary_sha256
             ),
             format!(
-                "the instance runs binary {}, not {expected}",
+                "the instance reports binary {}, not {expected}",
                 evidence.binary_sha256
             ),
         )),
@@ -162,17 +215,26 @@ pub fn check(evidence: &Evidence, nonce: &[u8], expect_binary_sha256: Option<&st
     }
     match evidence.platform.as_str() {
         "none" => {
-            let plain = !evidence.hardware_backed && evidence.evidence.is_none();
             checks.push(verdict(
-                plain,
+                !evidence.hardware_backed && evidence.evidence.is_none(),
                 "platform none: no hardware report claimed".into(),
                 "platform none yet a hardware report is claimed".into(),
             ));
+            if expect.require_hardware {
+                checks.push(Check::Fail(
+                    "platform none, and a hardware report was required".into(),
+                ));
+            }
             checks.push(Check::Note(
                 "NOT hardware-backed: this shows only that the holder of this instance key answered our nonce; the binary hash is the instance's own claim".into(),
             ));
         }
         platform @ ("sev_guest" | "tdx_guest") => {
+            checks.push(verdict(
+                evidence.hardware_backed,
+                "a hardware report is claimed".into(),
+                format!("platform {platform} but hardware_backed is false"),
+            ));
             let report = evidence
                 .evidence
                 .as_deref()
@@ -184,22 +246,18 @@ pub fn check(evidence: &Evidence, nonce: &[u8], expect_binary_sha256: Option<&st
             let ok = matches!((&carried, expected_report_data), (Ok(c), Some(e)) if *c == e);
             checks.push(verdict(
                 ok,
-                format!("the {platform} report carries our report_data"),
+                format!("the {platform} report's structure holds and it carries our report_data"),
                 match carried {
                     Err(e) => format!("the {platform} report: {e}"),
                     Ok(_) => format!("the {platform} report carries another report_data"),
                 },
             ));
             checks.push(Check::Note(match platform {
-                "sev_guest" => "not checked here: the report's signature by the chip's VCEK (its certificate from AMD's KDS, or aux's certificate table, chained to AMD's ARK and ASK), the TCB version, and the launch MEASUREMENT against the one expected for this image".into(),
-                _ => "not checked here: the quote's ECDSA signature and its PCK certificate chain to Intel's root (Intel's DCAP quote verification library), the TCB status, and MRTD/RTMRs against the ones expected for this image".into(),
+                "sev_guest" => "NOT checked here: the report's signature by the chip's VCEK (its certificate from AMD's KDS, or aux's certificate table, chained to AMD's ARK and ASK), the TCB version, and the launch MEASUREMENT against the one expected for this image. Until they are, anyone could have made this report.".into(),
+                _ => "NOT checked here: the quote's ECDSA signature and its PCK certificate chain to Intel's root (Intel's DCAP quote verification library), the TCB status, and MRTD/RTMRs against the ones expected for this image. Until they are, anyone could have made this quote.".into(),
             }));
         }
-        other => checks.push(verdict(
-            false,
-            String::new(),
-            format!("unknown platform {other:?}"),
-        )),
+        other => checks.push(Check::Fail(format!("unknown platform {other:?}"))),
     }
     checks
 }
@@ -222,16 +280,17 @@ fn signature_holds(
     data: &[u8; 64],
     platform: &str,
 ) -> Result<(), String> {
-    let signature = SignatureBox::from_string(text).map_err(|e| e.to_string())?;
-    minisign::verify(key, &signature, Cursor::new(data), true, false, false)
+    let verified = signature::verify_data(key, data, "report_data", text, "signature")
         .map_err(|e| e.to_string())?;
-    let comment = signature.trusted_comment().map_err(|e| e.to_string())?;
-    if !comment
+    let wanted = format!("platform:{platform}");
+    if !verified
+        .trusted_comment
         .split('\t')
-        .any(|field| field == format!("platform:{platform}"))
+        .any(|field| field == wanted)
     {
         return Err(format!(
-            "its trusted comment {comment:?} names another platform"
+            "its trusted comment {:?} names another platform",
+            verified.trusted_comment
         ));
     }
     Ok(())
@@ -241,6 +300,7 @@ fn signature_holds(
 mod tests {
     use super::*;
     use minisign::KeyPair;
+    use std::io::Cursor;
 
     const BINARY: [u8; 32] = [0xb1; 32];
 
@@ -279,6 +339,13 @@ mod tests {
         (evidence, report_data)
     }
 
+    fn expect_binary(hash: &[u8; 32]) -> Expectations {
+        Expectations {
+            binary_sha256: Some(to_hex(hash)),
+            ..Expectations::default()
+        }
+    }
+
     fn failures(checks: &[Check]) -> Vec<&str> {
         checks
             .iter()
@@ -292,7 +359,7 @@ mod tests {
     #[test]
     fn honest_software_evidence_passes_and_says_it_is_not_hardware() {
         let (e, _) = evidence(&[1; 32], "none", None);
-        let checks = check(&e, &[1; 32], Some(&to_hex(&BINARY)));
+        let checks = check(&e, &[1; 32], &expect_binary(&BINARY));
         assert!(failures(&checks).is_empty(), "{checks:?}");
         assert!(
             checks
@@ -305,21 +372,21 @@ mod tests {
     fn a_replayed_or_altered_answer_fails() {
         let (e, _) = evidence(&[1; 32], "none", None);
         assert!(
-            !failures(&check(&e, &[2; 32], None)).is_empty(),
+            !failures(&check(&e, &[2; 32], &Expectations::default())).is_empty(),
             "another nonce"
         );
         let mut other_binary = evidence(&[1; 32], "none", None).0;
         other_binary.binary_sha256 = to_hex(&[0xb2; 32]);
         assert!(
-            !failures(&check(&other_binary, &[1; 32], None)).is_empty(),
+            !failures(&check(&other_binary, &[1; 32], &Expectations::default())).is_empty(),
             "binary swapped"
         );
-        let wrong = check(&e, &[1; 32], Some(&to_hex(&[0xb2; 32])));
+        let wrong = check(&e, &[1; 32], &expect_binary(&[0xb2; 32]));
         assert_eq!(failures(&wrong).len(), 1, "{wrong:?}");
         let (mut foreign, _) = evidence(&[1; 32], "none", None);
         foreign.signature = e.signature.clone();
         assert!(
-            !failures(&check(&foreign, &[1; 32], None)).is_empty(),
+            !failures(&check(&foreign, &[1; 32], &Expectations::default())).is_empty(),
             "another key's signature"
         );
     }
@@ -332,7 +399,7 @@ mod tests {
         let mut report = vec![0u8; 1184];
         report[0x50..0x90].copy_from_slice(&report_data);
         e.evidence = Some(base64::engine::general_purpose::STANDARD.encode(&report));
-        let checks = check(&e, &nonce, None);
+        let checks = check(&e, &nonce, &Expectations::default());
         assert!(failures(&checks).is_empty(), "{checks:?}");
         assert!(
             checks
@@ -341,8 +408,62 @@ mod tests {
         );
         report[0x50] ^= 1;
         e.evidence = Some(base64::engine::general_purpose::STANDARD.encode(&report));
-        assert_eq!(failures(&check(&e, &nonce, None)).len(), 1);
+        assert_eq!(
+            failures(&check(&e, &nonce, &Expectations::default())).len(),
+            1
+        );
         e.evidence = None;
-        assert_eq!(failures(&check(&e, &nonce, None)).len(), 1);
+        assert_eq!(
+            failures(&check(&e, &nonce, &Expectations::default())).len(),
+            1
+        );
+    }
+
+    #[test]
+    fn a_pinned_key_and_a_required_platform_are_enforced() {
+        let (e, _) = evidence(&[1; 32], "none", None);
+        let pinned = PublicKey::from_base64(&e.instance_public_key).expect("key");
+        let same = Expectations {
+            instance_key: Some(pinned),
+            ..Expectations::default()
+        };
+        assert!(failures(&check(&e, &[1; 32], &same)).is_empty());
+        let (other, _) = evidence(&[1; 32], "none", None);
+        assert_eq!(
+            failures(&check(&other, &[1; 32], &same)).len(),
+            1,
+            "another instance"
+        );
+        let hardware = Expectations {
+            require_hardware: true,
+            ..Expectations::default()
+        };
+        assert_eq!(failures(&check(&e, &[1; 32], &hardware)).len(), 1);
+    }
+
+    #[test]
+    fn a_hardware_platform_without_the_claim_fails() {
+        let nonce = [4; 32];
+        let (mut e, report_data) = evidence(&nonce, "sev_guest", Some(vec![0; 1184]));
+        let mut report = vec![0u8; 1184];
+        report[0x50..0x90].copy_from_slice(&report_data);
+        e.evidence = Some(base64::engine::general_purpose::STANDARD.encode(&report));
+        e.hardware_backed = false;
+        assert_eq!(
+            failures(&check(&e, &nonce, &Expectations::default())).len(),
+            1
+        );
+    }
+
+    #[test]
+    fn a_truncated_signature_fails_without_a_panic() {
+        let (mut e, _) = evidence(&[1; 32], "none", None);
+        let mut lines: Vec<String> = e.signature.lines().map(str::to_owned).collect();
+        lines[3] = "AAAA".into();
+        e.signature = lines.join("\n");
+        assert_eq!(
+            failures(&check(&e, &[1; 32], &Expectations::default())).len(),
+            1
+        );
     }
 }

@@ -5,6 +5,7 @@ pub mod error;
 pub mod extract;
 pub mod fallback;
 pub mod hash;
+pub mod hex;
 pub mod log_format;
 pub mod log_writer;
 pub mod metrics;

@@ -2,8 +2,8 @@
 //! and the release binary checking its own signature at start.
 //!
 //! Only prehashed (`ED`) signatures are made and accepted; the crate's Ed25519 check refuses
-//! a non-canonical `S` (S ≥ L), which a test below proves, because `minisign-verify` 0.2.4
-//! did not.
+//! a non-canonical `S` (S ≥ L), which a test below proves, because another crate
+//! (`minisign-verify` 0.2.4) did not.
 
 use std::fs;
 use std::io::Cursor;
@@ -108,7 +108,8 @@ pub fn load_secret_key(path: &Path) -> Result<SecretKey, SignatureError> {
     }
     // `minisign -G -W` (0.11) leaves an unencrypted key's checksum zero, which the crate
     // calls corrupted. Such a key is read as it is: signing checks the result against the
-    // key's public half, so a damaged key still fails there.
+    // key's public half, so a damaged seed or public half still fails there (a damaged key
+    // id only shows when the signature is verified).
     let checksum_unset =
         raw.len() == UNENCRYPTED_KEY_LEN && raw[raw.len() - 32..].iter().all(|&b| b == 0);
     if checksum_unset {
@@ -117,20 +118,41 @@ pub fn load_secret_key(path: &Path) -> Result<SecretKey, SignatureError> {
     SecretKey::from_unencrypted_box(sk_box).map_err(|e| bad(e.to_string()))
 }
 
-/// The trusted comment of a signature this build makes: minisign's own fields first, then
-/// what the signing toolshed is (a release signs itself, so they describe the artifact).
+/// The trusted comment of a signature this build makes: minisign's own fields, then, when
+/// the file is this very executable (a release signing itself), what it is.
 pub fn default_trusted_comment(file: &Path, now_unix: u64) -> String {
     let name = file
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    format!(
-        "timestamp:{now_unix}\tfile:{name}\thashed\ttoolshed:{}\tcommit:{}\ttarget:{}\tbuilt:{}",
-        crate::build_info::VERSION,
-        crate::build_info::GIT_COMMIT,
-        crate::build_info::TARGET,
-        crate::build_info::BUILD_DATE,
-    )
+    let mut comment = format!("timestamp:{now_unix}\tfile:{name}\thashed");
+    if is_running_executable(file) {
+        comment.push_str(&format!(
+            "\ttoolshed:{}\tcommit:{}\ttarget:{}\tbuilt:{}",
+            crate::build_info::VERSION,
+            crate::build_info::GIT_COMMIT,
+            crate::build_info::TARGET,
+            crate::build_info::BUILD_DATE,
+        ));
+    }
+    comment
+}
+
+/// Whether `file` holds the same bytes as the executable running now.
+fn is_running_executable(file: &Path) -> bool {
+    let running = if cfg!(target_os = "linux") {
+        PathBuf::from("/proc/self/exe")
+    } else {
+        match std::env::current_exe() {
+            Ok(exe) => exe,
+            Err(_) => return false,
+        }
+    };
+    let same_size = match (fs::metadata(file), fs::metadata(&running)) {
+        (Ok(a), Ok(b)) => a.len() == b.len(),
+        _ => false,
+    };
+    same_size && matches!((fs::read(file), fs::read(&running)), (Ok(a), Ok(b)) if a == b)
 }
 
 /// Signs `file` with a prehashed signature and writes `<file>.minisig`; returns its path.
@@ -139,10 +161,11 @@ pub fn sign_file(
     file: &Path,
     trusted_comment: &str,
 ) -> Result<PathBuf, SignatureError> {
-    if trusted_comment.contains(['\n', '\r']) {
+    // Readers trim the comment they check, so one with outer spaces would never verify.
+    if trusted_comment.contains(['\n', '\r']) || trusted_comment != trusted_comment.trim() {
         return Err(SignatureError::Sign {
             path: file.display().to_string(),
-            reason: "a trusted comment is one line".into(),
+            reason: "a trusted comment is one line, without leading or trailing spaces".into(),
         });
     }
     let data = read_bytes(file)?;
@@ -180,26 +203,43 @@ pub fn verify_file(
     file: &Path,
     signature_file: &Path,
 ) -> Result<Verified, SignatureError> {
-    let sig_path = signature_file.display().to_string();
-    let signature = SignatureBox::from_string(&read_text(signature_file)?).map_err(|e| {
-        SignatureError::SignatureFile {
-            path: sig_path.clone(),
-            reason: e.to_string(),
-        }
+    let text = read_text(signature_file)?;
+    verify_data(
+        public_key,
+        &read_bytes(file)?,
+        &file.display().to_string(),
+        &text,
+        &signature_file.display().to_string(),
+    )
+}
+
+/// Checks a signature (`text`, as in a `.minisig` file named `sig_name`) over `data` (named
+/// `data_name` in errors).
+pub fn verify_data(
+    public_key: &PublicKey,
+    data: &[u8],
+    data_name: &str,
+    text: &str,
+    sig_name: &str,
+) -> Result<Verified, SignatureError> {
+    let signature = parse_signature(text).map_err(|reason| SignatureError::SignatureFile {
+        path: sig_name.to_owned(),
+        reason,
     })?;
     let expected = key_id(public_key.keynum());
     let signed_by = key_id(signature.keynum());
     if signed_by != expected {
         return Err(SignatureError::WrongKey {
-            path: sig_path,
+            path: sig_name.to_owned(),
             signed_by,
             expected,
         });
     }
     if !signature.is_prehashed() {
-        return Err(SignatureError::Legacy { path: sig_path });
+        return Err(SignatureError::Legacy {
+            path: sig_name.to_owned(),
+        });
     }
-    let data = read_bytes(file)?;
     minisign::verify(
         public_key,
         &signature,
@@ -209,14 +249,14 @@ pub fn verify_file(
         false,
     )
     .map_err(|e| SignatureError::Mismatch {
-        path: file.display().to_string(),
+        path: data_name.to_owned(),
         reason: e.to_string(),
     })?;
     let trusted_comment =
         signature
             .trusted_comment()
             .map_err(|e| SignatureError::SignatureFile {
-                path: sig_path,
+                path: sig_name.to_owned(),
                 reason: e.to_string(),
             })?;
     Ok(Verified {
@@ -225,12 +265,58 @@ pub fn verify_file(
     })
 }
 
-/// The running executable against `<exe>.minisig`, for `--require-signature`.
+/// A signature file's text, refused unless its two signatures have their exact lengths: the
+/// crate accepts a short global signature and then indexes past its end.
+pub fn parse_signature(text: &str) -> Result<SignatureBox, String> {
+    let lines: Vec<&str> = text.lines().collect();
+    let decoded_len = |i: usize| {
+        lines
+            .get(i)
+            .and_then(|line| {
+                base64::engine::general_purpose::STANDARD
+                    .decode(line.trim())
+                    .ok()
+            })
+            .map(|bytes| bytes.len())
+    };
+    // "ED" ‖ key id (8) ‖ signature (64); then the global signature (64).
+    if decoded_len(1) != Some(74) {
+        return Err("its second line is not a signature (74 bytes in base64)".into());
+    }
+    if !lines
+        .get(2)
+        .is_some_and(|l| l.starts_with("trusted comment: "))
+    {
+        return Err("its third line is not a trusted comment".into());
+    }
+    if decoded_len(3) != Some(64) {
+        return Err("its fourth line is not a global signature (64 bytes in base64)".into());
+    }
+    SignatureBox::from_string(text).map_err(|e| e.to_string())
+}
+
+/// The running executable against `<exe>.minisig`, for `--require-signature`. The bytes
+/// checked are the ones running (`/proc/self/exe`), not whatever the path holds by now.
 pub fn verify_own_executable(public_key_arg: &str) -> Result<(PathBuf, Verified), String> {
     let key = load_public_key(public_key_arg).map_err(|e| e.to_string())?;
     let exe =
         std::env::current_exe().map_err(|e| format!("cannot find the running executable: {e}"))?;
-    let verified = verify_file(&key, &exe, &signature_path(&exe)).map_err(|e| e.to_string())?;
+    let running = if cfg!(target_os = "linux") {
+        PathBuf::from("/proc/self/exe")
+    } else {
+        exe.clone()
+    };
+    let data = read_bytes(&running).map_err(|e| e.to_string())?;
+    let sig_path = signature_path(&exe);
+    let text = read_text(&sig_path).map_err(|e| e.to_string())?;
+    let verified = verify_data(
+        &key,
+        &data,
+        &exe.display().to_string(),
+        &text,
+        &sig_path.display().to_string(),
+    )
+    .map_err(|e| e.to_string())?;
     Ok((exe, verified))
 }
 
@@ -340,7 +426,7 @@ mod tests {
     #[test]
     fn a_non_canonical_s_is_refused() {
         // S + L verifies under the group law but is a second encoding of one signature:
-        // a strict verifier refuses it (REFERENCE.md: minisign-verify 0.2.4 did not).
+        // a strict verifier refuses it (the crate minisign-verify 0.2.4 did not).
         const L: [u8; 32] = [
             0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9,
             0xde, 0x14, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
@@ -424,5 +510,34 @@ mod tests {
         write(&raw);
         let key = load_secret_key(&path).expect("loads");
         assert!(sign_file(&key, &file, "t").is_err());
+    }
+
+    #[test]
+    fn a_short_or_missing_global_signature_is_an_error_not_a_panic() {
+        let s = signed(b"release bytes");
+        let good = lines(&s.sig);
+        for (line, replacement) in [
+            (3, "AAAA".to_owned()),
+            (3, String::new()),
+            (1, "AAAA".to_owned()),
+            (2, "not a trusted comment".to_owned()),
+        ] {
+            let mut l = good.clone();
+            l[line] = replacement;
+            write_lines(&s.sig, &l);
+            let err = verify_file(&s.key, &s.file, &s.sig).expect_err("refused");
+            assert!(matches!(err, SignatureError::SignatureFile { .. }), "{err}");
+        }
+        write_lines(&s.sig, &good[..2]);
+        assert!(verify_file(&s.key, &s.file, &s.sig).is_err());
+    }
+
+    #[test]
+    fn a_trusted_comment_with_outer_spaces_is_not_signed() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let pair = KeyPair::generate_unencrypted_keypair().expect("key pair");
+        let file = dir.path().join("f");
+        fs::write(&file, b"data").expect("write");
+        assert!(sign_file(&pair.sk, &file, " padded ").is_err());
     }
 }

@@ -7,7 +7,7 @@ use std::process::{Command, Output};
 
 use sha2::{Digest, Sha256};
 
-use crate::support;
+use crate::support::{self, said};
 
 const TOKEN: &str = "attestation-test-token-0123456789";
 const NONCE: &str = "00112233445566778899aabbccddeeff";
@@ -26,14 +26,6 @@ fn verify(base: &str, extra: &[&str]) -> Output {
         .env_clear()
         .output()
         .expect("run attest verify")
-}
-
-fn said(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
 }
 
 fn binary_sha256() -> String {
@@ -90,6 +82,19 @@ async fn software_evidence_binds_the_nonce_binary_and_instance_key() {
     assert!(out.status.success(), "{}", said(&out));
     assert!(said(&out).contains("NOT hardware-backed"), "{}", said(&out));
     let out = verify(&server.base, &["--expect-binary-sha256", &"ab".repeat(32)]);
+    assert_eq!(out.status.code(), Some(1), "{}", said(&out));
+    // Pinned to this instance's key: passes; to another key, or requiring hardware: fails.
+    let pub_file = server.data_dir.join("instance.pub");
+    let out = verify(
+        &server.base,
+        &["--instance-key", pub_file.to_str().expect("path")],
+    );
+    assert!(out.status.success(), "{}", said(&out));
+    let other = minisign::KeyPair::generate_unencrypted_keypair().expect("key pair");
+    let out = verify(&server.base, &["--instance-key", &other.pk.to_base64()]);
+    assert_eq!(out.status.code(), Some(1), "{}", said(&out));
+    assert!(said(&out).contains("not the pinned one"), "{}", said(&out));
+    let out = verify(&server.base, &["--require-hardware"]);
     assert_eq!(out.status.code(), Some(1), "{}", said(&out));
 }
 

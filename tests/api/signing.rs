@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use crate::support;
+use crate::support::{self, said};
 
 fn toolshed(args: &[&str]) -> Output {
     Command::new(support::binary())
@@ -12,14 +12,6 @@ fn toolshed(args: &[&str]) -> Output {
         .env_clear()
         .output()
         .expect("run toolshed")
-}
-
-fn said(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
 }
 
 /// `minisign` with `args`: `None` when it is not installed (`.ci/run` installs it and sets
@@ -78,10 +70,9 @@ fn minisign_verifies_what_toolshed_signs() {
         text.contains("Signature and comment signature verified"),
         "{text}"
     );
-    // The trusted comment says what signed it, as minisign shows it.
-    assert!(text.contains("toolshed:"), "{text}");
-    assert!(text.contains("target:"), "{text}");
-    assert!(text.contains("built:"), "{text}");
+    // minisign's own fields; the toolshed ones only when a binary signs itself (below).
+    assert!(text.contains("file:artifact.bin\thashed"), "{text}");
+    assert!(!text.contains("toolshed:"), "{text}");
     // And minisign refuses it once the file changed.
     std::fs::write(&file, b"a release, altered").expect("write");
     let out = minisign(&["-V", "-p", s(&keys.public), "-m", s(&file)]).expect("minisign");
@@ -119,6 +110,7 @@ fn toolshed_verifies_what_minisign_signs_and_refuses_the_rest() {
     std::fs::write(&sig, &forged).expect("write");
     let out = toolshed(&["verify", "--public-key", s(&keys.public), s(&file)]);
     assert_eq!(out.status.code(), Some(1), "{}", said(&out));
+    assert!(said(&out).contains("Comment signature"), "{}", said(&out));
     std::fs::write(&sig, &good).expect("write");
 
     // Another key: refused by its id.
@@ -131,6 +123,7 @@ fn toolshed_verifies_what_minisign_signs_and_refuses_the_rest() {
     std::fs::write(&file, b"another release!").expect("write");
     let out = toolshed(&["verify", "--public-key", s(&keys.public), s(&file)]);
     assert_eq!(out.status.code(), Some(1), "{}", said(&out));
+    assert!(said(&out).contains("does not match"), "{}", said(&out));
 }
 
 #[test]
@@ -220,27 +213,39 @@ fn a_binary_that_requires_its_signature_starts_only_when_it_holds() {
     let data = dir.path().join("data");
     let server = support::spawn_program(&copy, &data, &[("TOOLSHED_REQUIRE_SIGNATURE", &public)]);
     let line = server.wait_for_log(|l| l["message"] == "executable signature verified");
-    assert!(
-        line["trusted_comment"]
-            .as_str()
-            .unwrap_or("")
-            .contains("file:toolshed")
-    );
+    let comment = line["trusted_comment"].as_str().unwrap_or("").to_owned();
+    // A binary signing itself says what it is.
+    for field in ["file:toolshed", "toolshed:", "commit:", "target:", "built:"] {
+        assert!(comment.contains(field), "{field} in {comment}");
+    }
     drop(server);
 
+    // A start that should be refused but is not would serve for ever: killed after 20 s.
     let refuse = |public: &str| {
-        Command::new(&copy)
+        let mut child = Command::new(&copy)
             .args(["serve", "--require-signature", public])
             .env_clear()
             .env("PORT", "0")
             .env("TOOLSHED_DATA_DIR", &data)
-            .output()
-            .expect("run copy")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run copy");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while child.try_wait().expect("try_wait").is_none() {
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        child.wait_with_output().expect("output")
     };
     let other = minisign::KeyPair::generate_unencrypted_keypair().expect("key pair");
     let out = refuse(&other.pk.to_base64());
     assert_eq!(out.status.code(), Some(1), "{}", said(&out));
     assert!(said(&out).contains("refusing to start"), "{}", said(&out));
+    assert!(said(&out).contains("not with key"), "{}", said(&out));
 
     // The binary changed after signing.
     let mut bytes = std::fs::read(&copy).expect("read copy");
@@ -254,4 +259,5 @@ fn a_binary_that_requires_its_signature_starts_only_when_it_holds() {
     std::fs::remove_file(dir.path().join("toolshed.minisig")).expect("remove signature");
     let out = refuse(&public);
     assert_eq!(out.status.code(), Some(1), "{}", said(&out));
+    assert!(said(&out).contains("toolshed.minisig"), "{}", said(&out));
 }

@@ -1,3 +1,5 @@
+//! The one attestation route: evidence for a caller's nonce.
+
 use std::io::Cursor;
 
 use axum::Json;
@@ -7,11 +9,12 @@ use base64::Engine;
 
 use super::schemas::{Evidence, EvidenceQuery};
 use super::state::Attestation;
-use super::statement::{self, NONCE_MAX, NONCE_MIN, to_hex};
+use super::statement::{self, NONCE_MAX, NONCE_MIN};
 use super::tsm::{self, Kernel};
 use crate::build_info;
 use crate::platform::error::{AppError, ErrorBody};
 use crate::platform::extract::AppQuery;
+use crate::platform::hex::{from_hex, to_hex};
 
 const SOFTWARE_NOTE: &str = "NOT hardware-backed: this statement is signed by the instance's own key only. It shows that whoever holds this instance key answered your nonce; the binary hash is the instance's own claim.";
 const HARDWARE_NOTE: &str = "The report is signed by the platform (AMD VCEK or Intel's quoting enclave); this instance has not checked it. Check report_data against the fields above, and the report's signature against the vendor's certificate chain.";
@@ -37,7 +40,7 @@ pub async fn evidence(
     State(attestation): State<Attestation>,
     AppQuery(query): AppQuery<EvidenceQuery>,
 ) -> Result<Json<Evidence>, AppError> {
-    let nonce = statement::from_hex(&query.nonce)
+    let nonce = from_hex(&query.nonce)
         .filter(|n| (NONCE_MIN..=NONCE_MAX).contains(&n.len()))
         .ok_or_else(|| {
             AppError::bad_request(format!(

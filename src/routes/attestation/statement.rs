@@ -17,6 +17,8 @@ pub const SNP_REPORT_LEN: usize = 1184;
 /// and a 6-byte body descriptor (v5), 520 bytes into the TD report body.
 pub const TDX_REPORT_DATA_OFFSET_V4: usize = 48 + 520;
 pub const TDX_REPORT_DATA_OFFSET_V5: usize = 48 + 6 + 520;
+/// A quote header's TEE type (bytes 4..8) for TDX.
+pub const TDX_TEE_TYPE: u32 = 0x81;
 
 /// `SHA-512(DOMAIN ‖ nonce ‖ binary_sha256 ‖ instance_key_sha256)`.
 pub fn report_data(
@@ -49,14 +51,25 @@ pub fn report_data_in(platform: &str, report: &[u8]) -> Result<[u8; 64], String>
             }
             SNP_REPORT_DATA_OFFSET
         }
-        "tdx_guest" => match report.get(..2).map(|v| u16::from_le_bytes([v[0], v[1]])) {
-            Some(4) => TDX_REPORT_DATA_OFFSET_V4,
-            Some(5) => TDX_REPORT_DATA_OFFSET_V5,
-            other => {
+        "tdx_guest" => match report.get(..8).map(|v| {
+            (
+                u16::from_le_bytes([v[0], v[1]]),
+                u32::from_le_bytes([v[4], v[5], v[6], v[7]]),
+            )
+        }) {
+            Some((_, tee)) if tee != TDX_TEE_TYPE => {
                 return Err(format!(
-                    "a TDX quote of version 4 or 5 was expected, not {other:?}"
+                    "the quote's TEE type is {tee:#x}, not TDX's {TDX_TEE_TYPE:#x}"
                 ));
             }
+            Some((4, _)) => TDX_REPORT_DATA_OFFSET_V4,
+            Some((5, _)) => TDX_REPORT_DATA_OFFSET_V5,
+            Some((version, _)) => {
+                return Err(format!(
+                    "a TDX quote of version 4 or 5 was expected, not {version}"
+                ));
+            }
+            None => return Err("the quote is shorter than its header".into()),
         },
         other => return Err(format!("no hardware report format for platform {other:?}")),
     };
@@ -97,6 +110,11 @@ mod tests {
         assert!(report_data_in("sev_guest", &snp[..1000]).is_err());
         let mut tdx = vec![0u8; 1024];
         tdx[..2].copy_from_slice(&4u16.to_le_bytes());
+        assert!(
+            report_data_in("tdx_guest", &tdx).is_err(),
+            "TEE type 0 is SGX"
+        );
+        tdx[4..8].copy_from_slice(&TDX_TEE_TYPE.to_le_bytes());
         tdx[568..632].copy_from_slice(&[5; 64]);
         assert_eq!(report_data_in("tdx_guest", &tdx), Ok([5; 64]));
         tdx[..2].copy_from_slice(&5u16.to_le_bytes());
@@ -105,49 +123,5 @@ mod tests {
         tdx[..2].copy_from_slice(&3u16.to_le_bytes());
         assert!(report_data_in("tdx_guest", &tdx).is_err());
         assert!(report_data_in("none", &snp).is_err());
-    }
-}
-
-/// Lower-case hex.
-pub fn to_hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
-}
-
-/// Hex (either case) to bytes; `None` when it is not an even run of hex digits.
-pub fn from_hex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| {
-            text.get(i..i + 2)
-                .and_then(|pair| u8::from_str_radix(pair, 16).ok())
-        })
-        .collect()
-}
-
-#[cfg(test)]
-mod hex_tests {
-    use super::*;
-
-    #[test]
-    fn hex_round_trips_and_refuses_junk() {
-        assert_eq!(to_hex(&[0, 0xab, 0xff]), "00abff");
-        assert_eq!(from_hex("00ABff"), Some(vec![0, 0xab, 0xff]));
-        assert_eq!(from_hex("abc"), None);
-        assert_eq!(from_hex("zz"), None);
-        assert_eq!(
-            from_hex("+1"),
-            None,
-            "from_str_radix takes a sign; hex does not"
-        );
-        assert_eq!(from_hex("é1"), None);
     }
 }

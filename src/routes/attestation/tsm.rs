@@ -36,10 +36,12 @@ pub enum TsmError {
     Empty,
 }
 
-/// How report directories come and go: the kernel makes a configfs directory's files on
-/// `mkdir` and takes them away on `rmdir`; a test's fake does both itself.
+/// How report directories come and go and are written: the kernel makes a configfs
+/// directory's files on `mkdir`, makes the report when `inblob` is written and takes the files
+/// away on `rmdir`; a test's fake does the same with plain files.
 pub trait ReportDirs: Send + Sync {
     fn create(&self, dir: &Path) -> io::Result<()>;
+    fn write(&self, file: &Path, bytes: &[u8]) -> io::Result<()>;
     fn remove(&self, dir: &Path) -> io::Result<()>;
 }
 
@@ -49,6 +51,9 @@ pub struct Kernel;
 impl ReportDirs for Kernel {
     fn create(&self, dir: &Path) -> io::Result<()> {
         fs::create_dir(dir)
+    }
+    fn write(&self, file: &Path, bytes: &[u8]) -> io::Result<()> {
+        fs::write(file, bytes)
     }
     fn remove(&self, dir: &Path) -> io::Result<()> {
         fs::remove_dir(dir)
@@ -66,14 +71,18 @@ pub fn report(
         root: root.display().to_string(),
         source,
     })?;
-    let result = report_in(&dir, report_data);
+    let result = report_in(&dir, report_data, dirs);
     if let Err(e) = dirs.remove(&dir) {
         tracing::warn!(dir = %dir.display(), error = %e, "cannot remove an attestation report directory");
     }
     result
 }
 
-fn report_in(dir: &Path, report_data: &[u8; 64]) -> Result<HardwareReport, TsmError> {
+fn report_in(
+    dir: &Path,
+    report_data: &[u8; 64],
+    dirs: &dyn ReportDirs,
+) -> Result<HardwareReport, TsmError> {
     let file_error = |action, file| {
         move |source| TsmError::File {
             action,
@@ -88,7 +97,8 @@ fn report_in(dir: &Path, report_data: &[u8; 64]) -> Result<HardwareReport, TsmEr
     if !PROVIDERS.contains(&provider.as_str()) {
         return Err(TsmError::Provider(provider));
     }
-    fs::write(dir.join("inblob"), report_data).map_err(file_error("write", "inblob"))?;
+    dirs.write(&dir.join("inblob"), report_data)
+        .map_err(file_error("write", "inblob"))?;
     let outblob = fs::read(dir.join("outblob")).map_err(file_error("read", "outblob"))?;
     if outblob.is_empty() {
         return Err(TsmError::Empty);
@@ -120,12 +130,13 @@ mod tests {
     use super::*;
     use std::sync::Mutex;
 
-    /// A configfs-tsm stand-in: `mkdir` makes the kernel's files with what the kernel would
-    /// show after one write; `rmdir` keeps what was written to `inblob`.
+    /// A configfs-tsm stand-in with the kernel's files: `mkdir` makes `provider` and
+    /// `generation` 0; writing `inblob` bumps `generation` (twice when another writer is
+    /// simulated) and makes `outblob` (an SNP-sized report carrying inblob at 0x50) and
+    /// `auxblob`; before that, `outblob` does not exist. `rmdir` keeps what inblob got.
     struct Fake {
         provider: &'static str,
-        generation: &'static str,
-        outblob: Vec<u8>,
+        interfering_writer: bool,
         auxblob: Option<Vec<u8>>,
         written: Mutex<Option<Vec<u8>>>,
     }
@@ -134,8 +145,7 @@ mod tests {
         fn snp() -> Fake {
             Fake {
                 provider: "sev_guest",
-                generation: "1",
-                outblob: vec![0xaa; 1184],
+                interfering_writer: false,
                 auxblob: Some(vec![0xcc; 10]),
                 written: Mutex::new(None),
             }
@@ -146,8 +156,16 @@ mod tests {
         fn create(&self, dir: &Path) -> io::Result<()> {
             fs::create_dir(dir)?;
             fs::write(dir.join("provider"), format!("{}\n", self.provider))?;
-            fs::write(dir.join("generation"), format!("{}\n", self.generation))?;
-            fs::write(dir.join("outblob"), &self.outblob)?;
+            fs::write(dir.join("generation"), "0\n")
+        }
+        fn write(&self, file: &Path, bytes: &[u8]) -> io::Result<()> {
+            fs::write(file, bytes)?;
+            let dir = file.parent().expect("a report directory");
+            let generation = if self.interfering_writer { 2 } else { 1 };
+            fs::write(dir.join("generation"), format!("{generation}\n"))?;
+            let mut report = vec![0xaa; 1184];
+            report[0x50..0x50 + bytes.len()].copy_from_slice(bytes);
+            fs::write(dir.join("outblob"), report)?;
             if let Some(aux) = &self.auxblob {
                 fs::write(dir.join("auxblob"), aux)?;
             }
@@ -169,7 +187,12 @@ mod tests {
         let fake = Fake::snp();
         let report = report(root.path(), &[7; 64], &fake).expect("report");
         assert_eq!(report.provider, "sev_guest");
-        assert_eq!(report.outblob, vec![0xaa; 1184]);
+        assert_eq!(report.outblob.len(), 1184);
+        assert_eq!(
+            report.outblob[0x50..0x90],
+            [7; 64],
+            "the report made from our inblob"
+        );
         assert_eq!(report.auxblob, Some(vec![0xcc; 10]));
         assert_eq!(*fake.written.lock().expect("lock"), Some(vec![7; 64]));
         assert_eq!(entries(root.path()), 0);
@@ -212,7 +235,7 @@ mod tests {
     fn a_bumped_generation_is_refused() {
         let root = tempfile::tempdir().expect("root");
         let fake = Fake {
-            generation: "2",
+            interfering_writer: true,
             ..Fake::snp()
         };
         let err = report(root.path(), &[7; 64], &fake).expect_err("refused");
