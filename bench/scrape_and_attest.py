@@ -40,12 +40,18 @@ try:
     auth = {"authorization": f"Bearer {token}"}
 
     def call(method, path, headers=None, body=None):
-        conn.request(method, path, body=body, headers=headers or {})
-        response = conn.getresponse()
+        # An answer refused before its body was read may close the connection: open anew.
+        global conn
+        try:
+            conn.request(method, path, body=body, headers=headers or {})
+            response = conn.getresponse()
+        except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            conn.request(method, path, body=body, headers=headers or {})
+            response = conn.getresponse()
         response.read()
         return response
 
-    call("GET", "/openapi.json", auth)
     conn.request("GET", "/openapi.json", headers=auth)
     spec = json.loads(conn.getresponse().read())
     for path in spec["paths"]:
@@ -66,6 +72,7 @@ try:
         samples.sort()
         return statistics.median(samples), samples[int(len(samples) * 0.99) - 1]
 
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     conn.request("GET", "/metrics", headers=auth)
     text = conn.getresponse().read().decode()
     series = [l for l in text.splitlines() if l and not l.startswith("#")]
