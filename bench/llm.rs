@@ -122,6 +122,8 @@ fn main() {
     runtime.block_on(run(rate, seconds));
 }
 
+const BENCH_TOKEN: &str = "bench-token-0123456789abcdef";
+
 async fn run(rate: u64, seconds: u64) {
     let calls = Arc::new(AtomicUsize::new(0));
     let mock = start_mock(calls.clone()).await;
@@ -135,6 +137,7 @@ async fn run(rate: u64, seconds: u64) {
         .env("ENV", "production")
         .env("LOG_FORMAT", "json")
         .env("TOOLSHED_DATA_DIR", &data_dir)
+        .env("TOOLSHED_API_TOKENS", BENCH_TOKEN)
         .env("OPENAI_BASE_URL", format!("{mock}/v1"))
         .env("OPENAI_API_KEY", "bench")
         .stdout(Stdio::piped())
@@ -166,8 +169,15 @@ async fn run(rate: u64, seconds: u64) {
         .recv_timeout(Duration::from_secs(20))
         .expect("toolshed listening");
     let gateway = format!("http://{addr}/api/ai/llm");
+    // Production needs an API token; the mock ignores it on the direct calls.
+    let mut auth = reqwest::header::HeaderMap::new();
+    auth.insert(
+        reqwest::header::AUTHORIZATION,
+        reqwest::header::HeaderValue::from_str(&format!("Bearer {BENCH_TOKEN}")).expect("header"),
+    );
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(256)
+        .default_headers(auth)
         .build()
         .expect("client");
 

@@ -33,7 +33,9 @@ def rss_mb(pid):
 
 
 with tempfile.TemporaryDirectory() as data:
-    env = dict(os.environ, ENV="production", LOG_LEVEL="warn", **extra)
+    # As exposed: production needs an API token, which every request sends.
+    token = "bench-token-0123456789abcdef"
+    env = dict(os.environ, ENV="production", LOG_LEVEL="warn", TOOLSHED_API_TOKENS=token, **extra)
     server = subprocess.Popen(
         [binary, "--port", str(port), "--data-dir", data],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -59,7 +61,8 @@ with tempfile.TemporaryDirectory() as data:
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
             while time.monotonic() < stop:
                 conn.request("PUT", f"/api/kv/entries/burst/{n}", body,
-                             {"content-type": "application/octet-stream"})
+                             {"content-type": "application/octet-stream",
+                              "authorization": f"Bearer {token}"})
                 response = conn.getresponse()
                 response.read()
                 statuses[response.status] = statuses.get(response.status, 0) + 1

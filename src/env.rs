@@ -62,7 +62,7 @@ macro_rules! settings {
         #[derive(Debug, Clone, Default, clap::Args)]
         pub struct SettingsArgs {
             $(
-                #[arg(long, env = $env, global = true, hide_env = true,
+                #[arg(long, env = $env, hide_env = true,
                       hide = settings!(@secret $($secret)?),
                       help = concat!($($help),+, " [env: ", $env, "] [default: ",
                                      settings!(@shown $default $(, $shown)?), "]"))]

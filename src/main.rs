@@ -12,7 +12,10 @@ use toolshed::{build_info, commands, platform::signature, platform::telemetry, s
 #[command(
     name = "toolshed",
     version,
-    about = "A personal backend in one binary."
+    about = "A personal backend in one binary.",
+    // Settings go before no verb (`toolshed --port 1`) or after `serve`; with another verb
+    // they would be taken and ignored, so clap refuses them.
+    args_conflicts_with_subcommands = true
 )]
 struct Cli {
     #[command(subcommand)]
@@ -21,10 +24,15 @@ struct Cli {
     settings: SettingsArgs,
 }
 
+// Built once, from the command line: the size of its largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Serve the HTTP API (the default).
-    Serve,
+    Serve {
+        #[command(flatten)]
+        settings: SettingsArgs,
+    },
     /// Print version, git commit, build date and target.
     Version,
     /// Sign FILE in the minisign format (prehashed), writing FILE.minisig.
@@ -37,6 +45,7 @@ enum Command {
         /// commit, target and build time].
         #[arg(long, short = 't')]
         trusted_comment: Option<String>,
+        /// The file to sign.
         file: PathBuf,
     },
     /// Verify FILE against FILE.minisig (or --signature) with a minisign public key.
@@ -47,6 +56,7 @@ enum Command {
         /// The signature file [default: FILE.minisig].
         #[arg(long, short = 'x')]
         signature: Option<PathBuf>,
+        /// The signed file.
         file: PathBuf,
     },
     /// Remote attestation: `attest verify` checks a running instance's evidence.
@@ -86,12 +96,15 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command.unwrap_or(Command::Serve) {
+    let Some(command) = cli.command else {
+        return serve(&cli.settings);
+    };
+    match command {
         Command::Version => {
             println!("{}", build_info::describe());
             ExitCode::SUCCESS
         }
-        Command::Serve => serve(&cli.settings),
+        Command::Serve { settings } => serve(&settings),
         Command::Sign {
             secret_key,
             trusted_comment,

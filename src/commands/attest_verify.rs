@@ -115,7 +115,7 @@ fn fetch(url: &str, nonce: &[u8], token: Option<&str>) -> Result<Evidence, Strin
         let mut response = request
             .send()
             .await
-            .map_err(|e| format!("cannot reach {endpoint}: {e}"))?;
+            .map_err(|e| format!("cannot reach {endpoint}: {}", with_causes(&e)))?;
         let status = response.status();
         let mut body = Vec::new();
         while let Some(chunk) = response
@@ -260,6 +260,18 @@ pub fn check(evidence: &Evidence, nonce: &[u8], expect: &Expectations) -> Vec<Ch
         other => checks.push(Check::Fail(format!("unknown platform {other:?}"))),
     }
     checks
+}
+
+/// An error and what caused it ("connection refused" sits a few sources down in reqwest's).
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 fn verdict(ok: bool, pass: String, fail: String) -> Check {

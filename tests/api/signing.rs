@@ -184,6 +184,10 @@ fn bad_keys_and_missing_files_are_clear_errors() {
         "{}",
         said(&out)
     );
+    // A server setting means nothing to `sign`: refused, not ignored.
+    let out = toolshed(&["sign", "--port", "1", "--secret-key", "k", s(&file)]);
+    assert_eq!(out.status.code(), Some(2), "{}", said(&out));
+    assert!(said(&out).contains("--port"), "{}", said(&out));
     let out = toolshed(&[
         "sign",
         "--secret-key",
