@@ -144,7 +144,7 @@ async fn chat_completion_chunks_over_sse_end_with_done() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unknown_models_are_400_here_too() {
+async fn unknown_models_are_openai_s_404() {
     let mock = mock_llm::start().await;
     let server = server(&mock);
     let response = client()
@@ -155,13 +155,93 @@ async fn unknown_models_are_400_here_too() {
         .send()
         .await
         .expect("send");
-    assert_eq!(response.status(), 400);
+    assert_eq!(response.status(), 404);
     let body: Value = response.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "model_not_found", "{body}");
+    assert_eq!(body["error"]["param"], "model");
+    assert_eq!(body["error"]["type"], "invalid_request_error");
     assert!(
-        body["error"]
+        body["error"]["message"]
             .as_str()
-            .expect("error")
+            .expect("message")
             .contains("claude-haiku-4-5"),
-        "{body}"
+        "did you mean: {body}"
     );
+    let response = server.get("/api/ai/llm/v1/models/gpt-9").await;
+    assert_eq!(response.status(), 404);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "model_not_found", "{body}");
+}
+
+/// An OpenAI-shaped error: the status, the body's error object, and the response.
+async fn openai_error(response: reqwest::Response) -> (u16, Value, reqwest::header::HeaderMap) {
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body: Value = response.json().await.expect("json");
+    for field in ["message", "type", "param", "code"] {
+        assert!(body["error"].get(field).is_some(), "{field} in {body}");
+    }
+    (status, body["error"].clone(), headers)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_requests_get_openai_shaped_errors() {
+    let mock = mock_llm::start().await;
+    let server = server(&mock);
+    let url = server.url("/api/ai/llm/v1/chat/completions");
+    let broken = client()
+        .post(&url)
+        .header("content-type", "application/json")
+        .body("{\"model\": ")
+        .send()
+        .await
+        .expect("send");
+    let (status, error, _) = openai_error(broken).await;
+    assert_eq!(status, 400);
+    assert_eq!(error["type"], "invalid_request_error");
+    let not_json = client().post(&url).body("hi").send().await.expect("send");
+    assert_eq!(openai_error(not_json).await.0, 415);
+    assert_eq!(mock.calls(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provider_errors_keep_the_status_a_caller_can_act_on() {
+    let ask = json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hi"}]});
+    for (upstream, expected, calls) in [(400, 400, 1), (429, 429, 1), (503, 502, 3)] {
+        let mock = mock_llm::start_with(mock_llm::Script {
+            fail_first: 100,
+            fail_status: upstream,
+            ..Default::default()
+        })
+        .await;
+        let base = format!("{}/v1", mock.url);
+        let server = support::spawn_with(&[
+            ("OPENAI_BASE_URL", base.as_str()),
+            ("OPENAI_API_KEY", "k"),
+            ("TOOLSHED_LLM_MAX_RETRIES", "2"),
+        ]);
+        let response = server
+            .post_json("/api/ai/llm/v1/chat/completions", &ask)
+            .await;
+        let (status, error, headers) = openai_error(response).await;
+        assert_eq!(status, expected, "upstream {upstream}: {error}");
+        assert!(
+            error["message"]
+                .as_str()
+                .expect("message")
+                .contains(&format!("mock failure {upstream}")),
+            "the provider's message: {error}"
+        );
+        // One upstream call per SDK attempt on a 429 (the SDK retries, not us); our retries
+        // on a 5xx, and then the SDK is told not to retry.
+        assert_eq!(mock.calls(), calls, "upstream {upstream}");
+        match expected {
+            429 => {
+                assert_eq!(headers["retry-after"], "1");
+                assert_eq!(error["code"], "rate_limit_exceeded");
+            }
+            502 => assert_eq!(headers["x-should-retry"], "false"),
+            _ => assert_eq!(error["type"], "invalid_request_error"),
+        }
+    }
 }

@@ -104,8 +104,11 @@ async fn transient_failures_are_retried() {
     .await;
     let server = openai(&mock, &[("TOOLSHED_LLM_MAX_RETRIES", "1")]);
     let response = server.post_json("/api/ai/llm", &ask(true)).await;
-    assert_eq!(response.status(), 502);
+    // The native face retries a rate limit, then passes it on with the provider's wait.
+    assert_eq!(response.status(), 429);
+    assert_eq!(response.headers()["retry-after"], "1");
     let body: Value = response.json().await.expect("json");
+    assert_eq!(body["code"], "upstream_rate_limited");
     assert!(
         body["error"].as_str().expect("error").contains("429"),
         "{body}"

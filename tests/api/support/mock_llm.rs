@@ -202,8 +202,16 @@ fn sse_body(
         .expect("response")
 }
 
+/// An error answer; a 429 asks for a one-second wait, as providers do.
 fn error(status: StatusCode, body: Value) -> Response {
-    (status, axum::Json(body)).into_response()
+    let mut response = (status, axum::Json(body)).into_response();
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        response.headers_mut().insert(
+            axum::http::header::RETRY_AFTER,
+            axum::http::HeaderValue::from_static("1"),
+        );
+    }
+    response
 }
 
 async fn openai(

@@ -12,6 +12,7 @@ mod handlers;
 mod metrics;
 mod models;
 mod openai_compat;
+mod openai_error;
 mod plan;
 mod providers;
 mod retry;

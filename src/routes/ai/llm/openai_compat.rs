@@ -16,11 +16,12 @@ use serde_json::{Value, json};
 
 use super::gateway::{self, Event};
 use super::handlers::answer_headers;
+use super::openai_error::{OpenAiError, OpenAiErrorBody};
 use super::plan;
 use super::providers::Usage;
 use super::schemas::{ChatCompletion, ChatCompletionRequest, OpenAiModelList};
 use super::state::Llm;
-use crate::platform::error::{AppError, ErrorBody};
+use crate::platform::error::AppError;
 use crate::platform::extract::{AppJson, AppPath};
 
 fn now_s() -> u64 {
@@ -54,18 +55,21 @@ fn usage_json(usage: Usage) -> Value {
                 (ChatCompletion = "application/json"),
                 (String = "text/event-stream", example = json!("data: {\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"OK\"},\"finish_reason\":null}]}\n\ndata: [DONE]\n\n")),
             )),
-        (status = 400, description = "Malformed body, unknown model, provider not configured", body = ErrorBody),
-        (status = 413, description = "Body over the limit", body = ErrorBody),
-        (status = 415, description = "Not JSON", body = ErrorBody),
-        (status = 422, description = "JSON of the wrong shape", body = ErrorBody),
-        (status = 502, description = "The provider failed: its status and message", body = ErrorBody),
-        (status = 504, description = "The provider did not answer in time", body = ErrorBody),
+        (status = 400, description = "Malformed body, provider not configured, or the provider refused the request (its message)", body = OpenAiErrorBody),
+        (status = 404, description = "No such model (`model_not_found`)", body = OpenAiErrorBody),
+        (status = 413, description = "Body over the limit", body = OpenAiErrorBody),
+        (status = 415, description = "Not JSON", body = OpenAiErrorBody),
+        (status = 422, description = "JSON of the wrong shape", body = OpenAiErrorBody),
+        (status = 429, description = "The provider's rate limit, passed on at once with its `Retry-After`", body = OpenAiErrorBody),
+        (status = 502, description = "The provider failed after the gateway's retries (`x-should-retry: false`)", body = OpenAiErrorBody),
+        (status = 504, description = "The provider did not answer in time (`x-should-retry: false`)", body = OpenAiErrorBody),
     )
 )]
 pub async fn chat_completions(
     State(llm): State<Llm>,
-    AppJson(body): AppJson<ChatCompletionRequest>,
-) -> Result<Response, AppError> {
+    body: Result<AppJson<ChatCompletionRequest>, AppError>,
+) -> Result<Response, OpenAiError> {
+    let AppJson(body) = body?;
     let (ask, stream, include_usage) = body.into_ask()?;
     let plan = plan::plan(&llm.registry, &ask)?;
     let id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
@@ -178,18 +182,24 @@ pub async fn models(State(llm): State<Llm>) -> Result<Json<OpenAiModelList>, App
     params(("id" = String, Path, description = "A model id or alias, e.g. `openai:gpt-4o-mini`")),
     responses(
         (status = 200, description = "The model", body = Object, example = json!({"id": "openai:gpt-4o-mini", "object": "model", "created": 0, "owned_by": "openai"})),
-        (status = 404, description = "No such model, or its provider is not configured", body = ErrorBody),
+        (status = 404, description = "No such model, or its provider is not configured (`model_not_found`)", body = OpenAiErrorBody),
     )
 )]
 pub async fn model(
     State(llm): State<Llm>,
     AppPath(id): AppPath<String>,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<Value>, OpenAiError> {
     let registry = &llm.registry;
     match registry.find(&id).filter(|m| registry.available(m)) {
         Some(m) => Ok(Json(
             json!({"id": m.id, "object": "model", "created": 0, "owned_by": m.provider}),
         )),
-        None => Err(AppError::not_found(format!("no model {id:?}"))),
+        // As the gateway's own lookup says it; the face makes it OpenAI's 404 model_not_found.
+        None => Err(AppError::new(
+            axum::http::StatusCode::BAD_REQUEST,
+            "unknown_model",
+            format!("no model {id:?}"),
+        )
+        .into()),
     }
 }

@@ -36,6 +36,9 @@ pub struct Ask {
     pub stop: Vec<String>,
     pub temperature: Option<f64>,
     pub cache: bool,
+    /// Whether the gateway retries a provider's 429 (the native face), or hands it to a
+    /// caller that retries on its own (the OpenAI SDKs do).
+    pub retry_rate_limits: bool,
 }
 
 /// One model to try, with the request fitted to it.
@@ -62,6 +65,8 @@ pub struct Plan {
     pub stop: Vec<String>,
     /// When the gateway took the request (for the overhead in the log).
     pub started: Instant,
+    /// See `Ask::retry_rate_limits`.
+    pub retry_rate_limits: bool,
 }
 
 impl From<LookupError> for AppError {
@@ -186,6 +191,7 @@ pub fn plan(registry: &Registry, ask: &Ask) -> Result<Plan, AppError> {
         cache_key,
         stop: ask.stop.clone(),
         started,
+        retry_rate_limits: ask.retry_rate_limits,
     })
 }
 

@@ -28,12 +28,32 @@ fn backoff(n: u32) -> Duration {
     full / 2 + full / 2 * jitter / 1000
 }
 
-/// The error a failed provider call becomes.
+/// The error a failed provider call becomes. What the caller can act on keeps its status: a
+/// request the provider refused as malformed is 400 (with the provider's message), its rate
+/// limit 429 (with the wait it asked for); the provider refusing our credentials, failing or
+/// talking nonsense is 502, not answering in time 504.
 fn upstream_error(model: &Model, provider: &ProviderConfig, e: &ProviderError) -> AppError {
     let message = format!("provider {} (model {}) {e}", provider.name, model.upstream);
     match e {
         ProviderError::Timeout(_) => {
             AppError::new(StatusCode::GATEWAY_TIMEOUT, "upstream_timeout", message)
+        }
+        ProviderError::Status {
+            status: 400 | 422, ..
+        } => AppError::new(StatusCode::BAD_REQUEST, "upstream_bad_request", message),
+        ProviderError::Status {
+            status: 429,
+            retry_after,
+            ..
+        } => {
+            // Whole seconds, at least one: what Retry-After can say.
+            let seconds = retry_after.map_or(1, |wait| wait.as_secs_f64().ceil().max(1.0) as u64);
+            AppError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "upstream_rate_limited",
+                message,
+            )
+            .with_retry_after(seconds)
         }
         _ => AppError::new(StatusCode::BAD_GATEWAY, "upstream_error", message),
     }
@@ -70,7 +90,10 @@ where
                 "llm call failed"
             );
             last = Some(upstream_error(&attempt.model, &attempt.provider, &e));
-            if !e.retryable() || n == max_retries {
+            // A caller that retries rate limits itself (an SDK) gets the provider's 429 at
+            // once: our retries under its retries would multiply the calls.
+            let rate_limited = matches!(e, ProviderError::Status { status: 429, .. });
+            if !e.retryable() || n == max_retries || (rate_limited && !plan.retry_rate_limits) {
                 break;
             }
             // The provider's own wait if it asked for one, within our bound.

@@ -156,6 +156,7 @@ impl LlmRequest {
                 stop: self.stop_token.map(Stop::into_vec).unwrap_or_default(),
                 temperature: check_temperature(self.temperature)?,
                 cache: self.cache.unwrap_or(true),
+                retry_rate_limits: true,
             },
             self.stream,
         ))
@@ -282,6 +283,7 @@ impl ChatCompletionRequest {
                 stop: self.stop.map(Stop::into_vec).unwrap_or_default(),
                 temperature: check_temperature(self.temperature)?,
                 cache: self.cache.unwrap_or(true),
+                retry_rate_limits: false,
             },
             self.stream,
             self.stream_options.is_some_and(|o| o.include_usage),
