@@ -20,6 +20,8 @@ pub struct AppError {
     pub message: String,
     /// Seconds the caller should wait before trying again (`Retry-After`), when known.
     pub retry_after_s: Option<u64>,
+    /// The request field at fault, when one is (the OpenAI face names it as `param`).
+    pub param: Option<String>,
 }
 
 /// The body of every error response.
@@ -39,7 +41,14 @@ impl AppError {
             code,
             message: message.into(),
             retry_after_s: None,
+            param: None,
         }
+    }
+
+    /// The same error, naming the request field at fault.
+    pub fn with_param(mut self, param: impl Into<String>) -> Self {
+        self.param = Some(param.into());
+        self
     }
 
     /// The same error, telling the caller to wait `seconds` before trying again.

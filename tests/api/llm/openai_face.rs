@@ -29,7 +29,7 @@ async fn chat_completion_object() {
             "max_completion_tokens": 32,
             "stop": "END",
             "n": 1,
-            "user": "someone"
+            "seed": null
         }))
         .send()
         .await
@@ -199,6 +199,21 @@ async fn malformed_requests_get_openai_shaped_errors() {
     let (status, error, _) = openai_error(broken).await;
     assert_eq!(status, 400);
     assert_eq!(error["type"], "invalid_request_error");
+    // A parameter Toolshed does not honour is named, not dropped.
+    let seeded = server
+        .post_json(
+            "/api/ai/llm/v1/chat/completions",
+            &json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hi"}], "seed": 7, "user": "u1"}),
+        )
+        .await;
+    let (status, error, _) = openai_error(seeded).await;
+    assert_eq!(status, 400);
+    assert_eq!(error["param"], "seed");
+    let message = error["message"].as_str().expect("message");
+    assert!(
+        message.contains("`seed`") && message.contains("`user`"),
+        "{message}"
+    );
     let not_json = client().post(&url).body("hi").send().await.expect("send");
     assert_eq!(openai_error(not_json).await.0, 415);
     assert_eq!(mock.calls(), 0);

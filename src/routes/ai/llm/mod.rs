@@ -13,6 +13,7 @@ mod metrics;
 mod models;
 mod openai_compat;
 mod openai_error;
+mod openai_params;
 mod plan;
 mod providers;
 mod retry;

@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 use super::gateway::{self, Event};
 use super::handlers::answer_headers;
 use super::openai_error::{OpenAiError, OpenAiErrorBody};
+use super::openai_params;
 use super::plan;
 use super::providers::Usage;
 use super::schemas::{ChatCompletion, ChatCompletionRequest, OpenAiModelList};
@@ -55,7 +56,7 @@ fn usage_json(usage: Usage) -> Value {
                 (ChatCompletion = "application/json"),
                 (String = "text/event-stream", example = json!("data: {\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"OK\"},\"finish_reason\":null}]}\n\ndata: [DONE]\n\n")),
             )),
-        (status = 400, description = "Malformed body, provider not configured, or the provider refused the request (its message)", body = OpenAiErrorBody),
+        (status = 400, description = "Malformed body, a parameter Toolshed does not honour (named in `param`), provider not configured, or the provider refused the request (its message)", body = OpenAiErrorBody),
         (status = 404, description = "No such model (`model_not_found`)", body = OpenAiErrorBody),
         (status = 413, description = "Body over the limit", body = OpenAiErrorBody),
         (status = 415, description = "Not JSON", body = OpenAiErrorBody),
@@ -67,10 +68,10 @@ fn usage_json(usage: Usage) -> Value {
 )]
 pub async fn chat_completions(
     State(llm): State<Llm>,
-    body: Result<AppJson<ChatCompletionRequest>, AppError>,
+    body: Result<AppJson<Value>, AppError>,
 ) -> Result<Response, OpenAiError> {
     let AppJson(body) = body?;
-    let (ask, stream, include_usage) = body.into_ask()?;
+    let (ask, stream, include_usage) = openai_params::parse(body)?.into_ask()?;
     let plan = plan::plan(&llm.registry, &ask)?;
     let id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
     let created = now_s();

@@ -66,7 +66,7 @@ impl IntoResponse for OpenAiError {
             error: OpenAiErrorDetail {
                 message: error.message,
                 kind: kind.to_owned(),
-                param: param.map(str::to_owned),
+                param: error.param.or(param.map(str::to_owned)),
                 code: Some(code.to_owned()),
             },
         };

@@ -234,9 +234,11 @@ pub struct StreamOptions {
     pub include_usage: bool,
 }
 
-/// `POST /api/ai/llm/v1/chat/completions`: OpenAI's Chat Completions request. Unknown
-/// fields are ignored. `model` may be `task:<name>`.
+/// `POST /api/ai/llm/v1/chat/completions`: OpenAI's Chat Completions request, the fields
+/// Toolshed honours (`openai_params` refuses the others by name). `model` may be
+/// `task:<name>`.
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 #[schema(example = json!({
     "model": "gpt-4o-mini",
     "messages": [{"role": "system", "content": "You are terse."}, {"role": "user", "content": "Say OK"}],
