@@ -183,7 +183,7 @@ async fn run(rate: u64, seconds: u64) {
 
     let direct_body = json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hi"}], "max_completion_tokens": 64});
     let miss_body = json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 64, "cache": false});
-    let hit_body = json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 64});
+    let hit_body = json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 64, "cache": true});
     let direct_url = format!("{mock}/v1/chat/completions");
 
     // Warm-up: connections, allocator, SQLite pages; and the cache entry for phase 3.

@@ -29,7 +29,8 @@ async fn chat_completion_object() {
             "max_completion_tokens": 32,
             "stop": "END",
             "n": 1,
-            "seed": null
+            "seed": null,
+            "temperature": 0
         }))
         .send()
         .await
@@ -59,7 +60,7 @@ async fn chat_completion_object() {
     assert_eq!(sent["max_tokens"], 32);
     assert_eq!(sent["stop_sequences"], json!(["END"]));
 
-    // The same request again is a cache hit: same answer, no provider call.
+    // The same deterministic request again is a cache hit: same answer, no provider call.
     let again = client()
         .post(server.url("/api/ai/llm/v1/chat/completions"))
         .json(&json!({
@@ -67,7 +68,8 @@ async fn chat_completion_object() {
             "messages": [{"role": "system", "content": "Be terse."},
                          {"role": "user", "content": "Say hi"}],
             "max_completion_tokens": 32,
-            "stop": ["END"]
+            "stop": ["END"],
+            "temperature": 0
         }))
         .send()
         .await

@@ -12,8 +12,9 @@ use futures_util::StreamExt;
 use mock_llm::Script;
 use serde_json::{Value, json};
 
+/// A deterministic request (temperature 0), which the cache keeps by default.
 fn ask(stream: bool) -> Value {
-    json!({"messages": [{"role": "user", "content": "Hi"}], "model": "gpt-4o-mini", "stream": stream})
+    json!({"messages": [{"role": "user", "content": "Hi"}], "model": "gpt-4o-mini", "stream": stream, "temperature": 0})
 }
 
 fn openai(mock: &mock_llm::Mock, extra: &[(&str, &str)]) -> support::TestServer {
@@ -57,6 +58,75 @@ async fn a_repeated_request_is_served_from_the_cache() {
         "MISS"
     );
     assert_eq!(mock.calls(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_deterministic_or_asked_for_answers_are_cached() {
+    let mock = mock_llm::start().await;
+    let server = openai(&mock, &[]);
+    let sampled = json!({"messages": [{"role": "user", "content": "Hi"}], "model": "gpt-4o-mini", "temperature": 1.0});
+    let unset = json!({"messages": [{"role": "user", "content": "Hi"}], "model": "gpt-4o-mini"});
+    for body in [&sampled, &sampled, &unset, &unset] {
+        let response = server.post_json("/api/ai/llm", body).await;
+        assert_eq!(response.headers()["x-cache"], "MISS", "{body}");
+    }
+    assert_eq!(
+        mock.calls(),
+        4,
+        "a sampled answer is no answer to the next request"
+    );
+    // Asked for, by header (either face) or by the body's cache field.
+    let on = |path: &'static str, body: Value, value: &'static str| {
+        let url = server.url(path);
+        async move {
+            client()
+                .post(url)
+                .header("x-toolshed-cache", value)
+                .json(&body)
+                .send()
+                .await
+                .expect("send")
+        }
+    };
+    assert_eq!(
+        on("/api/ai/llm", sampled.clone(), "on").await.headers()["x-cache"],
+        "MISS"
+    );
+    assert_eq!(
+        on("/api/ai/llm", sampled.clone(), "ON").await.headers()["x-cache"],
+        "HIT"
+    );
+    let openai_body = json!({"messages": [{"role": "user", "content": "Hi"}], "model": "gpt-4o-mini", "temperature": 1.0});
+    assert_eq!(
+        on("/api/ai/llm/v1/chat/completions", openai_body, "on")
+            .await
+            .headers()["x-cache"],
+        "HIT",
+        "both faces share entries"
+    );
+    let mut asked = sampled.clone();
+    asked["cache"] = json!(true);
+    assert_eq!(
+        server.post_json("/api/ai/llm", &asked).await.headers()["x-cache"],
+        "HIT"
+    );
+    // Off beats the deterministic default; anything but on/off is refused by name.
+    let calls = mock.calls();
+    assert_eq!(
+        on("/api/ai/llm", ask(false), "off").await.headers()["x-cache"],
+        "MISS"
+    );
+    assert_eq!(mock.calls(), calls + 1);
+    let bad = on("/api/ai/llm", ask(false), "sometimes").await;
+    assert_eq!(bad.status(), 400);
+    let body: Value = bad.json().await.expect("json");
+    assert!(
+        body["error"]
+            .as_str()
+            .expect("error")
+            .contains("X-Toolshed-Cache"),
+        "{body}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,7 +6,7 @@ use std::convert::Infallible;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderName, HeaderValue, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -59,9 +59,10 @@ pub fn answer_headers(response: &mut Response, cached: bool, model: &str) {
 )]
 pub async fn ask(
     State(llm): State<Llm>,
+    headers: HeaderMap,
     AppJson(body): AppJson<LlmRequest>,
 ) -> Result<Response, AppError> {
-    let (ask, stream) = body.into_ask()?;
+    let (ask, stream) = body.into_ask(cache_header(&headers)?)?;
     let plan = plan::plan(&llm.registry, &ask)?;
     if !stream {
         let answer = gateway::complete(&llm, &plan).await?;
@@ -172,4 +173,23 @@ pub async fn models(
         })
         .collect();
     Ok(Json(ModelList { models }))
+}
+
+/// `X-Toolshed-Cache: on|off`, when sent.
+pub fn cache_header(headers: &HeaderMap) -> Result<Option<bool>, AppError> {
+    let Some(value) = headers.get("x-toolshed-cache") else {
+        return Ok(None);
+    };
+    match value
+        .to_str()
+        .map(|v| v.trim().to_ascii_lowercase())
+        .as_deref()
+    {
+        Ok("on") => Ok(Some(true)),
+        Ok("off") => Ok(Some(false)),
+        _ => Err(
+            AppError::bad_request("the X-Toolshed-Cache header takes on or off")
+                .with_param("X-Toolshed-Cache"),
+        ),
+    }
 }

@@ -8,14 +8,14 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 
 use super::gateway::{self, Event};
-use super::handlers::answer_headers;
+use super::handlers::{answer_headers, cache_header};
 use super::openai_error::{OpenAiError, OpenAiErrorBody};
 use super::openai_params;
 use super::plan;
@@ -68,10 +68,12 @@ fn usage_json(usage: Usage) -> Value {
 )]
 pub async fn chat_completions(
     State(llm): State<Llm>,
+    headers: HeaderMap,
     body: Result<AppJson<Value>, AppError>,
 ) -> Result<Response, OpenAiError> {
     let AppJson(body) = body?;
-    let (ask, stream, include_usage) = openai_params::parse(body)?.into_ask()?;
+    let (ask, stream, include_usage) =
+        openai_params::parse(body)?.into_ask(cache_header(&headers)?)?;
     let plan = plan::plan(&llm.registry, &ask)?;
     let id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
     let created = now_s();

@@ -143,8 +143,16 @@ pub struct LlmRequest {
     pub cache: Option<bool>,
 }
 
+/// Whether an answer may come from (and go to) the cache: as the request says, else as the
+/// `X-Toolshed-Cache` header says, else only when it is deterministic (temperature 0): an
+/// answer sampled at temperature 1 is not the answer to every identical request.
+fn use_cache(asked: Option<bool>, header: Option<bool>, temperature: Option<f64>) -> bool {
+    asked.or(header).unwrap_or(temperature == Some(0.0))
+}
+
 impl LlmRequest {
-    pub fn into_ask(self) -> Result<(Ask, bool), AppError> {
+    pub fn into_ask(self, cache_header: Option<bool>) -> Result<(Ask, bool), AppError> {
+        let temperature = check_temperature(self.temperature)?;
         Ok((
             Ask {
                 messages: messages(self.messages)?,
@@ -154,8 +162,8 @@ impl LlmRequest {
                 fallbacks: self.fallbacks,
                 max_tokens: self.max_tokens,
                 stop: self.stop_token.map(Stop::into_vec).unwrap_or_default(),
-                temperature: check_temperature(self.temperature)?,
-                cache: self.cache.unwrap_or(true),
+                temperature,
+                cache: use_cache(self.cache, cache_header, temperature),
                 retry_rate_limits: true,
             },
             self.stream,
@@ -262,14 +270,16 @@ pub struct ChatCompletionRequest {
     /// Toolshed extension: models to try when the first fails.
     #[serde(default)]
     pub fallbacks: Vec<String>,
-    /// Toolshed extension: use the answer cache (default true).
+    /// Toolshed extension: use the answer cache (default: only at temperature 0; or the
+    /// `X-Toolshed-Cache` header, `on` or `off`).
     #[serde(default)]
     pub cache: Option<bool>,
 }
 
 impl ChatCompletionRequest {
     /// The gateway request, whether to stream, and whether to send usage in the stream.
-    pub fn into_ask(self) -> Result<(Ask, bool, bool), AppError> {
+    pub fn into_ask(self, cache_header: Option<bool>) -> Result<(Ask, bool, bool), AppError> {
+        let temperature = check_temperature(self.temperature)?;
         let (model, task) = match self.model.strip_prefix("task:") {
             Some(task) => (None, Some(task.to_owned())),
             None => (Some(self.model), None),
@@ -283,8 +293,8 @@ impl ChatCompletionRequest {
                 fallbacks: self.fallbacks,
                 max_tokens: self.max_completion_tokens.or(self.max_tokens),
                 stop: self.stop.map(Stop::into_vec).unwrap_or_default(),
-                temperature: check_temperature(self.temperature)?,
-                cache: self.cache.unwrap_or(true),
+                temperature,
+                cache: use_cache(self.cache, cache_header, temperature),
                 retry_rate_limits: false,
             },
             self.stream,
