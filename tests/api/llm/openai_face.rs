@@ -202,18 +202,18 @@ async fn malformed_requests_get_openai_shaped_errors() {
     assert_eq!(status, 400);
     assert_eq!(error["type"], "invalid_request_error");
     // A parameter Toolshed does not honour is named, not dropped.
-    let seeded = server
+    let unhonoured = server
         .post_json(
             "/api/ai/llm/v1/chat/completions",
-            &json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hi"}], "seed": 7, "user": "u1"}),
+            &json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hi"}], "n": 3, "user": "u1"}),
         )
         .await;
-    let (status, error, _) = openai_error(seeded).await;
+    let (status, error, _) = openai_error(unhonoured).await;
     assert_eq!(status, 400);
-    assert_eq!(error["param"], "seed");
+    assert_eq!(error["param"], "n");
     let message = error["message"].as_str().expect("message");
     assert!(
-        message.contains("`seed`") && message.contains("`user`"),
+        message.contains("`n`") && message.contains("`user`"),
         "{message}"
     );
     let not_json = client().post(&url).body("hi").send().await.expect("send");
@@ -261,4 +261,80 @@ async fn provider_errors_keep_the_status_a_caller_can_act_on() {
             _ => assert_eq!(error["type"], "invalid_request_error"),
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sampling_parameters_reach_the_providers_that_have_them() {
+    let mock = mock_llm::start().await;
+    let openai_base = format!("{}/v1", mock.url);
+    let server = spawn_with(&[
+        ("OPENAI_BASE_URL", openai_base.as_str()),
+        ("OPENAI_API_KEY", "k"),
+        ("ANTHROPIC_BASE_URL", &mock.url),
+        ("ANTHROPIC_API_KEY", "k"),
+        ("GEMINI_BASE_URL", &mock.url),
+        ("GEMINI_API_KEY", "k"),
+    ]);
+    let ask = |model: &str, extra: Value| {
+        let mut body = json!({"model": model, "messages": [{"role": "user", "content": "Hi"}]});
+        for (k, v) in extra.as_object().expect("object") {
+            body[k] = v.clone();
+        }
+        body
+    };
+    let all = json!({"top_p": 0.5, "seed": 7, "presence_penalty": 0.25, "frequency_penalty": -0.5});
+    let path = "/api/ai/llm/v1/chat/completions";
+
+    let response = server
+        .post_json(path, &ask("gpt-4o-mini", all.clone()))
+        .await;
+    assert_eq!(response.status(), 200);
+    let sent = mock.last().body;
+    assert_eq!(sent["top_p"], 0.5);
+    assert_eq!(sent["seed"], 7);
+    assert_eq!(sent["presence_penalty"], 0.25);
+    assert_eq!(sent["frequency_penalty"], -0.5);
+    // A seed makes the answer cacheable by default.
+    let again = server
+        .post_json(path, &ask("gpt-4o-mini", all.clone()))
+        .await;
+    assert_eq!(again.headers()["x-cache"], "HIT");
+
+    let response = server
+        .post_json(path, &ask("gemini-2.5-flash", all.clone()))
+        .await;
+    assert_eq!(response.status(), 200);
+    let config = mock.last().body["generationConfig"].clone();
+    assert_eq!(config["topP"], 0.5);
+    assert_eq!(config["seed"], 7);
+    assert_eq!(config["presencePenalty"], 0.25);
+    assert_eq!(config["frequencyPenalty"], -0.5);
+
+    let response = server
+        .post_json(path, &ask("claude-haiku-4-5", json!({"top_p": 0.5})))
+        .await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(mock.last().body["top_p"], 0.5);
+    let calls = mock.calls();
+    let (status, error, _) =
+        openai_error(server.post_json(path, &ask("claude-haiku-4-5", all)).await).await;
+    assert_eq!(status, 400);
+    assert_eq!(error["param"], "seed");
+    assert!(
+        error["message"]
+            .as_str()
+            .expect("message")
+            .contains("claude-haiku-4-5"),
+        "{error}"
+    );
+    assert_eq!(mock.calls(), calls, "refused before any call");
+    // Out of range: named.
+    let (status, error, _) = openai_error(
+        server
+            .post_json(path, &ask("gpt-4o-mini", json!({"top_p": 1.5})))
+            .await,
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert_eq!(error["param"], "top_p");
 }

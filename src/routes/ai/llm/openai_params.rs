@@ -9,7 +9,7 @@ use super::schemas::ChatCompletionRequest;
 use crate::platform::error::AppError;
 
 /// The request fields `ChatCompletionRequest` reads.
-pub const HONOURED: [&str; 10] = [
+pub const HONOURED: [&str; 14] = [
     "model",
     "messages",
     "max_tokens",
@@ -18,6 +18,10 @@ pub const HONOURED: [&str; 10] = [
     "temperature",
     "stream",
     "stream_options",
+    "top_p",
+    "seed",
+    "presence_penalty",
+    "frequency_penalty",
     "fallbacks",
     "cache",
 ];
@@ -25,8 +29,7 @@ pub const HONOURED: [&str; 10] = [
 /// Whether `value` is the one at which `name` changes nothing.
 fn is_no_op(name: &str, value: &Value) -> bool {
     match name {
-        "n" | "top_p" => value.as_f64() == Some(1.0),
-        "presence_penalty" | "frequency_penalty" => value.as_f64() == Some(0.0),
+        "n" => value.as_f64() == Some(1.0),
         "logprobs" => value == &Value::Bool(false),
         // Only meaningful with `tools`, which are refused themselves.
         "parallel_tool_calls" => value.is_boolean(),
@@ -104,7 +107,8 @@ mod tests {
         let body = json!({
             "model": "m", "messages": [], "max_tokens": 1, "max_completion_tokens": 1,
             "stop": "x", "temperature": 0.5, "stream": false,
-            "stream_options": {"include_usage": true}, "fallbacks": [], "cache": false,
+            "stream_options": {"include_usage": true}, "top_p": 0.9, "seed": 1,
+            "presence_penalty": 0.1, "frequency_penalty": 0.1, "fallbacks": [], "cache": false,
         });
         assert_eq!(body.as_object().expect("object").len(), HONOURED.len());
         parse(body).expect("every honoured field parses");
@@ -113,14 +117,14 @@ mod tests {
     #[test]
     fn what_is_not_honoured_is_named() {
         for field in [
-            "seed",
+            "n",
             "tools",
             "response_format",
             "user",
             "logit_bias",
             "top_logprobs",
         ] {
-            let err = parse(ask(json!({field: 1}))).expect_err(field);
+            let err = parse(ask(json!({field: 2}))).expect_err(field);
             assert_eq!(err.status, 400);
             assert_eq!(err.code, "unsupported_parameter");
             assert_eq!(err.param.as_deref(), Some(field));
@@ -130,9 +134,9 @@ mod tests {
                 err.message
             );
         }
-        let err = parse(ask(json!({"n": 2, "top_p": 0.5}))).expect_err("two");
+        let err = parse(ask(json!({"n": 2, "logprobs": true}))).expect_err("two");
         assert!(
-            err.message.contains("`n`") && err.message.contains("`top_p`"),
+            err.message.contains("`n`") && err.message.contains("`logprobs`"),
             "{}",
             err.message
         );
@@ -141,8 +145,7 @@ mod tests {
     #[test]
     fn no_op_values_and_nulls_pass() {
         let body = ask(json!({
-            "n": 1, "top_p": 1, "presence_penalty": 0, "frequency_penalty": 0.0,
-            "logprobs": false, "parallel_tool_calls": true, "seed": null, "user": null,
+            "n": 1, "logprobs": false, "parallel_tool_calls": true, "user": null, "tools": null,
         }));
         parse(body).expect("nothing to refuse");
     }

@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use serde_json::json;
 
 use super::models::{Kind, LookupError, Model, ProviderConfig, Registry};
-use super::providers::{ChatRequest, Message, Role};
+use super::providers::{ChatRequest, Message, Role, Sampling};
 use crate::platform::error::AppError;
 use crate::platform::hash::cache_key;
 
@@ -35,6 +35,7 @@ pub struct Ask {
     pub max_tokens: Option<u64>,
     pub stop: Vec<String>,
     pub temperature: Option<f64>,
+    pub sampling: Sampling,
     pub cache: bool,
     /// Whether the gateway retries a provider's 429 (the native face), or hands it to a
     /// caller that retries on its own (the OpenAI SDKs do).
@@ -97,6 +98,19 @@ pub fn plan(registry: &Registry, ask: &Ask) -> Result<Plan, AppError> {
     for name in &ask.fallbacks {
         let (model, provider) = registry.resolve(name)?;
         chain.push((model.clone(), provider.clone()));
+    }
+    for (model, provider) in &chain {
+        if let Some(param) = ask.sampling.unsupported_by(provider.kind) {
+            return Err(AppError::new(
+                StatusCode::BAD_REQUEST,
+                "unsupported_parameter",
+                format!(
+                    "model {} (provider {}) has no {param}; remove it, or pick a model that has",
+                    model.id, provider.name
+                ),
+            )
+            .with_param(param));
+        }
     }
     if ask.max_tokens == Some(0) {
         return Err(AppError::bad_request("max_tokens must be at least 1"));
@@ -180,6 +194,10 @@ pub fn plan(registry: &Registry, ask: &Ask) -> Result<Plan, AppError> {
                 "max_tokens": ask.max_tokens,
                 "stop": ask.stop,
                 "temperature": ask.temperature,
+                "top_p": ask.sampling.top_p,
+                "seed": ask.sampling.seed,
+                "presence_penalty": ask.sampling.presence_penalty,
+                "frequency_penalty": ask.sampling.frequency_penalty,
             })
             .to_string(),
         )
@@ -247,5 +265,6 @@ fn fit(
             Vec::new()
         },
         temperature: ask.temperature,
+        sampling: ask.sampling,
     }
 }

@@ -6,6 +6,7 @@ use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
 use super::plan::{Ask, AskRole};
+use super::providers::Sampling;
 use crate::platform::error::AppError;
 
 /// Who says a message.
@@ -146,8 +147,15 @@ pub struct LlmRequest {
 /// Whether an answer may come from (and go to) the cache: as the request says, else as the
 /// `X-Toolshed-Cache` header says, else only when it is deterministic (temperature 0): an
 /// answer sampled at temperature 1 is not the answer to every identical request.
-fn use_cache(asked: Option<bool>, header: Option<bool>, temperature: Option<f64>) -> bool {
-    asked.or(header).unwrap_or(temperature == Some(0.0))
+fn use_cache(
+    asked: Option<bool>,
+    header: Option<bool>,
+    temperature: Option<f64>,
+    seed: Option<i64>,
+) -> bool {
+    asked
+        .or(header)
+        .unwrap_or(temperature == Some(0.0) || seed.is_some())
 }
 
 impl LlmRequest {
@@ -163,11 +171,28 @@ impl LlmRequest {
                 max_tokens: self.max_tokens,
                 stop: self.stop_token.map(Stop::into_vec).unwrap_or_default(),
                 temperature,
-                cache: use_cache(self.cache, cache_header, temperature),
+                sampling: Sampling::default(),
+                cache: use_cache(self.cache, cache_header, temperature, None),
                 retry_rate_limits: true,
             },
             self.stream,
         ))
+    }
+}
+
+/// `value` when it is within `low..=high`; a 400 naming `name` otherwise.
+fn check_range(
+    name: &str,
+    value: Option<f64>,
+    low: f64,
+    high: f64,
+) -> Result<Option<f64>, AppError> {
+    match value {
+        Some(v) if !(low..=high).contains(&v) => Err(AppError::bad_request(format!(
+            "{name} must be from {low} to {high}"
+        ))
+        .with_param(name)),
+        other => Ok(other),
     }
 }
 
@@ -267,6 +292,19 @@ pub struct ChatCompletionRequest {
     pub stream: bool,
     #[serde(default)]
     pub stream_options: Option<StreamOptions>,
+    /// Nucleus sampling, 0 to 1 (all three providers).
+    #[serde(default)]
+    pub top_p: Option<f64>,
+    /// Best-effort determinism (OpenAI and Gemini; refused for Anthropic models). With a
+    /// seed the answer is cached by default.
+    #[serde(default)]
+    pub seed: Option<i64>,
+    /// -2 to 2 (OpenAI and Gemini; refused for Anthropic models).
+    #[serde(default)]
+    pub presence_penalty: Option<f64>,
+    /// -2 to 2 (OpenAI and Gemini; refused for Anthropic models).
+    #[serde(default)]
+    pub frequency_penalty: Option<f64>,
     /// Toolshed extension: models to try when the first fails.
     #[serde(default)]
     pub fallbacks: Vec<String>,
@@ -280,6 +318,12 @@ impl ChatCompletionRequest {
     /// The gateway request, whether to stream, and whether to send usage in the stream.
     pub fn into_ask(self, cache_header: Option<bool>) -> Result<(Ask, bool, bool), AppError> {
         let temperature = check_temperature(self.temperature)?;
+        let sampling = Sampling {
+            top_p: check_range("top_p", self.top_p, 0.0, 1.0)?,
+            seed: self.seed,
+            presence_penalty: check_range("presence_penalty", self.presence_penalty, -2.0, 2.0)?,
+            frequency_penalty: check_range("frequency_penalty", self.frequency_penalty, -2.0, 2.0)?,
+        };
         let (model, task) = match self.model.strip_prefix("task:") {
             Some(task) => (None, Some(task.to_owned())),
             None => (Some(self.model), None),
@@ -294,7 +338,8 @@ impl ChatCompletionRequest {
                 max_tokens: self.max_completion_tokens.or(self.max_tokens),
                 stop: self.stop.map(Stop::into_vec).unwrap_or_default(),
                 temperature,
-                cache: use_cache(self.cache, cache_header, temperature),
+                sampling,
+                cache: use_cache(self.cache, cache_header, temperature, sampling.seed),
                 retry_rate_limits: false,
             },
             self.stream,

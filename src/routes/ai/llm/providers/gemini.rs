@@ -50,6 +50,17 @@ pub fn body(chat: &ChatRequest) -> Value {
     if let Some(t) = chat.temperature {
         config.insert("temperature".into(), json!(t));
     }
+    let s = &chat.sampling;
+    for (name, value) in [
+        ("topP", s.top_p.map(|v| json!(v))),
+        ("seed", s.seed.map(|v| json!(v))),
+        ("presencePenalty", s.presence_penalty.map(|v| json!(v))),
+        ("frequencyPenalty", s.frequency_penalty.map(|v| json!(v))),
+    ] {
+        if let Some(value) = value {
+            config.insert(name.into(), value);
+        }
+    }
     if !config.is_empty() {
         body.insert("generationConfig".into(), Value::Object(config));
     }

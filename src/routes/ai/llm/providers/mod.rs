@@ -38,6 +38,38 @@ pub struct ChatRequest {
     pub max_tokens: Option<u64>,
     pub stop: Vec<String>,
     pub temperature: Option<f64>,
+    pub sampling: Sampling,
+}
+
+/// Sampling parameters beyond temperature, each forwarded where the provider has it (the
+/// plan refuses a request whose provider does not).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Sampling {
+    pub top_p: Option<f64>,
+    pub seed: Option<i64>,
+    pub presence_penalty: Option<f64>,
+    pub frequency_penalty: Option<f64>,
+}
+
+impl Sampling {
+    /// The first parameter set here that a provider of `kind` cannot take.
+    pub fn unsupported_by(&self, kind: Kind) -> Option<&'static str> {
+        match kind {
+            // Anthropic's Messages API has top_p, but no seed and no penalties.
+            Kind::Anthropic => {
+                if self.seed.is_some() {
+                    Some("seed")
+                } else if self.presence_penalty.is_some() {
+                    Some("presence_penalty")
+                } else if self.frequency_penalty.is_some() {
+                    Some("frequency_penalty")
+                } else {
+                    None
+                }
+            }
+            _ => None,
+        }
+    }
 }
 
 /// Tokens counted by the provider.

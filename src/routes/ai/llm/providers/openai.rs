@@ -44,6 +44,17 @@ pub fn body(provider: &ProviderConfig, chat: &ChatRequest, stream: bool) -> Valu
     if let Some(t) = chat.temperature {
         body.insert("temperature".into(), json!(t));
     }
+    let s = &chat.sampling;
+    for (name, value) in [
+        ("top_p", s.top_p.map(|v| json!(v))),
+        ("seed", s.seed.map(|v| json!(v))),
+        ("presence_penalty", s.presence_penalty.map(|v| json!(v))),
+        ("frequency_penalty", s.frequency_penalty.map(|v| json!(v))),
+    ] {
+        if let Some(value) = value {
+            body.insert(name.into(), value);
+        }
+    }
     if stream {
         body.insert("stream".into(), json!(true));
         if provider.stream_usage {
