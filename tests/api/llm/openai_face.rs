@@ -338,3 +338,25 @@ async fn sampling_parameters_reach_the_providers_that_have_them() {
     assert_eq!(status, 400);
     assert_eq!(error["param"], "top_p");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_outside_the_registry_is_reached_as_provider_slash_id() {
+    let mock = mock_llm::start().await;
+    let server = server(&mock);
+    let response = server
+        .post_json(
+            "/api/ai/llm/v1/chat/completions",
+            &json!({"model": "anthropic/claude-opus-9", "messages": [{"role": "user", "content": "Hi"}]}),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-model"], "anthropic:claude-opus-9");
+    assert_eq!(mock.last().body["model"], "claude-opus-9");
+    let unknown = server
+        .post_json(
+            "/api/ai/llm/v1/chat/completions",
+            &json!({"model": "nosuch/model", "messages": [{"role": "user", "content": "Hi"}]}),
+        )
+        .await;
+    assert_eq!(unknown.status(), 404);
+}

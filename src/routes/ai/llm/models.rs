@@ -139,7 +139,11 @@ impl std::fmt::Display for LookupError {
         };
         match self {
             LookupError::UnknownModel { name, close } => {
-                write!(f, "unknown model {name:?}{}", hint(close))
+                write!(
+                    f,
+                    "unknown model {name:?}{} (a model the registry does not list is named provider/model-id, e.g. openai/gpt-4.1-mini)",
+                    hint(close)
+                )
             }
             LookupError::UnknownTask { name, close } => {
                 write!(f, "unknown task {name:?}{}", hint(close))
@@ -621,9 +625,34 @@ impl Registry {
         })
     }
 
-    /// A model ready to call: known, and its provider configured.
-    pub fn resolve(&self, name: &str) -> Result<(&Model, &ProviderConfig), LookupError> {
-        let model = self.find(name).ok_or_else(|| {
+    /// A model named `provider/upstream-id` that the registry does not list, for a provider
+    /// it does: sent to that provider as named, with no limits of ours (the provider keeps
+    /// its own).
+    fn pass_through(&self, name: &str) -> Option<Model> {
+        let (provider, upstream) = name.split_once('/')?;
+        let config = self.providers.get(provider)?;
+        if upstream.is_empty() {
+            return None;
+        }
+        Some(Model {
+            id: format!("{provider}:{upstream}"),
+            provider: provider.to_owned(),
+            upstream: upstream.to_owned(),
+            aliases: Vec::new(),
+            capabilities: Capabilities {
+                context_window: 0,
+                max_output_tokens: 0,
+                prefill: config.kind == Kind::Anthropic,
+                ..Capabilities::default()
+            },
+        })
+    }
+
+    /// A model ready to call: known (or named `provider/upstream-id`), and its provider
+    /// configured.
+    pub fn resolve(&self, name: &str) -> Result<(Model, &ProviderConfig), LookupError> {
+        let model = self.find(name).cloned().or_else(|| self.pass_through(name));
+        let model = model.ok_or_else(|| {
             // One suggestion per model: the closest of its names.
             let names = close_matches(
                 name,
@@ -664,7 +693,7 @@ impl Registry {
     }
 
     /// The model a task is done by.
-    pub fn resolve_task(&self, task: &str) -> Result<(&Model, &ProviderConfig), LookupError> {
+    pub fn resolve_task(&self, task: &str) -> Result<(Model, &ProviderConfig), LookupError> {
         let model = self
             .tasks
             .get(task)
@@ -737,6 +766,27 @@ mod tests {
             ..Default::default()
         };
         Config::from_args(&args).expect("valid settings")
+    }
+
+    #[test]
+    fn provider_slash_upstream_reaches_a_configured_provider() {
+        let registry = Registry::built_in(&config());
+        let (model, provider) = registry
+            .resolve("openai/gpt-4.1-nano")
+            .expect("pass-through");
+        assert_eq!(model.id, "openai:gpt-4.1-nano");
+        assert_eq!(model.upstream, "gpt-4.1-nano");
+        assert_eq!(provider.name, "openai");
+        assert_eq!(model.capabilities.max_output_tokens, 0, "no limit of ours");
+        assert!(registry.resolve("openai/").is_err());
+        assert!(matches!(
+            registry.resolve("nosuch/model"),
+            Err(LookupError::UnknownModel { .. })
+        ));
+        assert!(matches!(
+            registry.resolve("anthropic/claude-x"),
+            Err(LookupError::NotConfigured { .. })
+        ));
     }
 
     #[test]

@@ -94,10 +94,11 @@ pub fn plan(registry: &Registry, ask: &Ask) -> Result<Plan, AppError> {
             ));
         }
     };
-    let mut chain = vec![(first.clone(), first_provider.clone())];
+    let first_id = first.id.clone();
+    let mut chain = vec![(first, first_provider.clone())];
     for name in &ask.fallbacks {
         let (model, provider) = registry.resolve(name)?;
-        chain.push((model.clone(), provider.clone()));
+        chain.push((model, provider.clone()));
     }
     for (model, provider) in &chain {
         if let Some(param) = ask.sampling.unsupported_by(provider.kind) {
@@ -203,7 +204,7 @@ pub fn plan(registry: &Registry, ask: &Ask) -> Result<Plan, AppError> {
         )
     });
     Ok(Plan {
-        model: first.id.clone(),
+        model: first_id,
         attempts,
         prefill,
         cache_key,
