@@ -205,15 +205,15 @@ async fn malformed_requests_get_openai_shaped_errors() {
     let unhonoured = server
         .post_json(
             "/api/ai/llm/v1/chat/completions",
-            &json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hi"}], "n": 3, "user": "u1"}),
+            &json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hi"}], "n": 3, "logprobs": true}),
         )
         .await;
     let (status, error, _) = openai_error(unhonoured).await;
     assert_eq!(status, 400);
-    assert_eq!(error["param"], "n");
+    assert_eq!(error["param"], "logprobs", "the first, alphabetically");
     let message = error["message"].as_str().expect("message");
     assert!(
-        message.contains("`n`") && message.contains("`user`"),
+        message.contains("`n`") && message.contains("`logprobs`"),
         "{message}"
     );
     let not_json = client().post(&url).body("hi").send().await.expect("send");
@@ -282,7 +282,7 @@ async fn sampling_parameters_reach_the_providers_that_have_them() {
         }
         body
     };
-    let all = json!({"top_p": 0.5, "seed": 7, "presence_penalty": 0.25, "frequency_penalty": -0.5});
+    let all = json!({"top_p": 0.5, "seed": 7, "presence_penalty": 0.25, "frequency_penalty": -0.5, "user": "ada"});
     let path = "/api/ai/llm/v1/chat/completions";
 
     let response = server
@@ -294,14 +294,25 @@ async fn sampling_parameters_reach_the_providers_that_have_them() {
     assert_eq!(sent["seed"], 7);
     assert_eq!(sent["presence_penalty"], 0.25);
     assert_eq!(sent["frequency_penalty"], -0.5);
+    assert_eq!(sent["user"], "ada");
     // A seed makes the answer cacheable by default.
     let again = server
         .post_json(path, &ask("gpt-4o-mini", all.clone()))
         .await;
     assert_eq!(again.headers()["x-cache"], "HIT");
 
+    // Gemini has no end-user field: named, not dropped.
+    let (status, error, _) = openai_error(
+        server
+            .post_json(path, &ask("gemini-2.5-flash", all.clone()))
+            .await,
+    )
+    .await;
+    assert_eq!((status, error["param"].as_str()), (400, Some("user")));
+    let mut anonymous = all.clone();
+    anonymous["user"] = Value::Null;
     let response = server
-        .post_json(path, &ask("gemini-2.5-flash", all.clone()))
+        .post_json(path, &ask("gemini-2.5-flash", anonymous))
         .await;
     assert_eq!(response.status(), 200);
     let config = mock.last().body["generationConfig"].clone();
@@ -311,10 +322,14 @@ async fn sampling_parameters_reach_the_providers_that_have_them() {
     assert_eq!(config["frequencyPenalty"], -0.5);
 
     let response = server
-        .post_json(path, &ask("claude-haiku-4-5", json!({"top_p": 0.5})))
+        .post_json(
+            path,
+            &ask("claude-haiku-4-5", json!({"top_p": 0.5, "user": "ada"})),
+        )
         .await;
     assert_eq!(response.status(), 200);
     assert_eq!(mock.last().body["top_p"], 0.5);
+    assert_eq!(mock.last().body["metadata"], json!({"user_id": "ada"}));
     let calls = mock.calls();
     let (status, error, _) =
         openai_error(server.post_json(path, &ask("claude-haiku-4-5", all)).await).await;

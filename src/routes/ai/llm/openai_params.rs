@@ -9,7 +9,7 @@ use super::schemas::ChatCompletionRequest;
 use crate::platform::error::AppError;
 
 /// The request fields `ChatCompletionRequest` reads.
-pub const HONOURED: [&str; 14] = [
+pub const HONOURED: [&str; 15] = [
     "model",
     "messages",
     "max_tokens",
@@ -22,6 +22,7 @@ pub const HONOURED: [&str; 14] = [
     "seed",
     "presence_penalty",
     "frequency_penalty",
+    "user",
     "fallbacks",
     "cache",
 ];
@@ -108,7 +109,8 @@ mod tests {
             "model": "m", "messages": [], "max_tokens": 1, "max_completion_tokens": 1,
             "stop": "x", "temperature": 0.5, "stream": false,
             "stream_options": {"include_usage": true}, "top_p": 0.9, "seed": 1,
-            "presence_penalty": 0.1, "frequency_penalty": 0.1, "fallbacks": [], "cache": false,
+            "presence_penalty": 0.1, "frequency_penalty": 0.1, "user": "u", "fallbacks": [],
+            "cache": false,
         });
         assert_eq!(body.as_object().expect("object").len(), HONOURED.len());
         parse(body).expect("every honoured field parses");
@@ -120,7 +122,6 @@ mod tests {
             "n",
             "tools",
             "response_format",
-            "user",
             "logit_bias",
             "top_logprobs",
         ] {
@@ -145,7 +146,7 @@ mod tests {
     #[test]
     fn no_op_values_and_nulls_pass() {
         let body = ask(json!({
-            "n": 1, "logprobs": false, "parallel_tool_calls": true, "user": null, "tools": null,
+            "n": 1, "logprobs": false, "parallel_tool_calls": true, "tools": null,
         }));
         parse(body).expect("nothing to refuse");
     }

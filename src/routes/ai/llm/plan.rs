@@ -36,6 +36,8 @@ pub struct Ask {
     pub stop: Vec<String>,
     pub temperature: Option<f64>,
     pub sampling: Sampling,
+    /// The end user the caller names (`user`), forwarded where the provider takes one.
+    pub user: Option<String>,
     pub cache: bool,
     /// Whether the gateway retries a provider's 429 (the native face), or hands it to a
     /// caller that retries on its own (the OpenAI SDKs do).
@@ -101,7 +103,13 @@ pub fn plan(registry: &Registry, ask: &Ask) -> Result<Plan, AppError> {
         chain.push((model, provider.clone()));
     }
     for (model, provider) in &chain {
-        if let Some(param) = ask.sampling.unsupported_by(provider.kind) {
+        // Gemini has no field for the end user.
+        let no_user = ask.user.is_some() && provider.kind == Kind::Gemini;
+        if let Some(param) = ask
+            .sampling
+            .unsupported_by(provider.kind)
+            .or(no_user.then_some("user"))
+        {
             return Err(AppError::new(
                 StatusCode::BAD_REQUEST,
                 "unsupported_parameter",
@@ -267,5 +275,6 @@ fn fit(
         },
         temperature: ask.temperature,
         sampling: ask.sampling,
+        user: ask.user.clone(),
     }
 }

@@ -172,6 +172,7 @@ impl LlmRequest {
                 stop: self.stop_token.map(Stop::into_vec).unwrap_or_default(),
                 temperature,
                 sampling: Sampling::default(),
+                user: None,
                 cache: use_cache(self.cache, cache_header, temperature, None),
                 retry_rate_limits: true,
             },
@@ -305,6 +306,10 @@ pub struct ChatCompletionRequest {
     /// -2 to 2 (OpenAI and Gemini; refused for Anthropic models).
     #[serde(default)]
     pub frequency_penalty: Option<f64>,
+    /// The end user, for the provider's abuse monitoring (OpenAI `user`, Anthropic
+    /// `metadata.user_id`; refused for Gemini models, which have no such field).
+    #[serde(default)]
+    pub user: Option<String>,
     /// Toolshed extension: models to try when the first fails.
     #[serde(default)]
     pub fallbacks: Vec<String>,
@@ -339,6 +344,7 @@ impl ChatCompletionRequest {
                 stop: self.stop.map(Stop::into_vec).unwrap_or_default(),
                 temperature,
                 sampling,
+                user: self.user,
                 cache: use_cache(self.cache, cache_header, temperature, sampling.seed),
                 retry_rate_limits: false,
             },

@@ -61,6 +61,9 @@ pub fn body(chat: &ChatRequest, stream: bool) -> Value {
     if let Some(t) = chat.temperature {
         body.insert("temperature".into(), json!(t.min(1.0)));
     }
+    if let Some(user) = &chat.user {
+        body.insert("metadata".into(), json!({"user_id": user}));
+    }
     if let Some(p) = chat.sampling.top_p {
         body.insert("top_p".into(), json!(p));
     }

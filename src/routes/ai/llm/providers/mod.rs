@@ -39,6 +39,9 @@ pub struct ChatRequest {
     pub stop: Vec<String>,
     pub temperature: Option<f64>,
     pub sampling: Sampling,
+    /// The end user the caller names, for the provider's abuse monitoring (OpenAI `user`,
+    /// Anthropic `metadata.user_id`).
+    pub user: Option<String>,
 }
 
 /// Sampling parameters beyond temperature, each forwarded where the provider has it (the

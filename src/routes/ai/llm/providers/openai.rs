@@ -44,6 +44,9 @@ pub fn body(provider: &ProviderConfig, chat: &ChatRequest, stream: bool) -> Valu
     if let Some(t) = chat.temperature {
         body.insert("temperature".into(), json!(t));
     }
+    if let Some(user) = &chat.user {
+        body.insert("user".into(), json!(user));
+    }
     let s = &chat.sampling;
     for (name, value) in [
         ("top_p", s.top_p.map(|v| json!(v))),
