@@ -2,7 +2,7 @@
 
 Usage: python tests/clients/openai_sdk.py path/to/toolshed   (`.ci/clients` runs it)
 
-Starts a mock OpenAI provider (Chat Completions, whole and streamed; an upstream model
+Starts a mock OpenAI provider (Chat Completions, whole and streamed, and embeddings; an upstream model
 named `rate-limited` answers 429 with `retry-after: 1`, one named `broken` 503) and the
 binary in front of it, then checks what the SDK makes of each answer. Exits non-zero with
 the failed check's message.
@@ -29,6 +29,12 @@ class Provider(http.server.BaseHTTPRequestHandler):
         seen["calls"] += 1
         seen["last"] = body
         model = body.get("model")
+        if self.path.endswith("/embeddings"):
+            data = [{"object": "embedding", "index": i, "embedding": [float(i), 0.5, -0.25]}
+                    for i in range(len(body["input"]))]
+            answer = {"object": "list", "data": data, "model": model, "usage": {"prompt_tokens": 2, "total_tokens": 2}}
+            self.answer(200, json.dumps(answer).encode(), "application/json")
+            return
         if model in ("rate-limited", "broken"):
             status = 429 if model == "rate-limited" else 503
             error = {"error": {"message": f"mock {status}", "type": "x", "param": None, "code": None}}
@@ -114,6 +120,11 @@ def main():
         client.chat.completions.create(model="gpt-4o-mini", messages=hi, seed=7, top_p=0.5, user="ada")
         sent = seen["last"]
         check((sent.get("seed"), sent.get("top_p"), sent.get("user")) == (7, 0.5, "ada"), "seed, top_p and user reach the provider")
+
+        # The SDK asks for base64 unless told otherwise, and decodes it.
+        vectors = client.embeddings.create(model="text-embedding-3-small", input=["a", "b"])
+        check([d.embedding for d in vectors.data] == [[0.0, 0.5, -0.25], [1.0, 0.5, -0.25]],
+              "embeddings, in order, through the SDK's base64")
 
         try:
             client.chat.completions.create(model="gpt-9", messages=hi)

@@ -119,6 +119,7 @@ pub async fn start_with(script: Script) -> Mock {
     *state.script.lock().expect("script") = script;
     let app = Router::new()
         .route("/v1/chat/completions", post(openai))
+        .route("/v1/embeddings", post(openai_embeddings))
         .route("/v1/messages", post(anthropic))
         .route("/v1beta/models/{action}", post(gemini))
         .with_state(state.clone());
@@ -212,6 +213,44 @@ fn error(status: StatusCode, body: Value) -> Response {
         );
     }
     response
+}
+
+/// The mock's embedding of the `index`th input: its index first, `dimensions` long (3 by
+/// default).
+fn vector(index: usize, dimensions: Option<u64>) -> Vec<f64> {
+    let mut v = vec![index as f64, 0.5, -0.25];
+    v.resize(dimensions.unwrap_or(3) as usize, 0.125);
+    v
+}
+
+/// OpenAI's embeddings, answered out of order (as `index` allows).
+async fn openai_embeddings(
+    State(state): State<Arc<MockState>>,
+    headers: HeaderMap,
+    axum::Json(body): axum::Json<Value>,
+) -> Response {
+    let count = body["input"].as_array().map_or(1, Vec::len);
+    let dimensions = body["dimensions"].as_u64();
+    if let Err(status) = begin(
+        &state,
+        "/v1/embeddings".into(),
+        String::new(),
+        headers,
+        body,
+    )
+    .await
+    {
+        return error(
+            status,
+            json!({"error": {"message": format!("mock failure {}", status.as_u16()), "type": "server_error", "param": null, "code": null}}),
+        );
+    }
+    let data: Vec<Value> = (0..count)
+        .rev()
+        .map(|i| json!({"object": "embedding", "index": i, "embedding": vector(i, dimensions)}))
+        .collect();
+    axum::Json(json!({"object": "list", "data": data, "model": "m", "usage": {"prompt_tokens": 4 * count, "total_tokens": 4 * count}}))
+        .into_response()
 }
 
 async fn openai(
@@ -351,7 +390,9 @@ async fn gemini(
         .collect::<Vec<_>>()
         .join("&");
     let stream = action.ends_with(":streamGenerateContent");
+    let embed = action.ends_with(":batchEmbedContents");
     let path = format!("/v1beta/models/{action}");
+    let requests = body["requests"].as_array().cloned().unwrap_or_default();
     let script = match begin(&state, path, query_text.clone(), headers, body).await {
         Ok(s) => s,
         Err(status) => {
@@ -361,6 +402,14 @@ async fn gemini(
             );
         }
     };
+    if embed {
+        let embeddings: Vec<Value> = requests
+            .iter()
+            .enumerate()
+            .map(|(i, r)| json!({"values": vector(i, r["outputDimensionality"].as_u64())}))
+            .collect();
+        return axum::Json(json!({"embeddings": embeddings})).into_response();
+    }
     if !stream {
         return axum::Json(json!({
             "candidates": [{"content": {"role": "model", "parts": [{"text": script.deltas.concat()}]}, "finishReason": "STOP", "index": 0}],

@@ -7,6 +7,7 @@
 //! translation (`providers/`), and `cache` keeps the answer.
 
 mod cache;
+mod embeddings;
 mod gateway;
 mod handlers;
 mod metrics;
@@ -39,6 +40,7 @@ pub fn router(app: &AppState) -> Result<OpenApiRouter<AppState>, String> {
         .routes(routes!(openai_compat::chat_completions))
         .routes(routes!(openai_compat::models))
         .routes(routes!(openai_compat::model))
+        .routes(routes!(embeddings::embeddings))
         .layer(RouteBodyLimit(app.config.llm_max_request_bytes))
         .with_state(llm))
 }

@@ -32,7 +32,7 @@ fn backoff(n: u32) -> Duration {
 /// request the provider refused as malformed is 400 (with the provider's message), its rate
 /// limit 429 (with the wait it asked for); the provider refusing our credentials, failing or
 /// talking nonsense is 502, not answering in time 504.
-fn upstream_error(model: &Model, provider: &ProviderConfig, e: &ProviderError) -> AppError {
+pub fn upstream_error(model: &Model, provider: &ProviderConfig, e: &ProviderError) -> AppError {
     let message = format!("provider {} (model {}) {e}", provider.name, model.upstream);
     match e {
         ProviderError::Timeout(_) => {
