@@ -117,6 +117,9 @@ def main():
         )
         check(text == "Hello", "a streamed answer")
 
+        two = client.chat.completions.create(model="gpt-4o-mini", messages=hi, n=2)
+        check([c.index for c in two.choices] == [0, 1], "n=2 answers with two choices")
+
         client.chat.completions.create(model="gpt-4o-mini", messages=hi, seed=7, top_p=0.5, user="ada")
         sent = seen["last"]
         check((sent.get("seed"), sent.get("top_p"), sent.get("user")) == (7, 0.5, "ada"), "seed, top_p and user reach the provider")

@@ -205,7 +205,7 @@ async fn malformed_requests_get_openai_shaped_errors() {
     let unhonoured = server
         .post_json(
             "/api/ai/llm/v1/chat/completions",
-            &json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hi"}], "n": 3, "logprobs": true}),
+            &json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hi"}], "tools": [], "logprobs": true}),
         )
         .await;
     let (status, error, _) = openai_error(unhonoured).await;
@@ -213,7 +213,7 @@ async fn malformed_requests_get_openai_shaped_errors() {
     assert_eq!(error["param"], "logprobs", "the first, alphabetically");
     let message = error["message"].as_str().expect("message");
     assert!(
-        message.contains("`n`") && message.contains("`logprobs`"),
+        message.contains("`tools`") && message.contains("`logprobs`"),
         "{message}"
     );
     let not_json = client().post(&url).body("hi").send().await.expect("send");
@@ -374,4 +374,53 @@ async fn a_model_outside_the_registry_is_reached_as_provider_slash_id() {
         )
         .await;
     assert_eq!(unknown.status(), 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn n_choices_come_from_parallel_calls() {
+    let mock = mock_llm::start().await;
+    let openai_base = format!("{}/v1", mock.url);
+    let server = spawn_with(&[
+        ("OPENAI_BASE_URL", openai_base.as_str()),
+        ("OPENAI_API_KEY", "k"),
+    ]);
+    let ask = |extra: Value| {
+        let mut body = json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hi"}], "temperature": 0});
+        for (k, v) in extra.as_object().expect("object") {
+            body[k] = v.clone();
+        }
+        body
+    };
+    let path = "/api/ai/llm/v1/chat/completions";
+    let single = server.post_json(path, &ask(json!({}))).await;
+    let single: Value = single.json().await.expect("json");
+    let response = server.post_json(path, &ask(json!({"n": 3}))).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["x-cache"],
+        "MISS",
+        "several samples are not cached"
+    );
+    let body: Value = response.json().await.expect("json");
+    let choices = body["choices"].as_array().expect("choices");
+    assert_eq!(choices.len(), 3);
+    for (i, choice) in choices.iter().enumerate() {
+        assert_eq!(choice["index"], i);
+        assert_eq!(choice["message"]["content"], "Hello");
+    }
+    let one = single["usage"]["total_tokens"].as_u64().expect("tokens");
+    assert_eq!(body["usage"]["total_tokens"], 3 * one, "usage summed");
+    assert_eq!(mock.calls(), 4);
+    for (extra, what) in [
+        (json!({"n": 2, "stream": true}), "stream"),
+        (json!({"n": 17}), "range"),
+        (json!({"n": 0}), "range"),
+    ] {
+        let (status, error, _) = openai_error(server.post_json(path, &ask(extra)).await).await;
+        assert_eq!(
+            (status, error["param"].as_str()),
+            (400, Some("n")),
+            "{what}"
+        );
+    }
 }

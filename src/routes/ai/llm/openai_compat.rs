@@ -72,28 +72,47 @@ pub async fn chat_completions(
     body: Result<AppJson<Value>, AppError>,
 ) -> Result<Response, OpenAiError> {
     let AppJson(body) = body?;
-    let (ask, stream, include_usage) =
-        openai_params::parse(body)?.into_ask(cache_header(&headers)?)?;
-    let plan = plan::plan(&llm.registry, &ask)?;
+    let parsed = openai_params::parse(body)?.into_ask(cache_header(&headers)?)?;
+    let include_usage = parsed.include_usage;
+    let plan = plan::plan(&llm.registry, &parsed.ask)?;
     let id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
     let created = now_s();
-    if !stream {
-        let answer = gateway::complete(&llm, &plan).await?;
+    if !parsed.stream {
+        // One call per choice, side by side.
+        let answers = futures_util::future::try_join_all(
+            (0..parsed.n).map(|_| gateway::complete(&llm, &plan)),
+        )
+        .await?;
+        let first = answers
+            .first()
+            .ok_or_else(|| AppError::internal("no answer"))?;
+        let (model, cached) = (first.model.clone(), first.cached);
+        let usage = answers.iter().fold(Usage::default(), |sum, a| Usage {
+            input_tokens: sum.input_tokens + a.usage.input_tokens,
+            output_tokens: sum.output_tokens + a.usage.output_tokens,
+        });
+        let choices = answers
+            .into_iter()
+            .enumerate()
+            .map(|(index, answer)| {
+                json!({
+                    "index": index,
+                    "message": {"role": "assistant", "content": answer.text},
+                    "logprobs": null,
+                    "finish_reason": answer.finish_reason.as_deref().unwrap_or("stop"),
+                })
+            })
+            .collect();
         let mut response = Json(ChatCompletion {
             id,
             object: "chat.completion".into(),
             created,
-            model: answer.model.clone(),
-            choices: vec![json!({
-                "index": 0,
-                "message": {"role": "assistant", "content": answer.text},
-                "logprobs": null,
-                "finish_reason": answer.finish_reason.as_deref().unwrap_or("stop"),
-            })],
-            usage: usage_json(answer.usage),
+            model: model.clone(),
+            choices,
+            usage: usage_json(usage),
         })
         .into_response();
-        answer_headers(&mut response, answer.cached, &answer.model);
+        answer_headers(&mut response, cached, &model);
         return Ok(response);
     }
     let streamed = super::stream::stream(&llm, &plan).await?;

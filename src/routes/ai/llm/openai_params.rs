@@ -1,7 +1,7 @@
 //! Which Chat Completions parameters the OpenAI face honours. A parameter it cannot honour
 //! is refused with a 400 that names it, never dropped: a caller who sends `seed` or `tools`
 //! must be able to tell that they took no effect. Parameters at the value that changes
-//! nothing (`n: 1`, `top_p: 1`, …) or `null` pass.
+//! nothing (`logprobs: false`, …) or `null` pass.
 
 use serde_json::Value;
 
@@ -9,7 +9,7 @@ use super::schemas::ChatCompletionRequest;
 use crate::platform::error::AppError;
 
 /// The request fields `ChatCompletionRequest` reads.
-pub const HONOURED: [&str; 15] = [
+pub const HONOURED: [&str; 16] = [
     "model",
     "messages",
     "max_tokens",
@@ -23,6 +23,7 @@ pub const HONOURED: [&str; 15] = [
     "presence_penalty",
     "frequency_penalty",
     "user",
+    "n",
     "fallbacks",
     "cache",
 ];
@@ -30,7 +31,6 @@ pub const HONOURED: [&str; 15] = [
 /// Whether `value` is the one at which `name` changes nothing.
 fn is_no_op(name: &str, value: &Value) -> bool {
     match name {
-        "n" => value.as_f64() == Some(1.0),
         "logprobs" => value == &Value::Bool(false),
         // Only meaningful with `tools`, which are refused themselves.
         "parallel_tool_calls" => value.is_boolean(),
@@ -109,7 +109,7 @@ mod tests {
             "model": "m", "messages": [], "max_tokens": 1, "max_completion_tokens": 1,
             "stop": "x", "temperature": 0.5, "stream": false,
             "stream_options": {"include_usage": true}, "top_p": 0.9, "seed": 1,
-            "presence_penalty": 0.1, "frequency_penalty": 0.1, "user": "u", "fallbacks": [],
+            "presence_penalty": 0.1, "frequency_penalty": 0.1, "user": "u", "n": 1, "fallbacks": [],
             "cache": false,
         });
         assert_eq!(body.as_object().expect("object").len(), HONOURED.len());
@@ -118,13 +118,7 @@ mod tests {
 
     #[test]
     fn what_is_not_honoured_is_named() {
-        for field in [
-            "n",
-            "tools",
-            "response_format",
-            "logit_bias",
-            "top_logprobs",
-        ] {
+        for field in ["tools", "response_format", "logit_bias", "top_logprobs"] {
             let err = parse(ask(json!({field: 2}))).expect_err(field);
             assert_eq!(err.status, 400);
             assert_eq!(err.code, "unsupported_parameter");
@@ -135,9 +129,9 @@ mod tests {
                 err.message
             );
         }
-        let err = parse(ask(json!({"n": 2, "logprobs": true}))).expect_err("two");
+        let err = parse(ask(json!({"tools": [], "logprobs": true}))).expect_err("two");
         assert!(
-            err.message.contains("`n`") && err.message.contains("`logprobs`"),
+            err.message.contains("`tools`") && err.message.contains("`logprobs`"),
             "{}",
             err.message
         );
@@ -146,7 +140,7 @@ mod tests {
     #[test]
     fn no_op_values_and_nulls_pass() {
         let body = ask(json!({
-            "n": 1, "logprobs": false, "parallel_tool_calls": true, "tools": null,
+            "logprobs": false, "parallel_tool_calls": true, "tools": null,
         }));
         parse(body).expect("nothing to refuse");
     }
@@ -156,5 +150,31 @@ mod tests {
         let err = parse(json!({"model": 3, "messages": []})).expect_err("shape");
         assert_eq!(err.status, 422);
         assert_eq!(parse(json!([1])).expect_err("array").status, 400);
+    }
+
+    #[test]
+    fn whole_numbers_may_be_written_as_floats() {
+        let parsed =
+            parse(ask(json!({"max_tokens": 64.0, "n": 2.0, "seed": -3.0}))).expect("whole");
+        assert_eq!(
+            (parsed.max_tokens, parsed.n, parsed.seed),
+            (Some(64), Some(2), Some(-3))
+        );
+        assert_eq!(
+            parse(ask(json!({"max_tokens": 64.5})))
+                .expect_err("fraction")
+                .status,
+            422
+        );
+        assert_eq!(
+            parse(ask(json!({"max_tokens": -1})))
+                .expect_err("negative")
+                .status,
+            422
+        );
+        assert_eq!(
+            parse(ask(json!({"n": 1e20}))).expect_err("range").status,
+            422
+        );
     }
 }

@@ -125,7 +125,7 @@ pub struct LlmRequest {
     #[serde(default)]
     pub task: Option<String>,
     /// Most tokens to generate (clamped to the model's limit).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole_number")]
     pub max_tokens: Option<u64>,
     /// Where to stop: a string or up to 4.
     #[serde(default)]
@@ -281,9 +281,9 @@ pub struct StreamOptions {
 pub struct ChatCompletionRequest {
     pub model: String,
     pub messages: Vec<ChatMessage>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole_number")]
     pub max_tokens: Option<u64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole_number")]
     pub max_completion_tokens: Option<u64>,
     #[serde(default)]
     pub stop: Option<Stop>,
@@ -298,7 +298,7 @@ pub struct ChatCompletionRequest {
     pub top_p: Option<f64>,
     /// Best-effort determinism (OpenAI and Gemini; refused for Anthropic models). With a
     /// seed the answer is cached by default.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole_number")]
     pub seed: Option<i64>,
     /// -2 to 2 (OpenAI and Gemini; refused for Anthropic models).
     #[serde(default)]
@@ -310,6 +310,10 @@ pub struct ChatCompletionRequest {
     /// `metadata.user_id`; refused for Gemini models, which have no such field).
     #[serde(default)]
     pub user: Option<String>,
+    /// How many answers (choices), 1 to 16: made by parallel calls, not cached; not
+    /// streamed yet.
+    #[serde(default, deserialize_with = "whole_number")]
+    pub n: Option<u32>,
     /// Toolshed extension: models to try when the first fails.
     #[serde(default)]
     pub fallbacks: Vec<String>,
@@ -320,9 +324,21 @@ pub struct ChatCompletionRequest {
 }
 
 impl ChatCompletionRequest {
-    /// The gateway request, whether to stream, and whether to send usage in the stream.
-    pub fn into_ask(self, cache_header: Option<bool>) -> Result<(Ask, bool, bool), AppError> {
+    /// The gateway request and what the face does with its answers.
+    pub fn into_ask(self, cache_header: Option<bool>) -> Result<OpenAiAsk, AppError> {
         let temperature = check_temperature(self.temperature)?;
+        let n = self.n.unwrap_or(1);
+        if !(1..=MAX_CHOICES).contains(&n) {
+            return Err(
+                AppError::bad_request(format!("n must be from 1 to {MAX_CHOICES}")).with_param("n"),
+            );
+        }
+        if n > 1 && self.stream {
+            return Err(AppError::bad_request(
+                "n above 1 is not streamed yet: ask without stream, or one choice at a time",
+            )
+            .with_param("n"));
+        }
         let sampling = Sampling {
             top_p: check_range("top_p", self.top_p, 0.0, 1.0)?,
             seed: self.seed,
@@ -333,8 +349,8 @@ impl ChatCompletionRequest {
             Some(task) => (None, Some(task.to_owned())),
             None => (Some(self.model), None),
         };
-        Ok((
-            Ask {
+        Ok(OpenAiAsk {
+            ask: Ask {
                 messages: messages(self.messages)?,
                 system: None,
                 model,
@@ -345,13 +361,55 @@ impl ChatCompletionRequest {
                 temperature,
                 sampling,
                 user: self.user,
-                cache: use_cache(self.cache, cache_header, temperature, sampling.seed),
+                // Several samples of one prompt are no one answer to keep.
+                cache: n == 1 && use_cache(self.cache, cache_header, temperature, sampling.seed),
                 retry_rate_limits: false,
             },
-            self.stream,
-            self.stream_options.is_some_and(|o| o.include_usage),
-        ))
+            stream: self.stream,
+            include_usage: self.stream_options.is_some_and(|o| o.include_usage),
+            n,
+        })
     }
+}
+
+/// A whole number that JSON may write as `64` or `64.0` (JSON Schema's `integer` allows
+/// both, and some clients send floats): anything else is the wrong shape.
+fn whole_number<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<i128>,
+{
+    let Some(number) = Option::<serde_json::Number>::deserialize(deserializer)? else {
+        return Ok(None);
+    };
+    let whole = number
+        .as_i128()
+        .or_else(|| {
+            number
+                .as_f64()
+                .filter(|f| f.fract() == 0.0 && f.abs() < 1e38)
+                .map(|f| f as i128)
+        })
+        .ok_or_else(|| {
+            serde::de::Error::custom(format!("expected a whole number, not {number}"))
+        })?;
+    T::try_from(whole)
+        .map(Some)
+        .map_err(|_| serde::de::Error::custom(format!("{number} is out of range")))
+}
+
+/// Most choices one request may ask for.
+const MAX_CHOICES: u32 = 16;
+
+/// A Chat Completions request, parsed: the gateway's request and what the face does with
+/// the answers.
+pub struct OpenAiAsk {
+    pub ask: Ask,
+    pub stream: bool,
+    /// Send a usage chunk at the end of a stream.
+    pub include_usage: bool,
+    /// How many choices, each from its own call.
+    pub n: u32,
 }
 
 /// OpenAI's `chat.completion` object.
