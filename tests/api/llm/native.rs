@@ -304,6 +304,17 @@ async fn the_models_list_is_filtered() {
             .iter()
             .any(|m| m["id"] == "openai:gpt-4o-mini" && m["object"] == "model")
     );
+    let ids: Vec<&str> = v1["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .filter_map(|m| m["id"].as_str())
+        .collect();
+    assert!(ids.contains(&"gpt-4o-mini"), "aliases listed too: {ids:?}");
+    assert!(
+        !ids.contains(&"claude-haiku-4-5"),
+        "no key, not listed: {ids:?}"
+    );
     for (id, status) in [
         ("gpt-4o-mini", 200),
         ("openai:gpt-4o-mini", 200),

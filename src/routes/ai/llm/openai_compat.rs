@@ -181,11 +181,16 @@ fn sse(value: &Value) -> String {
 )]
 pub async fn models(State(llm): State<Llm>) -> Result<Json<OpenAiModelList>, AppError> {
     let registry = &llm.registry;
+    // Each model under its id and under every alias: the aliases are the names people type.
     let data = registry
         .models
         .iter()
         .filter(|m| registry.available(m))
-        .map(|m| json!({"id": m.id, "object": "model", "created": 0, "owned_by": m.provider}))
+        .flat_map(|m| {
+            std::iter::once(&m.id).chain(&m.aliases).map(
+                |name| json!({"id": name, "object": "model", "created": 0, "owned_by": m.provider}),
+            )
+        })
         .collect();
     Ok(Json(OpenAiModelList {
         object: "list".into(),
