@@ -14,6 +14,15 @@ fn server(mock: &mock_llm::Mock) -> support::TestServer {
     ])
 }
 
+/// A one-message request for `model`, with `extra`'s fields added.
+fn chat(model: &str, extra: Value) -> Value {
+    let mut body = json!({"model": model, "messages": [{"role": "user", "content": "Hi"}]});
+    for (k, v) in extra.as_object().expect("object") {
+        body[k] = v.clone();
+    }
+    body
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chat_completion_object() {
     let mock = mock_llm::start().await;
@@ -275,13 +284,7 @@ async fn sampling_parameters_reach_the_providers_that_have_them() {
         ("GEMINI_BASE_URL", &mock.url),
         ("GEMINI_API_KEY", "k"),
     ]);
-    let ask = |model: &str, extra: Value| {
-        let mut body = json!({"model": model, "messages": [{"role": "user", "content": "Hi"}]});
-        for (k, v) in extra.as_object().expect("object") {
-            body[k] = v.clone();
-        }
-        body
-    };
+    let ask = chat;
     let all = json!({"top_p": 0.5, "seed": 7, "presence_penalty": 0.25, "frequency_penalty": -0.5, "user": "ada"});
     let path = "/api/ai/llm/v1/chat/completions";
 
@@ -384,12 +387,9 @@ async fn n_choices_come_from_parallel_calls() {
         ("OPENAI_BASE_URL", openai_base.as_str()),
         ("OPENAI_API_KEY", "k"),
     ]);
-    let ask = |extra: Value| {
-        let mut body = json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hi"}], "temperature": 0});
-        for (k, v) in extra.as_object().expect("object") {
-            body[k] = v.clone();
-        }
-        body
+    let ask = |mut extra: Value| {
+        extra["temperature"] = json!(0);
+        chat("gpt-4o-mini", extra)
     };
     let path = "/api/ai/llm/v1/chat/completions";
     let single = server.post_json(path, &ask(json!({}))).await;
