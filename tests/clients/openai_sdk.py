@@ -53,9 +53,11 @@ class Provider(http.server.BaseHTTPRequestHandler):
             ) + "data: [DONE]\n\n"
             self.answer(200, text.encode(), "text/event-stream")
             return
+        json_asked = (body.get("response_format") or {}).get("type") == "json_schema"
+        content = '{"value": 42}' if json_asked else "Hello"
         answer = {
             "id": "c1", "object": "chat.completion", "created": 1, "model": model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello"}, "finish_reason": "stop"}],
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
             "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5},
         }
         self.answer(200, json.dumps(answer).encode(), "application/json")
@@ -138,11 +140,15 @@ def main():
         class Answer(pydantic.BaseModel):
             value: int
 
+        parsed = client.chat.completions.parse(model="gpt-4o-mini", messages=hi, response_format=Answer)
+        check(parsed.choices[0].message.parsed == Answer(value=42)
+              and seen["last"]["response_format"]["type"] == "json_schema",
+              "chat.completions.parse() with a pydantic model: its schema reaches the provider")
         try:
-            client.chat.completions.parse(model="gpt-4o-mini", messages=hi, response_format=Answer)
-            check(False, "response_format is refused, not dropped")
+            client.chat.completions.create(model="gpt-4o-mini", messages=hi, logprobs=True)
+            check(False, "logprobs is refused, not dropped")
         except openai.BadRequestError as e:
-            check(e.param == "response_format", "response_format is refused by name, not dropped")
+            check(e.param == "logprobs", "a parameter Toolshed does not honour is refused by name")
 
         seen["calls"] = 0
         try:

@@ -424,3 +424,56 @@ async fn n_choices_come_from_parallel_calls() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_answers_are_asked_for_where_the_provider_can_give_them() {
+    let mock = mock_llm::start().await;
+    let openai_base = format!("{}/v1", mock.url);
+    let server = spawn_with(&[
+        ("OPENAI_BASE_URL", openai_base.as_str()),
+        ("OPENAI_API_KEY", "k"),
+        ("ANTHROPIC_BASE_URL", &mock.url),
+        ("ANTHROPIC_API_KEY", "k"),
+        ("GEMINI_BASE_URL", &mock.url),
+        ("GEMINI_API_KEY", "k"),
+    ]);
+    let path = "/api/ai/llm/v1/chat/completions";
+    let schema = json!({"name": "answer", "strict": true, "schema": {"type": "object", "properties": {"value": {"type": "integer"}}, "required": ["value"], "additionalProperties": false}});
+    let format = json!({"response_format": {"type": "json_schema", "json_schema": schema}});
+    let response = server
+        .post_json(path, &chat("gpt-4o-mini", format.clone()))
+        .await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        mock.last().body["response_format"],
+        json!({"type": "json_schema", "json_schema": schema})
+    );
+    let object = json!({"response_format": {"type": "json_object"}});
+    let response = server
+        .post_json(path, &chat("gemini-2.5-flash", object.clone()))
+        .await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        mock.last().body["generationConfig"]["responseMimeType"],
+        "application/json"
+    );
+    let calls = mock.calls();
+    for (model, body) in [
+        ("gemini-2.5-flash", format.clone()),
+        ("claude-haiku-4-5", object),
+        ("gpt-4o-mini", json!({"response_format": {"type": "xml"}})),
+        (
+            "gpt-4o-mini",
+            json!({"response_format": {"type": "json_schema", "json_schema": {"name": "x"}}}),
+        ),
+    ] {
+        let (status, error, _) =
+            openai_error(server.post_json(path, &chat(model, body.clone())).await).await;
+        assert_eq!(
+            (status, error["param"].as_str()),
+            (400, Some("response_format")),
+            "{model} {body}"
+        );
+    }
+    assert_eq!(mock.calls(), calls, "refused before any call");
+}

@@ -9,7 +9,7 @@ use super::schemas::ChatCompletionRequest;
 use crate::platform::error::AppError;
 
 /// The request fields `ChatCompletionRequest` reads.
-pub const HONOURED: [&str; 16] = [
+pub const HONOURED: [&str; 17] = [
     "model",
     "messages",
     "max_tokens",
@@ -24,6 +24,7 @@ pub const HONOURED: [&str; 16] = [
     "frequency_penalty",
     "user",
     "n",
+    "response_format",
     "fallbacks",
     "cache",
 ];
@@ -109,7 +110,7 @@ mod tests {
             "model": "m", "messages": [], "max_tokens": 1, "max_completion_tokens": 1,
             "stop": "x", "temperature": 0.5, "stream": false,
             "stream_options": {"include_usage": true}, "top_p": 0.9, "seed": 1,
-            "presence_penalty": 0.1, "frequency_penalty": 0.1, "user": "u", "n": 1, "fallbacks": [],
+            "presence_penalty": 0.1, "frequency_penalty": 0.1, "user": "u", "n": 1, "response_format": {"type": "text"}, "fallbacks": [],
             "cache": false,
         });
         assert_eq!(body.as_object().expect("object").len(), HONOURED.len());
@@ -118,7 +119,7 @@ mod tests {
 
     #[test]
     fn what_is_not_honoured_is_named() {
-        for field in ["tools", "response_format", "logit_bias", "top_logprobs"] {
+        for field in ["tools", "logit_bias", "top_logprobs", "tool_choice"] {
             let err = parse(ask(json!({field: 2}))).expect_err(field);
             assert_eq!(err.status, 400);
             assert_eq!(err.code, "unsupported_parameter");

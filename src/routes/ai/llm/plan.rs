@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use serde_json::json;
 
 use super::models::{Kind, LookupError, Model, ProviderConfig, Registry};
-use super::providers::{ChatRequest, Message, Role, Sampling};
+use super::providers::{ChatRequest, Message, ResponseFormat, Role, Sampling};
 use crate::platform::error::AppError;
 use crate::platform::hash::cache_key;
 
@@ -38,6 +38,7 @@ pub struct Ask {
     pub sampling: Sampling,
     /// The end user the caller names (`user`), forwarded where the provider takes one.
     pub user: Option<String>,
+    pub response_format: ResponseFormat,
     pub cache: bool,
     /// Whether the gateway retries a provider's 429 (the native face), or hands it to a
     /// caller that retries on its own (the OpenAI SDKs do).
@@ -105,10 +106,12 @@ pub fn plan(registry: &Registry, ask: &Ask) -> Result<Plan, AppError> {
     for (model, provider) in &chain {
         // Gemini has no field for the end user.
         let no_user = ask.user.is_some() && provider.kind == Kind::Gemini;
+        let no_format = !ask.response_format.supported_by(provider.kind);
         if let Some(param) = ask
             .sampling
             .unsupported_by(provider.kind)
             .or(no_user.then_some("user"))
+            .or(no_format.then_some("response_format"))
         {
             return Err(AppError::new(
                 StatusCode::BAD_REQUEST,
@@ -207,6 +210,7 @@ pub fn plan(registry: &Registry, ask: &Ask) -> Result<Plan, AppError> {
                 "seed": ask.sampling.seed,
                 "presence_penalty": ask.sampling.presence_penalty,
                 "frequency_penalty": ask.sampling.frequency_penalty,
+                "response_format": ask.response_format.cache_part(),
             })
             .to_string(),
         )
@@ -276,5 +280,6 @@ fn fit(
         temperature: ask.temperature,
         sampling: ask.sampling,
         user: ask.user.clone(),
+        response_format: ask.response_format.clone(),
     }
 }

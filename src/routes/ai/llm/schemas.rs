@@ -6,7 +6,7 @@ use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
 use super::plan::{Ask, AskRole};
-use super::providers::Sampling;
+use super::providers::{ResponseFormat, Sampling};
 use crate::platform::error::AppError;
 
 /// Who says a message.
@@ -173,6 +173,7 @@ impl LlmRequest {
                 temperature,
                 sampling: Sampling::default(),
                 user: None,
+                response_format: ResponseFormat::Text,
                 cache: use_cache(self.cache, cache_header, temperature, None),
                 retry_rate_limits: true,
             },
@@ -310,6 +311,12 @@ pub struct ChatCompletionRequest {
     /// `metadata.user_id`; refused for Gemini models, which have no such field).
     #[serde(default)]
     pub user: Option<String>,
+    /// `{"type": "text"}`, `{"type": "json_object"}` (OpenAI-compatible and Gemini models)
+    /// or `{"type": "json_schema", "json_schema": {"name", "schema", "strict"?}}`
+    /// (OpenAI-compatible models); refused by name for the others.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub response_format: Option<Value>,
     /// How many answers (choices), 1 to 16: made by parallel calls, not cached; not
     /// streamed yet.
     #[serde(default, deserialize_with = "whole_number")]
@@ -327,6 +334,7 @@ impl ChatCompletionRequest {
     /// The gateway request and what the face does with its answers.
     pub fn into_ask(self, cache_header: Option<bool>) -> Result<OpenAiAsk, AppError> {
         let temperature = check_temperature(self.temperature)?;
+        let response_format = response_format(self.response_format)?;
         let n = self.n.unwrap_or(1);
         if !(1..=MAX_CHOICES).contains(&n) {
             return Err(
@@ -361,6 +369,7 @@ impl ChatCompletionRequest {
                 temperature,
                 sampling,
                 user: self.user,
+                response_format,
                 // Several samples of one prompt are no one answer to keep.
                 cache: n == 1 && use_cache(self.cache, cache_header, temperature, sampling.seed),
                 retry_rate_limits: false,
@@ -396,6 +405,28 @@ where
     T::try_from(whole)
         .map(Some)
         .map_err(|_| serde::de::Error::custom(format!("{number} is out of range")))
+}
+
+/// OpenAI's `response_format`, checked.
+fn response_format(value: Option<Value>) -> Result<ResponseFormat, AppError> {
+    let bad = |why: &str| {
+        AppError::bad_request(format!("response_format {why}")).with_param("response_format")
+    };
+    let Some(value) = value else {
+        return Ok(ResponseFormat::Text);
+    };
+    match value["type"].as_str() {
+        Some("text") => Ok(ResponseFormat::Text),
+        Some("json_object") => Ok(ResponseFormat::JsonObject),
+        Some("json_schema") => {
+            let schema = &value["json_schema"];
+            if !schema["name"].is_string() || !schema["schema"].is_object() {
+                return Err(bad("json_schema needs a name and a schema object"));
+            }
+            Ok(ResponseFormat::JsonSchema(schema.clone()))
+        }
+        _ => Err(bad("type is text, json_object or json_schema")),
+    }
 }
 
 /// Most choices one request may ask for.

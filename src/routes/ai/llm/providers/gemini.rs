@@ -3,7 +3,10 @@
 
 use serde_json::{Map, Value, json};
 
-use super::{ChatRequest, ChatResponse, Provider, ProviderError, Role, StreamPart, Usage, json};
+use super::{
+    ChatRequest, ChatResponse, Provider, ProviderError, ResponseFormat, Role, StreamPart, Usage,
+    json,
+};
 use crate::routes::ai::llm::models::ProviderConfig;
 use crate::routes::ai::llm::sse::SseEvent;
 
@@ -49,6 +52,9 @@ pub fn body(chat: &ChatRequest) -> Value {
     }
     if let Some(t) = chat.temperature {
         config.insert("temperature".into(), json!(t));
+    }
+    if chat.response_format == ResponseFormat::JsonObject {
+        config.insert("responseMimeType".into(), json!("application/json"));
     }
     let s = &chat.sampling;
     for (name, value) in [

@@ -42,6 +42,40 @@ pub struct ChatRequest {
     /// The end user the caller names, for the provider's abuse monitoring (OpenAI `user`,
     /// Anthropic `metadata.user_id`).
     pub user: Option<String>,
+    /// What shape the answer takes (the plan refuses one a provider cannot honour).
+    pub response_format: ResponseFormat,
+}
+
+/// The answer's shape: OpenAI's `response_format`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum ResponseFormat {
+    #[default]
+    Text,
+    /// Any JSON object.
+    JsonObject,
+    /// JSON following a schema: OpenAI's `json_schema` object as the caller sent it.
+    JsonSchema(Value),
+}
+
+impl ResponseFormat {
+    /// Whether a provider of `kind` can honour it (OpenAI-compatible ones take both JSON
+    /// modes as they are, Gemini a JSON object; the rest are still to come).
+    /// What it adds to a cache key.
+    pub fn cache_part(&self) -> Value {
+        match self {
+            ResponseFormat::Text => Value::Null,
+            ResponseFormat::JsonObject => Value::from("json_object"),
+            ResponseFormat::JsonSchema(schema) => schema.clone(),
+        }
+    }
+
+    pub fn supported_by(&self, kind: Kind) -> bool {
+        match self {
+            ResponseFormat::Text => true,
+            ResponseFormat::JsonObject => matches!(kind, Kind::Openai | Kind::Gemini),
+            ResponseFormat::JsonSchema(_) => kind == Kind::Openai,
+        }
+    }
 }
 
 /// Sampling parameters beyond temperature, each forwarded where the provider has it (the

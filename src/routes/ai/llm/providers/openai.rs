@@ -4,7 +4,8 @@
 use serde_json::{Map, Value, json};
 
 use super::{
-    ChatRequest, ChatResponse, Provider, ProviderError, Role, StreamPart, Usage, json, text_of,
+    ChatRequest, ChatResponse, Provider, ProviderError, ResponseFormat, Role, StreamPart, Usage,
+    json, text_of,
 };
 use crate::routes::ai::llm::models::ProviderConfig;
 use crate::routes::ai::llm::sse::SseEvent;
@@ -46,6 +47,18 @@ pub fn body(provider: &ProviderConfig, chat: &ChatRequest, stream: bool) -> Valu
     }
     if let Some(user) = &chat.user {
         body.insert("user".into(), json!(user));
+    }
+    match &chat.response_format {
+        ResponseFormat::Text => {}
+        ResponseFormat::JsonObject => {
+            body.insert("response_format".into(), json!({"type": "json_object"}));
+        }
+        ResponseFormat::JsonSchema(schema) => {
+            body.insert(
+                "response_format".into(),
+                json!({"type": "json_schema", "json_schema": schema}),
+            );
+        }
     }
     let s = &chat.sampling;
     for (name, value) in [
