@@ -3,26 +3,14 @@
 use base64::Engine;
 use serde_json::{Value, json};
 
-use crate::support::{self, mock_llm};
+use crate::support::mock_llm;
 
 const PATH: &str = "/api/ai/llm/v1/embeddings";
-
-fn server(mock: &mock_llm::Mock) -> support::TestServer {
-    let openai = format!("{}/v1", mock.url);
-    support::spawn_with(&[
-        ("OPENAI_BASE_URL", openai.as_str()),
-        ("OPENAI_API_KEY", "k"),
-        ("GEMINI_BASE_URL", &mock.url),
-        ("GEMINI_API_KEY", "k"),
-        ("ANTHROPIC_BASE_URL", &mock.url),
-        ("ANTHROPIC_API_KEY", "k"),
-    ])
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_is_embedded_in_order_and_cached() {
     let mock = mock_llm::start().await;
-    let server = server(&mock);
+    let server = super::every_provider(&mock);
     let ask = json!({"model": "text-embedding-3-small", "input": ["a", "b", "c"], "dimensions": 4});
     let response = server.post_json(PATH, &ask).await;
     assert_eq!(response.status(), 200);
@@ -59,7 +47,7 @@ async fn a_batch_is_embedded_in_order_and_cached() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gemini_gets_batch_embed_contents_and_base64_is_little_endian_f32() {
     let mock = mock_llm::start().await;
-    let server = server(&mock);
+    let server = super::every_provider(&mock);
     let ask =
         json!({"model": "gemini-embedding-001", "input": "one text", "encoding_format": "base64"});
     let response = server.post_json(PATH, &ask).await;
@@ -92,7 +80,7 @@ async fn gemini_gets_batch_embed_contents_and_base64_is_little_endian_f32() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_cannot_be_embedded_is_named() {
     let mock = mock_llm::start().await;
-    let server = server(&mock);
+    let server = super::every_provider(&mock);
     for (ask, status, param) in [
         (json!({"model": "nomic-embed", "input": "x"}), 404, "model"),
         (
@@ -144,7 +132,7 @@ async fn a_provider_failure_is_openai_shaped() {
         ..Default::default()
     })
     .await;
-    let server = server(&mock);
+    let server = super::every_provider(&mock);
     let response = server
         .post_json(
             PATH,

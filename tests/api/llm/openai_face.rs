@@ -275,15 +275,7 @@ async fn provider_errors_keep_the_status_a_caller_can_act_on() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sampling_parameters_reach_the_providers_that_have_them() {
     let mock = mock_llm::start().await;
-    let openai_base = format!("{}/v1", mock.url);
-    let server = spawn_with(&[
-        ("OPENAI_BASE_URL", openai_base.as_str()),
-        ("OPENAI_API_KEY", "k"),
-        ("ANTHROPIC_BASE_URL", &mock.url),
-        ("ANTHROPIC_API_KEY", "k"),
-        ("GEMINI_BASE_URL", &mock.url),
-        ("GEMINI_API_KEY", "k"),
-    ]);
+    let server = super::every_provider(&mock);
     let ask = chat;
     let all = json!({"top_p": 0.5, "seed": 7, "presence_penalty": 0.25, "frequency_penalty": -0.5, "user": "ada"});
     let path = "/api/ai/llm/v1/chat/completions";
@@ -428,15 +420,7 @@ async fn n_choices_come_from_parallel_calls() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_answers_are_asked_for_where_the_provider_can_give_them() {
     let mock = mock_llm::start().await;
-    let openai_base = format!("{}/v1", mock.url);
-    let server = spawn_with(&[
-        ("OPENAI_BASE_URL", openai_base.as_str()),
-        ("OPENAI_API_KEY", "k"),
-        ("ANTHROPIC_BASE_URL", &mock.url),
-        ("ANTHROPIC_API_KEY", "k"),
-        ("GEMINI_BASE_URL", &mock.url),
-        ("GEMINI_API_KEY", "k"),
-    ]);
+    let server = super::every_provider(&mock);
     let path = "/api/ai/llm/v1/chat/completions";
     let schema = json!({"name": "answer", "strict": true, "schema": {"type": "object", "properties": {"value": {"type": "integer"}}, "required": ["value"], "additionalProperties": false}});
     let format = json!({"response_format": {"type": "json_schema", "json_schema": schema}});

@@ -67,50 +67,31 @@ pub struct EmbeddingsRequest {
 
 /// The model and provider a name stands for.
 fn resolve(llm: &Llm, name: &str) -> Result<(Model, ProviderConfig), AppError> {
+    let unknown = |why: String| {
+        AppError::new(
+            StatusCode::BAD_REQUEST,
+            "unknown_model",
+            format!("unknown embedding model {name:?}: {why}"),
+        )
+    };
     let (provider, upstream) = match KNOWN.iter().find(|(model, _)| *model == name) {
         Some((model, provider)) => (*provider, *model),
         None => name.split_once('/').ok_or_else(|| {
             let known: Vec<&str> = KNOWN.iter().map(|(m, _)| *m).collect();
-            AppError::new(
-                StatusCode::BAD_REQUEST,
-                "unknown_model",
-                format!(
-                    "unknown embedding model {name:?}: one of {}, or provider/model-id",
-                    known.join(", ")
-                ),
-            )
+            unknown(format!("one of {}, or provider/model-id", known.join(", ")))
         })?,
     };
-    let config = llm.registry.providers.get(provider).ok_or_else(|| {
-        AppError::new(
-            StatusCode::BAD_REQUEST,
-            "unknown_model",
-            format!("unknown embedding model {name:?}: no provider {provider:?}"),
-        )
-    })?;
-    if !config.available() {
-        return Err(AppError::new(
-            StatusCode::BAD_REQUEST,
-            "provider_not_configured",
-            format!(
-                "provider {provider:?} is not configured: set the {} environment variable",
-                config.key_env.as_deref().unwrap_or_default()
-            ),
-        ));
-    }
+    let model = llm
+        .registry
+        .upstream_model(provider, upstream)
+        .ok_or_else(|| unknown(format!("no provider {provider:?}")))?;
+    let config = llm.registry.configured(&model, name)?;
     if config.kind == Kind::Anthropic {
         return Err(AppError::bad_request(format!(
             "provider {provider:?} has no embeddings; use an OpenAI or Gemini embedding model"
         ))
         .with_param("model"));
     }
-    let model = Model {
-        id: format!("{provider}:{upstream}"),
-        provider: provider.to_owned(),
-        upstream: upstream.to_owned(),
-        aliases: Vec::new(),
-        capabilities: Default::default(),
-    };
     Ok((model, config.clone()))
 }
 

@@ -625,11 +625,10 @@ impl Registry {
         })
     }
 
-    /// A model named `provider/upstream-id` that the registry does not list, for a provider
-    /// it does: sent to that provider as named, with no limits of ours (the provider keeps
-    /// its own).
-    fn pass_through(&self, name: &str) -> Option<Model> {
-        let (provider, upstream) = name.split_once('/')?;
+    /// A model of `provider` by the id that provider knows, whether or not the registry
+    /// lists it: sent as named, with no limits of ours (the provider keeps its own). `None`
+    /// for a provider the registry does not have, or an empty id.
+    pub fn upstream_model(&self, provider: &str, upstream: &str) -> Option<Model> {
         let config = self.providers.get(provider)?;
         if upstream.is_empty() {
             return None;
@@ -648,10 +647,32 @@ impl Registry {
         })
     }
 
+    /// The provider of `model` (asked for as `name`), when it is configured.
+    pub fn configured(&self, model: &Model, name: &str) -> Result<&ProviderConfig, LookupError> {
+        let provider =
+            self.providers
+                .get(&model.provider)
+                .ok_or_else(|| LookupError::UnknownModel {
+                    name: name.to_owned(),
+                    close: Vec::new(),
+                })?;
+        if !provider.available() {
+            return Err(LookupError::NotConfigured {
+                provider: provider.name.clone(),
+                env: provider.key_env.clone().unwrap_or_default(),
+            });
+        }
+        Ok(provider)
+    }
+
     /// A model ready to call: known (or named `provider/upstream-id`), and its provider
     /// configured.
     pub fn resolve(&self, name: &str) -> Result<(Model, &ProviderConfig), LookupError> {
-        let model = self.find(name).cloned().or_else(|| self.pass_through(name));
+        let pass_through = || {
+            let (provider, upstream) = name.split_once('/')?;
+            self.upstream_model(provider, upstream)
+        };
+        let model = self.find(name).cloned().or_else(pass_through);
         let model = model.ok_or_else(|| {
             // One suggestion per model: the closest of its names.
             let names = close_matches(
@@ -676,19 +697,7 @@ impl Registry {
                 close,
             }
         })?;
-        let provider =
-            self.providers
-                .get(&model.provider)
-                .ok_or_else(|| LookupError::UnknownModel {
-                    name: name.to_owned(),
-                    close: Vec::new(),
-                })?;
-        if !provider.available() {
-            return Err(LookupError::NotConfigured {
-                provider: provider.name.clone(),
-                env: provider.key_env.clone().unwrap_or_default(),
-            });
-        }
+        let provider = self.configured(&model, name)?;
         Ok((model, provider))
     }
 
