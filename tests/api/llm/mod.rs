@@ -1,10 +1,12 @@
 //! `/api/ai/llm` against mock providers in their documented wire formats.
 
 mod embeddings;
+mod images;
 mod native;
 mod openai_face;
 mod providers;
 mod resilience;
+mod tools;
 
 use crate::support::{self, mock_llm};
 

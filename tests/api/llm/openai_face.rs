@@ -214,15 +214,15 @@ async fn malformed_requests_get_openai_shaped_errors() {
     let unhonoured = server
         .post_json(
             "/api/ai/llm/v1/chat/completions",
-            &json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hi"}], "tools": [], "logprobs": true}),
+            &json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hi"}], "functions": [], "logprobs": true}),
         )
         .await;
     let (status, error, _) = openai_error(unhonoured).await;
     assert_eq!(status, 400);
-    assert_eq!(error["param"], "logprobs", "the first, alphabetically");
+    assert_eq!(error["param"], "functions", "the first, alphabetically");
     let message = error["message"].as_str().expect("message");
     assert!(
-        message.contains("`tools`") && message.contains("`logprobs`"),
+        message.contains("`functions`") && message.contains("`logprobs`"),
         "{message}"
     );
     let not_json = client().post(&url).body("hi").send().await.expect("send");
@@ -418,20 +418,33 @@ async fn n_choices_come_from_parallel_calls() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn json_answers_are_asked_for_where_the_provider_can_give_them() {
-    let mock = mock_llm::start().await;
+async fn json_answers_are_asked_for_in_each_providers_way() {
+    let mock = mock_llm::start_with(mock_llm::Script {
+        deltas: vec!["{\"value\": ".into(), "1}".into()],
+        ..Default::default()
+    })
+    .await;
     let server = super::every_provider(&mock);
     let path = "/api/ai/llm/v1/chat/completions";
-    let schema = json!({"name": "answer", "strict": true, "schema": {"type": "object", "properties": {"value": {"type": "integer"}}, "required": ["value"], "additionalProperties": false}});
+    let inner = json!({"type": "object", "properties": {"value": {"type": "integer"}}, "required": ["value"], "additionalProperties": false});
+    let schema = json!({"name": "answer", "strict": true, "schema": inner});
     let format = json!({"response_format": {"type": "json_schema", "json_schema": schema}});
+    let content = |body: Value| body["choices"][0]["message"]["content"].clone();
+
+    // OpenAI: as it is.
     let response = server
         .post_json(path, &chat("gpt-4o-mini", format.clone()))
         .await;
     assert_eq!(response.status(), 200);
     assert_eq!(
+        content(response.json().await.expect("json")),
+        "{\"value\": 1}"
+    );
+    assert_eq!(
         mock.last().body["response_format"],
         json!({"type": "json_schema", "json_schema": schema})
     );
+    // Gemini: a JSON MIME type, with the schema as JSON Schema.
     let object = json!({"response_format": {"type": "json_object"}});
     let response = server
         .post_json(path, &chat("gemini-2.5-flash", object.clone()))
@@ -441,14 +454,71 @@ async fn json_answers_are_asked_for_where_the_provider_can_give_them() {
         mock.last().body["generationConfig"]["responseMimeType"],
         "application/json"
     );
+    let response = server
+        .post_json(path, &chat("gemini-2.5-flash", format.clone()))
+        .await;
+    assert_eq!(response.status(), 200);
+    let config = &mock.last().body["generationConfig"];
+    assert_eq!(config["responseJsonSchema"], inner);
+    assert_eq!(config["responseMimeType"], "application/json");
+    // Anthropic: a forced tool whose input is the answer, whole and streamed.
+    let response = server
+        .post_json(path, &chat("claude-haiku-4-5", format.clone()))
+        .await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(content(body.clone()), "{\"value\":1}");
+    assert_eq!(body["choices"][0]["finish_reason"], "stop");
+    assert!(body["choices"][0]["message"].get("tool_calls").is_none());
+    let sent = mock.last().body;
+    assert_eq!(
+        sent["tool_choice"],
+        json!({"type": "tool", "name": "json_answer"})
+    );
+    assert_eq!(sent["tools"][0]["input_schema"], inner);
+    let mut streamed = chat("claude-haiku-4-5", object);
+    streamed["stream"] = json!(true);
+    let text = server
+        .post_json(path, &streamed)
+        .await
+        .text()
+        .await
+        .expect("text");
+    let mut joined = String::new();
+    for data in text.lines().filter_map(|l| l.strip_prefix("data: ")) {
+        if data == "[DONE]" {
+            continue;
+        }
+        let chunk: Value = serde_json::from_str(data).expect("chunk");
+        assert!(chunk["choices"][0]["delta"].get("tool_calls").is_none());
+        joined.push_str(
+            chunk["choices"][0]["delta"]["content"]
+                .as_str()
+                .unwrap_or(""),
+        );
+    }
+    assert_eq!(joined, "{\"value\": 1}", "the input as streamed");
+    assert!(text.contains("\"finish_reason\":\"stop\""), "{text}");
+    assert_eq!(
+        mock.last().body["tools"][0]["input_schema"],
+        json!({"type": "object"})
+    );
+
     let calls = mock.calls();
+    let tools =
+        json!([{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]);
+    let mut with_tools = format.clone();
+    with_tools["tools"] = tools;
     for (model, body) in [
-        ("gemini-2.5-flash", format.clone()),
-        ("claude-haiku-4-5", object),
+        ("claude-haiku-4-5", with_tools),
         ("gpt-4o-mini", json!({"response_format": {"type": "xml"}})),
         (
             "gpt-4o-mini",
             json!({"response_format": {"type": "json_schema", "json_schema": {"name": "x"}}}),
+        ),
+        (
+            "gpt-4o-mini",
+            json!({"response_format": {"type": "json_schema", "json_schema": {"name": "x", "strict": true, "schema": {"type": 7}}}}),
         ),
     ] {
         let (status, error, _) =
@@ -460,4 +530,44 @@ async fn json_answers_are_asked_for_where_the_provider_can_give_them() {
         );
     }
     assert_eq!(mock.calls(), calls, "refused before any call");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_strict_answer_off_its_schema_is_asked_again_once_then_refused() {
+    let mock = mock_llm::start_with(mock_llm::Script {
+        deltas: vec!["{\"value\": \"one\"}".into()],
+        ..Default::default()
+    })
+    .await;
+    let server = super::every_provider(&mock);
+    let schema = json!({"name": "answer", "strict": true, "schema": {"type": "object", "properties": {"value": {"type": "integer"}}, "required": ["value"]}});
+    for model in ["gemini-2.5-flash", "claude-haiku-4-5"] {
+        let calls = mock.calls();
+        let body = chat(
+            model,
+            json!({"response_format": {"type": "json_schema", "json_schema": schema}}),
+        );
+        let (status, error, _) = openai_error(
+            server
+                .post_json("/api/ai/llm/v1/chat/completions", &body)
+                .await,
+        )
+        .await;
+        assert_eq!(status, 502, "{model}");
+        assert_eq!(error["code"], "schema_violation");
+        let message = error["message"].as_str().expect("message");
+        assert!(message.contains("/value"), "{message}");
+        assert_eq!(mock.calls() - calls, 2, "{model}: one more try");
+    }
+    // Without strict the answer is the caller's to check.
+    let mut loose = schema.clone();
+    loose["strict"] = json!(false);
+    let body = chat(
+        "gemini-2.5-flash",
+        json!({"response_format": {"type": "json_schema", "json_schema": loose}}),
+    );
+    let response = server
+        .post_json("/api/ai/llm/v1/chat/completions", &body)
+        .await;
+    assert_eq!(response.status(), 200);
 }

@@ -34,6 +34,8 @@ pub struct Script {
     pub endless: bool,
     /// Break the stream with the provider's error event after this many deltas.
     pub error_after: Option<usize>,
+    /// Tool calls the answer makes after its text: (name, arguments as JSON text).
+    pub tool_calls: Vec<(String, String)>,
 }
 
 impl Default for Script {
@@ -46,6 +48,7 @@ impl Default for Script {
             event_delay: Duration::from_millis(2),
             endless: false,
             error_after: None,
+            tool_calls: Vec::new(),
         }
     }
 }
@@ -203,6 +206,15 @@ fn sse_body(
         .expect("response")
 }
 
+/// A text cut in two (at a character boundary), as providers split arguments.
+fn halves(text: &str) -> (String, String) {
+    let mut at = text.len() / 2;
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    (text[..at].to_owned(), text[at..].to_owned())
+}
+
 /// An error answer; a 429 asks for a one-second wait, as providers do.
 fn error(status: StatusCode, body: Value) -> Response {
     let mut response = (status, axum::Json(body)).into_response();
@@ -283,11 +295,27 @@ async fn openai(
                    "model": "mock", "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}], "usage": null})
         )
     };
+    let finish = if script.tool_calls.is_empty() {
+        "stop"
+    } else {
+        "tool_calls"
+    };
     if !stream {
+        let mut message =
+            json!({"role": "assistant", "content": script.deltas.concat(), "refusal": null});
+        if !script.tool_calls.is_empty() {
+            let calls: Vec<Value> = script
+                .tool_calls
+                .iter()
+                .enumerate()
+                .map(|(i, (name, arguments))| json!({"id": format!("call_{i}"), "type": "function", "function": {"name": name, "arguments": arguments}}))
+                .collect();
+            message["tool_calls"] = json!(calls);
+        }
         return axum::Json(json!({
             "id": "chatcmpl-1", "object": "chat.completion", "created": 1735000000, "model": "mock",
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": script.deltas.concat(), "refusal": null},
-                         "logprobs": null, "finish_reason": "stop"}],
+            "choices": [{"index": 0, "message": message,
+                         "logprobs": null, "finish_reason": finish}],
             "usage": {"prompt_tokens": 19, "completion_tokens": 2, "total_tokens": 21}
         }))
         .into_response();
@@ -312,7 +340,20 @@ async fn openai(
     let endless = script
         .endless
         .then(|| chunk(json!({"content": "more "}), Value::Null));
-    events.push(chunk(json!({}), json!("stop")));
+    for (i, (name, arguments)) in script.tool_calls.iter().enumerate() {
+        events.push(chunk(
+            json!({"tool_calls": [{"index": i, "id": format!("call_{i}"), "type": "function", "function": {"name": name, "arguments": ""}}]}),
+            Value::Null,
+        ));
+        let (a, b) = halves(arguments);
+        for piece in [a, b] {
+            events.push(chunk(
+                json!({"tool_calls": [{"index": i, "function": {"arguments": piece}}]}),
+                Value::Null,
+            ));
+        }
+    }
+    events.push(chunk(json!({}), json!(finish)));
     events.push(format!(
         "data: {}\n\n",
         json!({"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1735000000, "model": "mock",
@@ -331,6 +372,9 @@ async fn anthropic(
     axum::Json(body): axum::Json<Value>,
 ) -> Response {
     let stream = body["stream"] == true;
+    // Toolshed's JSON answers come through this forced tool.
+    let forced = (body.pointer("/tool_choice/name") == Some(&json!("json_answer")))
+        .then(|| "json_answer".to_owned());
     let script = match begin(&state, "/v1/messages".into(), String::new(), headers, body).await {
         Ok(s) => s,
         Err(status) => {
@@ -340,11 +384,30 @@ async fn anthropic(
             );
         }
     };
+    let mut script = script;
+    if let Some(name) = forced {
+        // A forced tool: the scripted text is the tool's input.
+        script.tool_calls = vec![(name, script.deltas.concat())];
+        script.deltas.clear();
+    }
+    let stop_reason = if script.tool_calls.is_empty() {
+        "end_turn"
+    } else {
+        "tool_use"
+    };
     if !stream {
+        let mut content = Vec::new();
+        if !script.deltas.is_empty() {
+            content.push(json!({"type": "text", "text": script.deltas.concat()}));
+        }
+        for (i, (name, arguments)) in script.tool_calls.iter().enumerate() {
+            let input: Value = serde_json::from_str(arguments).expect("scripted arguments");
+            content.push(json!({"type": "tool_use", "id": format!("toolu_{i}"), "name": name, "input": input}));
+        }
         return axum::Json(json!({
             "id": "msg_1", "type": "message", "role": "assistant", "model": "mock",
-            "content": [{"type": "text", "text": script.deltas.concat()}],
-            "stop_reason": "end_turn", "stop_sequence": null,
+            "content": content,
+            "stop_reason": stop_reason, "stop_sequence": null,
             "usage": {"input_tokens": 25, "output_tokens": 6}
         }))
         .into_response();
@@ -372,7 +435,19 @@ async fn anthropic(
         "content_block_stop",
         json!({"type": "content_block_stop", "index": 0}),
     ));
-    events.push(event("message_delta", json!({"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": null}, "usage": {"output_tokens": 6}})));
+    for (i, (name, arguments)) in script.tool_calls.iter().enumerate() {
+        let index = i + 1;
+        events.push(event("content_block_start", json!({"type": "content_block_start", "index": index, "content_block": {"type": "tool_use", "id": format!("toolu_{i}"), "name": name, "input": {}}})));
+        let (a, b) = halves(arguments);
+        for piece in [a, b] {
+            events.push(event("content_block_delta", json!({"type": "content_block_delta", "index": index, "delta": {"type": "input_json_delta", "partial_json": piece}})));
+        }
+        events.push(event(
+            "content_block_stop",
+            json!({"type": "content_block_stop", "index": index}),
+        ));
+    }
+    events.push(event("message_delta", json!({"type": "message_delta", "delta": {"stop_reason": stop_reason, "stop_sequence": null}, "usage": {"output_tokens": 6}})));
     events.push(event("message_stop", json!({"type": "message_stop"})));
     sse_body(state.clone(), events, &script, None)
 }
@@ -410,9 +485,19 @@ async fn gemini(
             .collect();
         return axum::Json(json!({"embeddings": embeddings})).into_response();
     }
+    let calls: Vec<Value> = script
+        .tool_calls
+        .iter()
+        .map(|(name, arguments)| {
+            let args: Value = serde_json::from_str(arguments).expect("scripted arguments");
+            json!({"functionCall": {"name": name, "args": args}, "thoughtSignature": "c2ln"})
+        })
+        .collect();
     if !stream {
+        let mut parts = vec![json!({"text": script.deltas.concat()})];
+        parts.extend(calls);
         return axum::Json(json!({
-            "candidates": [{"content": {"role": "model", "parts": [{"text": script.deltas.concat()}]}, "finishReason": "STOP", "index": 0}],
+            "candidates": [{"content": {"role": "model", "parts": parts}, "finishReason": "STOP", "index": 0}],
             "usageMetadata": {"promptTokenCount": 12, "candidatesTokenCount": 2, "totalTokenCount": 14},
             "modelVersion": "mock", "responseId": "r1"
         }))
@@ -424,13 +509,20 @@ async fn gemini(
             json!({"error": {"code": 400, "message": "mock wants alt=sse", "status": "INVALID_ARGUMENT"}}),
         );
     }
-    let last = script.deltas.len().saturating_sub(1);
-    let events = script
+    let mut pieces: Vec<Vec<Value>> = script
         .deltas
         .iter()
+        .map(|d| vec![json!({"text": d})])
+        .collect();
+    if !calls.is_empty() {
+        pieces.push(calls);
+    }
+    let last = pieces.len().saturating_sub(1);
+    let events = pieces
+        .into_iter()
         .enumerate()
-        .map(|(i, d)| {
-            let mut candidate = json!({"content": {"parts": [{"text": d}], "role": "model"}, "index": 0});
+        .map(|(i, parts)| {
+            let mut candidate = json!({"content": {"parts": parts, "role": "model"}, "index": 0});
             if i == last {
                 candidate["finishReason"] = json!("STOP");
             }

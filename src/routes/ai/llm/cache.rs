@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::providers::Usage;
+use super::providers::{ToolCall, Usage};
 use crate::platform::state::AppState;
 use crate::storage::cache::{Cache, CacheEntry};
 
@@ -33,6 +33,9 @@ pub struct CachedAnswer {
     pub model: String,
     /// The text as it was streamed (the prefill first, when there was one).
     pub deltas: Vec<String>,
+    /// The tool calls the answer asked for, whole.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCall>,
     pub finish_reason: Option<String>,
     pub input_tokens: u64,
     pub output_tokens: u64,

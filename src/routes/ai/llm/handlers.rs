@@ -13,9 +13,9 @@ use futures_util::StreamExt;
 use serde_json::json;
 
 use super::gateway::{self, Event};
-use super::plan;
-use super::schemas::{LlmAnswer, LlmRequest, ModelInfo, ModelList, ModelsQuery};
+use super::schemas::{LlmAnswer, LlmRequest, ModelInfo, ModelList, ModelsQuery, tool_calls_out};
 use super::state::Llm;
+use super::{images, plan};
 use crate::platform::error::{AppError, ErrorBody};
 use crate::platform::extract::{AppJson, AppQuery};
 
@@ -36,8 +36,10 @@ pub fn answer_headers(response: &mut Response, cached: bool, model: &str) {
 
 /// Ask a model.
 ///
-/// With `stream: true` the answer is `application/x-ndjson`: one JSON string per text delta
-/// (a broken stream ends with an `{"error","code"}` line).
+/// With `stream: true` the answer is `application/x-ndjson`: one JSON string per text delta,
+/// a `{"tool_call": {"index", "id"?, "name"?, "arguments"}}` line per piece of a tool call
+/// (the pieces of one index join as OpenAI's streamed `tool_calls` do), and a broken stream
+/// ends with an `{"error","code"}` line.
 #[utoipa::path(
     post,
     path = "/api/ai/llm",
@@ -62,13 +64,15 @@ pub async fn ask(
     headers: HeaderMap,
     AppJson(body): AppJson<LlmRequest>,
 ) -> Result<Response, AppError> {
-    let (ask, stream) = body.into_ask(cache_header(&headers)?)?;
+    let (mut ask, stream) = body.into_ask(cache_header(&headers)?)?;
+    images::inline(&llm.app.outbound, &mut ask).await?;
     let plan = plan::plan(&llm.registry, &ask)?;
     if !stream {
         let answer = gateway::complete(&llm, &plan).await?;
         let mut response = Json(LlmAnswer {
             role: "assistant".into(),
             content: answer.text,
+            tool_calls: tool_calls_out(&answer.tool_calls),
         })
         .into_response();
         answer_headers(&mut response, answer.cached, &answer.model);
@@ -78,6 +82,7 @@ pub async fn ask(
     let lines = streamed.events.filter_map(|event| async move {
         let line = match event {
             Event::Delta(text) => serde_json::to_string(&text).ok()?,
+            Event::ToolCall(piece) => json!({"tool_call": piece}).to_string(),
             Event::Error(message) => {
                 json!({"error": message, "code": "upstream_error"}).to_string()
             }

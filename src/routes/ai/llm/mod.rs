@@ -10,6 +10,7 @@ mod cache;
 mod embeddings;
 mod gateway;
 mod handlers;
+mod images;
 mod metrics;
 mod models;
 mod openai_compat;

@@ -638,10 +638,12 @@ impl Registry {
             provider: provider.to_owned(),
             upstream: upstream.to_owned(),
             aliases: Vec::new(),
+            // Unknown to us: the provider judges images itself.
             capabilities: Capabilities {
                 context_window: 0,
                 max_output_tokens: 0,
                 prefill: config.kind == Kind::Anthropic,
+                images: true,
                 ..Capabilities::default()
             },
         })

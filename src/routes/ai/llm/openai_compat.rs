@@ -16,11 +16,12 @@ use serde_json::{Value, json};
 
 use super::gateway::{self, Event};
 use super::handlers::{answer_headers, cache_header};
+use super::images;
 use super::openai_error::{OpenAiError, OpenAiErrorBody};
 use super::openai_params;
 use super::plan;
 use super::providers::Usage;
-use super::schemas::{ChatCompletion, ChatCompletionRequest, OpenAiModelList};
+use super::schemas::{ChatCompletion, ChatCompletionRequest, OpenAiModelList, tool_calls_out};
 use super::state::Llm;
 use crate::platform::error::AppError;
 use crate::platform::extract::{AppJson, AppPath};
@@ -72,7 +73,8 @@ pub async fn chat_completions(
     body: Result<AppJson<Value>, AppError>,
 ) -> Result<Response, OpenAiError> {
     let AppJson(body) = body?;
-    let parsed = openai_params::parse(body)?.into_ask(cache_header(&headers)?)?;
+    let mut parsed = openai_params::parse(body)?.into_ask(cache_header(&headers)?)?;
+    images::inline(&llm.app.outbound, &mut parsed.ask).await?;
     let include_usage = parsed.include_usage;
     let plan = plan::plan(&llm.registry, &parsed.ask)?;
     let id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
@@ -95,9 +97,16 @@ pub async fn chat_completions(
             .into_iter()
             .enumerate()
             .map(|(index, answer)| {
+                let mut message = json!({"role": "assistant", "content": answer.text});
+                if !answer.tool_calls.is_empty() {
+                    if answer.text.is_empty() {
+                        message["content"] = Value::Null;
+                    }
+                    message["tool_calls"] = Value::Array(tool_calls_out(&answer.tool_calls));
+                }
                 json!({
                     "index": index,
-                    "message": {"role": "assistant", "content": answer.text},
+                    "message": message,
                     "logprobs": null,
                     "finish_reason": answer.finish_reason.as_deref().unwrap_or("stop"),
                 })
@@ -130,6 +139,17 @@ pub async fn chat_completions(
     let head = futures_util::stream::iter([sse(&first)]);
     let body = streamed.events.map(move |event| match event {
         Event::Delta(text) => sse(&chunk(json!({"content": text}), None)),
+        Event::ToolCall(piece) => {
+            let mut call = json!({"index": piece.index, "function": {"arguments": piece.arguments}});
+            if let Some(id) = piece.id {
+                call["id"] = json!(id);
+                call["type"] = json!("function");
+            }
+            if let Some(name) = piece.name {
+                call["function"]["name"] = json!(name);
+            }
+            sse(&chunk(json!({"tool_calls": [call]}), None))
+        }
         Event::Error(message) => {
             let error = json!({"error": {"message": message, "type": "upstream_error", "param": null, "code": null}});
             sse(&error)

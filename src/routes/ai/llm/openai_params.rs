@@ -9,7 +9,7 @@ use super::schemas::ChatCompletionRequest;
 use crate::platform::error::AppError;
 
 /// The request fields `ChatCompletionRequest` reads.
-pub const HONOURED: [&str; 17] = [
+pub const HONOURED: [&str; 20] = [
     "model",
     "messages",
     "max_tokens",
@@ -25,6 +25,9 @@ pub const HONOURED: [&str; 17] = [
     "user",
     "n",
     "response_format",
+    "tools",
+    "tool_choice",
+    "parallel_tool_calls",
     "fallbacks",
     "cache",
 ];
@@ -33,8 +36,6 @@ pub const HONOURED: [&str; 17] = [
 fn is_no_op(name: &str, value: &Value) -> bool {
     match name {
         "logprobs" => value == &Value::Bool(false),
-        // Only meaningful with `tools`, which are refused themselves.
-        "parallel_tool_calls" => value.is_boolean(),
         _ => false,
     }
 }
@@ -111,6 +112,7 @@ mod tests {
             "stop": "x", "temperature": 0.5, "stream": false,
             "stream_options": {"include_usage": true}, "top_p": 0.9, "seed": 1,
             "presence_penalty": 0.1, "frequency_penalty": 0.1, "user": "u", "n": 1, "response_format": {"type": "text"}, "fallbacks": [],
+            "tools": [], "tool_choice": "auto", "parallel_tool_calls": true,
             "cache": false,
         });
         assert_eq!(body.as_object().expect("object").len(), HONOURED.len());
@@ -119,7 +121,7 @@ mod tests {
 
     #[test]
     fn what_is_not_honoured_is_named() {
-        for field in ["tools", "logit_bias", "top_logprobs", "tool_choice"] {
+        for field in ["functions", "logit_bias", "top_logprobs", "function_call"] {
             let err = parse(ask(json!({field: 2}))).expect_err(field);
             assert_eq!(err.status, 400);
             assert_eq!(err.code, "unsupported_parameter");
@@ -130,9 +132,9 @@ mod tests {
                 err.message
             );
         }
-        let err = parse(ask(json!({"tools": [], "logprobs": true}))).expect_err("two");
+        let err = parse(ask(json!({"functions": [], "logprobs": true}))).expect_err("two");
         assert!(
-            err.message.contains("`tools`") && err.message.contains("`logprobs`"),
+            err.message.contains("`functions`") && err.message.contains("`logprobs`"),
             "{}",
             err.message
         );
@@ -141,7 +143,7 @@ mod tests {
     #[test]
     fn no_op_values_and_nulls_pass() {
         let body = ask(json!({
-            "logprobs": false, "parallel_tool_calls": true, "tools": null,
+            "logprobs": false, "functions": null,
         }));
         parse(body).expect("nothing to refuse");
     }

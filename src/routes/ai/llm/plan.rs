@@ -9,7 +9,9 @@ use axum::http::StatusCode;
 use serde_json::json;
 
 use super::models::{Kind, LookupError, Model, ProviderConfig, Registry};
-use super::providers::{ChatRequest, Message, ResponseFormat, Role, Sampling};
+use super::providers::{
+    ChatRequest, Message, Part, ResponseFormat, Role, Sampling, ToolChoice, Tools,
+};
 use crate::platform::error::AppError;
 use crate::platform::hash::cache_key;
 
@@ -24,10 +26,18 @@ pub enum AskRole {
     Assistant,
 }
 
+/// One message as a face hands it over (a tool's answer is a user message with a
+/// `ToolResult` part whose name the plan fills in).
+#[derive(Debug, Clone)]
+pub struct AskMessage {
+    pub role: AskRole,
+    pub parts: Vec<Part>,
+}
+
 /// A request as both faces hand it over: already parsed, not yet fitted to a model.
 #[derive(Debug, Clone)]
 pub struct Ask {
-    pub messages: Vec<(AskRole, String)>,
+    pub messages: Vec<AskMessage>,
     pub system: Option<String>,
     pub model: Option<String>,
     pub task: Option<String>,
@@ -39,6 +49,7 @@ pub struct Ask {
     /// The end user the caller names (`user`), forwarded where the provider takes one.
     pub user: Option<String>,
     pub response_format: ResponseFormat,
+    pub tools: Tools,
     pub cache: bool,
     /// Whether the gateway retries a provider's 429 (the native face), or hands it to a
     /// caller that retries on its own (the OpenAI SDKs do).
@@ -53,6 +64,9 @@ pub struct Attempt {
     pub chat: ChatRequest,
     /// Whether the model cannot honour stop sequences (we cut the text ourselves).
     pub local_stop: bool,
+    /// Whether a JSON answer comes as the input of a forced tool call (Anthropic), to be
+    /// read back as the answer's text.
+    pub json_tool: bool,
 }
 
 /// A request ready to run: the models in order, the prefill and the cache key.
@@ -71,6 +85,36 @@ pub struct Plan {
     pub started: Instant,
     /// See `Ask::retry_rate_limits`.
     pub retry_rate_limits: bool,
+    /// The schema a whole answer must follow (`response_format` with `strict: true`).
+    pub strict: Option<StrictSchema>,
+}
+
+/// A compiled JSON Schema that answers are checked against.
+#[derive(Clone)]
+pub struct StrictSchema(std::sync::Arc<jsonschema::Validator>);
+
+impl std::fmt::Debug for StrictSchema {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StrictSchema")
+    }
+}
+
+impl StrictSchema {
+    /// Why `text` does not follow the schema, if it does not.
+    pub fn violation(&self, text: &str) -> Option<String> {
+        let value: serde_json::Value = match serde_json::from_str(text) {
+            Ok(value) => value,
+            Err(e) => return Some(format!("the answer is not JSON ({e})")),
+        };
+        self.0.validate(&value).err().map(|e| {
+            let at = e.instance_path().to_string();
+            if at.is_empty() {
+                e.to_string()
+            } else {
+                format!("{e} (at {at})")
+            }
+        })
+    }
 }
 
 impl From<LookupError> for AppError {
@@ -103,27 +147,64 @@ pub fn plan(registry: &Registry, ask: &Ask) -> Result<Plan, AppError> {
         let (model, provider) = registry.resolve(name)?;
         chain.push((model, provider.clone()));
     }
+    let has_images = ask
+        .messages
+        .iter()
+        .any(|m| m.parts.iter().any(|p| matches!(p, Part::Image(_))));
     for (model, provider) in &chain {
-        // Gemini has no field for the end user.
+        // Gemini has no field for the end user, nor a way to keep to one call per answer.
         let no_user = ask.user.is_some() && provider.kind == Kind::Gemini;
-        let no_format = !ask.response_format.supported_by(provider.kind);
+        let no_serial = ask.tools.parallel == Some(false) && provider.kind == Kind::Gemini;
+        // Anthropic's JSON answers are a forced tool call: no room for the caller's tools.
+        let no_format = provider.kind == Kind::Anthropic
+            && ask.response_format != ResponseFormat::Text
+            && !ask.tools.list.is_empty();
         if let Some(param) = ask
             .sampling
             .unsupported_by(provider.kind)
             .or(no_user.then_some("user"))
+            .or(no_serial.then_some("parallel_tool_calls"))
             .or(no_format.then_some("response_format"))
         {
+            let why = if no_format && param == "response_format" {
+                " beside tools"
+            } else {
+                ""
+            };
             return Err(AppError::new(
                 StatusCode::BAD_REQUEST,
                 "unsupported_parameter",
                 format!(
-                    "model {} (provider {}) has no {param}; remove it, or pick a model that has",
+                    "model {} (provider {}) has no {param}{why}; remove it, or pick a model that has",
                     model.id, provider.name
                 ),
             )
             .with_param(param));
         }
+        if has_images && !model.capabilities.images {
+            return Err(AppError::new(
+                StatusCode::BAD_REQUEST,
+                "images_not_supported",
+                format!(
+                    "model {} does not take images; send text only, or pick a model with the images capability",
+                    model.id
+                ),
+            )
+            .with_param("messages"));
+        }
     }
+    check_tools(&ask.tools)?;
+    let strict = match ask.response_format.strict_schema() {
+        Some(schema) => Some(StrictSchema(std::sync::Arc::new(
+            jsonschema::validator_for(schema).map_err(|e| {
+                AppError::bad_request(format!(
+                    "response_format's schema is not a valid JSON Schema: {e}"
+                ))
+                .with_param("response_format")
+            })?,
+        ))),
+        None => None,
+    };
     if ask.max_tokens == Some(0) {
         return Err(AppError::bad_request("max_tokens must be at least 1"));
     }
@@ -135,27 +216,49 @@ pub fn plan(registry: &Registry, ask: &Ask) -> Result<Plan, AppError> {
     }
 
     // System text: the field, then any system messages, in order.
-    let mut system: Vec<&str> = ask.system.iter().map(String::as_str).collect();
+    let mut system: Vec<String> = ask.system.iter().cloned().collect();
     let mut turns: Vec<Message> = Vec::new();
-    for (role, content) in &ask.messages {
-        let role = match role {
+    let mut call_names: Vec<(String, String)> = Vec::new();
+    for message in &ask.messages {
+        let role = match message.role {
             AskRole::System => {
-                system.push(content);
+                system.push(
+                    Message {
+                        role: Role::User,
+                        parts: message.parts.clone(),
+                    }
+                    .joined_text(),
+                );
                 continue;
             }
             AskRole::User => Role::User,
             AskRole::Assistant => Role::Assistant,
         };
+        let mut parts = message.parts.clone();
+        for part in &mut parts {
+            match part {
+                Part::ToolCall(call) => call_names.push((call.id.clone(), call.name.clone())),
+                Part::ToolResult(result) => {
+                    result.name = call_names
+                        .iter()
+                        .rev()
+                        .find(|(id, _)| *id == result.call_id)
+                        .map(|(_, name)| name.clone())
+                        .ok_or_else(|| {
+                            AppError::bad_request(format!(
+                                "the tool answer for {:?} follows no assistant tool call with that id",
+                                result.call_id
+                            ))
+                            .with_param("messages")
+                        })?;
+                }
+                _ => {}
+            }
+        }
         // Consecutive turns of one role become one (Anthropic wants alternation).
         match turns.last_mut() {
-            Some(last) if last.role == role => {
-                last.content.push_str("\n\n");
-                last.content.push_str(content);
-            }
-            _ => turns.push(Message {
-                role,
-                content: content.clone(),
-            }),
+            Some(last) if last.role == role => append_parts(&mut last.parts, parts),
+            _ => turns.push(Message { role, parts }),
         }
     }
     if !turns.iter().any(|m| m.role == Role::User) {
@@ -164,16 +267,22 @@ pub fn plan(registry: &Registry, ask: &Ask) -> Result<Plan, AppError> {
         ));
     }
     let system = (!system.is_empty()).then(|| system.join("\n\n"));
-    // A prefill loses its trailing whitespace (Anthropic refuses it, and models continue
-    // better without it); an empty one is no prefill.
-    if let Some(last) = turns.last_mut().filter(|m| m.role == Role::Assistant) {
-        last.content.truncate(last.content.trim_end().len());
-        if last.content.is_empty() {
+    // A prefill (a trailing assistant turn of text) loses its trailing whitespace (Anthropic
+    // refuses it, and models continue better without it); an empty one is no prefill.
+    if let Some(last) = turns
+        .last_mut()
+        .filter(|m| m.role == Role::Assistant && m.is_text())
+    {
+        let text = last.joined_text();
+        let text = text.trim_end();
+        if text.is_empty() {
             turns.pop();
+        } else {
+            *last = Message::text(Role::Assistant, text);
         }
     }
     let prefill = match turns.last() {
-        Some(last) if last.role == Role::Assistant => last.content.clone(),
+        Some(last) if last.role == Role::Assistant && last.is_text() => last.joined_text(),
         _ => String::new(),
     };
 
@@ -183,6 +292,8 @@ pub fn plan(registry: &Registry, ask: &Ask) -> Result<Plan, AppError> {
             let chat = fit(&model, &provider, &turns, system.as_deref(), &prefill, ask);
             Attempt {
                 local_stop: !model.capabilities.stop_sequences && !ask.stop.is_empty(),
+                json_tool: provider.kind == Kind::Anthropic
+                    && ask.response_format != ResponseFormat::Text,
                 model,
                 provider,
                 chat,
@@ -201,8 +312,9 @@ pub fn plan(registry: &Registry, ask: &Ask) -> Result<Plan, AppError> {
                 "system": system,
                 "messages": turns
                     .iter()
-                    .map(|m| json!([matches!(m.role, Role::User), m.content]))
+                    .map(|m| json!([matches!(m.role, Role::User), parts_key(m)]))
                     .collect::<Vec<_>>(),
+                "tools": tools_key(&ask.tools),
                 "max_tokens": ask.max_tokens,
                 "stop": ask.stop,
                 "temperature": ask.temperature,
@@ -223,7 +335,70 @@ pub fn plan(registry: &Registry, ask: &Ask) -> Result<Plan, AppError> {
         stop: ask.stop.clone(),
         started,
         retry_rate_limits: ask.retry_rate_limits,
+        strict,
     })
+}
+
+/// Appends a turn's parts to the turn before it of the same role; two texts meeting are
+/// joined as paragraphs.
+fn append_parts(parts: &mut Vec<Part>, more: Vec<Part>) {
+    for part in more {
+        match (parts.last_mut(), part) {
+            (Some(Part::Text(last)), Part::Text(text)) => {
+                last.push_str("\n\n");
+                last.push_str(&text);
+            }
+            (_, part) => parts.push(part),
+        }
+    }
+}
+
+/// A turn as its cache key sees it: its text when it is text only, else every part.
+fn parts_key(m: &Message) -> serde_json::Value {
+    if m.is_text() {
+        return json!(m.joined_text());
+    }
+    m.parts
+        .iter()
+        .map(|p| match p {
+            Part::Text(t) => json!({"text": t}),
+            Part::Image(url) => json!({"image": url}),
+            Part::ToolCall(c) => json!({"call": [c.id, c.name, c.arguments]}),
+            Part::ToolResult(r) => json!({"result": [r.call_id, r.content]}),
+        })
+        .collect()
+}
+
+fn tools_key(tools: &Tools) -> serde_json::Value {
+    if *tools == Tools::default() {
+        return serde_json::Value::Null;
+    }
+    json!({
+        "list": tools.list.iter().map(|t| json!([t.name, t.description, t.parameters])).collect::<Vec<_>>(),
+        "choice": tools.choice.as_ref().map(|c| format!("{c:?}")),
+        "parallel": tools.parallel,
+    })
+}
+
+/// Tool names are unique, and a named choice names one of them.
+fn check_tools(tools: &Tools) -> Result<(), AppError> {
+    let bad = |message: String, param: &str| AppError::bad_request(message).with_param(param);
+    for (i, tool) in tools.list.iter().enumerate() {
+        if tools.list[..i].iter().any(|t| t.name == tool.name) {
+            return Err(bad(format!("two tools are named {:?}", tool.name), "tools"));
+        }
+    }
+    match &tools.choice {
+        Some(ToolChoice::Named(name)) if !tools.list.iter().any(|t| t.name == *name) => Err(bad(
+            format!("tool_choice names {name:?}, which is not among the tools"),
+            "tool_choice",
+        )),
+        Some(ToolChoice::Required | ToolChoice::Named(_)) if tools.list.is_empty() => Err(bad(
+            "tool_choice asks for a tool call, but there are no tools".into(),
+            "tool_choice",
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// The request as one model can take it: system text prepended where there is no system
@@ -239,24 +414,18 @@ fn fit(
     let caps = &model.capabilities;
     let mut messages = turns.to_vec();
     if !prefill.is_empty() && !caps.prefill {
-        messages.push(Message {
-            role: Role::User,
-            content: CONTINUE_INSTRUCTION.into(),
-        });
+        messages.push(Message::text(Role::User, CONTINUE_INSTRUCTION));
     }
     let mut system = system.map(str::to_owned);
     if !caps.system_prompt
         && let Some(text) = system.take()
     {
         match messages.iter_mut().find(|m| m.role == Role::User) {
-            Some(first) => first.content = format!("{text}\n\n{}", first.content),
-            None => messages.insert(
-                0,
-                Message {
-                    role: Role::User,
-                    content: text,
-                },
-            ),
+            Some(first) => match first.parts.first_mut() {
+                Some(Part::Text(t)) => *t = format!("{text}\n\n{t}"),
+                _ => first.parts.insert(0, Part::Text(text)),
+            },
+            None => messages.insert(0, Message::text(Role::User, text)),
         }
     }
     let limit = (caps.max_output_tokens > 0).then_some(caps.max_output_tokens);
@@ -281,5 +450,6 @@ fn fit(
         sampling: ask.sampling,
         user: ask.user.clone(),
         response_format: ask.response_format.clone(),
+        tools: ask.tools.clone(),
     }
 }

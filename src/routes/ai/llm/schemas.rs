@@ -5,8 +5,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
-use super::plan::{Ask, AskRole};
-use super::providers::{ResponseFormat, Sampling};
+use serde_json::json;
+
+use super::plan::{Ask, AskMessage, AskRole};
+use super::providers::{
+    Part, ResponseFormat, Sampling, Tool, ToolCall, ToolChoice, ToolResult, Tools,
+};
 use crate::platform::error::AppError;
 
 /// Who says a message.
@@ -18,9 +22,11 @@ pub enum ChatRole {
     Developer,
     User,
     Assistant,
+    /// A tool's answer to the call `tool_call_id`.
+    Tool,
 }
 
-/// Message content: a string, or OpenAI-style parts of which only `text` parts are read.
+/// Message content: a string, or OpenAI-style parts.
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 #[serde(untagged)]
 pub enum Content {
@@ -28,35 +34,104 @@ pub enum Content {
     Parts(Vec<ContentPart>),
 }
 
-/// One part of a message (`{"type": "text", "text": "…"}`).
+/// One part of a message: `{"type": "text", "text"}`, `{"type": "image_url", "image_url":
+/// {"url"}}` (a `data:` URL or an `http(s)` URL the gateway fetches) or `{"type": "image",
+/// "url"}`.
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 pub struct ContentPart {
     #[serde(rename = "type")]
     pub kind: String,
     #[serde(default)]
     pub text: Option<String>,
+    /// `{"url": "…", "detail"?: "auto"}` or the URL itself.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub image_url: Option<Value>,
+    #[serde(default)]
+    pub url: Option<String>,
+}
+
+impl ContentPart {
+    fn into_part(self) -> Result<Part, AppError> {
+        let bad = |message: String| AppError::bad_request(message).with_param("messages");
+        match self.kind.as_str() {
+            "text" => self
+                .text
+                .map(Part::Text)
+                .ok_or_else(|| bad("a text part needs \"text\"".into())),
+            "image_url" | "image" => {
+                let url = match (self.image_url, self.url) {
+                    (Some(Value::String(url)), _) | (None, Some(url)) => url,
+                    (Some(Value::Object(image)), _) => {
+                        if let Some(detail) = image.get("detail").and_then(Value::as_str)
+                            && detail != "auto"
+                        {
+                            return Err(bad(format!(
+                                "image detail {detail:?} is not supported; remove it or send \"auto\""
+                            )));
+                        }
+                        image
+                            .get("url")
+                            .and_then(Value::as_str)
+                            .map(str::to_owned)
+                            .ok_or_else(|| bad("an image part needs a url".into()))?
+                    }
+                    _ => return Err(bad("an image part needs a url".into())),
+                };
+                Ok(Part::Image(url))
+            }
+            kind => Err(bad(format!(
+                "message parts of type {kind:?} are not supported; send text, image_url or image"
+            ))),
+        }
+    }
 }
 
 impl Content {
-    fn into_text(self) -> Result<String, AppError> {
+    fn into_parts(self) -> Result<Vec<Part>, AppError> {
         match self {
-            Content::Text(text) => Ok(text),
-            Content::Parts(parts) => {
-                let mut text = String::new();
-                for part in parts {
-                    match (part.kind.as_str(), part.text) {
-                        ("text", Some(t)) => text.push_str(&t),
-                        (kind, _) => {
-                            return Err(AppError::bad_request(format!(
-                                "message parts of type {kind:?} are not supported; send text"
-                            )));
-                        }
-                    }
-                }
-                Ok(text)
-            }
+            Content::Text(text) => Ok(vec![Part::Text(text)]),
+            Content::Parts(parts) => parts.into_iter().map(ContentPart::into_part).collect(),
         }
     }
+
+    fn into_text(self, role: &str) -> Result<String, AppError> {
+        let parts = self.into_parts()?;
+        let mut text = String::new();
+        for part in parts {
+            match part {
+                Part::Text(t) => text.push_str(&t),
+                _ => {
+                    return Err(
+                        AppError::bad_request(format!("{role} messages take text only"))
+                            .with_param("messages"),
+                    );
+                }
+            }
+        }
+        Ok(text)
+    }
+}
+
+/// A tool call an assistant message made (OpenAI's shape).
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+pub struct ToolCallIn {
+    pub id: String,
+    /// `function`.
+    #[serde(rename = "type", default = "function_type")]
+    pub kind: String,
+    pub function: FunctionCallIn,
+}
+
+fn function_type() -> String {
+    "function".into()
+}
+
+/// The function of a tool call, its arguments as JSON text.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+pub struct FunctionCallIn {
+    pub name: String,
+    pub arguments: String,
 }
 
 /// One message.
@@ -64,7 +139,131 @@ impl Content {
 #[schema(example = json!({"role": "user", "content": "Say hello"}))]
 pub struct ChatMessage {
     pub role: ChatRole,
-    pub content: Content,
+    /// May be null in an assistant message that has `tool_calls`.
+    #[serde(default)]
+    pub content: Option<Content>,
+    /// An assistant message's tool calls.
+    #[serde(default)]
+    pub tool_calls: Option<Vec<ToolCallIn>>,
+    /// A tool message's call.
+    #[serde(default)]
+    pub tool_call_id: Option<String>,
+}
+
+/// A tool the model may call (OpenAI's shape).
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ToolIn {
+    /// `function`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub function: FunctionIn,
+}
+
+/// A function: its name (`^[a-zA-Z0-9_-]{1,64}$`), what it does and the JSON Schema of its
+/// arguments.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FunctionIn {
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub parameters: Option<Value>,
+    /// Only `false` or absent: strict function calling is not offered across providers.
+    #[serde(default)]
+    pub strict: Option<bool>,
+}
+
+/// The tools of a request, checked.
+fn tools(
+    list: Option<Vec<ToolIn>>,
+    choice: Option<Value>,
+    parallel: Option<bool>,
+) -> Result<Tools, AppError> {
+    let bad = |message: String, param: &str| AppError::bad_request(message).with_param(param);
+    let list = list
+        .unwrap_or_default()
+        .into_iter()
+        .map(|tool| {
+            if tool.kind != "function" {
+                return Err(bad(
+                    format!(
+                        "tools of type {:?} are not supported; send function tools",
+                        tool.kind
+                    ),
+                    "tools",
+                ));
+            }
+            let f = tool.function;
+            let valid = !f.name.is_empty()
+                && f.name.len() <= 64
+                && f.name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+            if !valid {
+                return Err(bad(
+                    format!(
+                        "tool name {:?} must be 1 to 64 letters, digits, _ or -",
+                        f.name
+                    ),
+                    "tools",
+                ));
+            }
+            if f.strict == Some(true) {
+                return Err(bad(
+                    format!(
+                        "tool {:?}: strict function calling is not supported; remove strict",
+                        f.name
+                    ),
+                    "tools",
+                ));
+            }
+            let parameters = f
+                .parameters
+                .unwrap_or_else(|| json!({"type": "object", "properties": {}}));
+            if !parameters.is_object() {
+                return Err(bad(
+                    format!("tool {:?}: parameters must be a JSON Schema object", f.name),
+                    "tools",
+                ));
+            }
+            Ok(Tool {
+                name: f.name,
+                description: f.description,
+                parameters,
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let choice = match choice {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(match s.as_str() {
+            "auto" => ToolChoice::Auto,
+            "none" => ToolChoice::None,
+            "required" => ToolChoice::Required,
+            other => {
+                return Err(bad(
+                    format!("tool_choice {other:?} is not auto, none, required or a function"),
+                    "tool_choice",
+                ));
+            }
+        }),
+        Some(value) => match value.pointer("/function/name").and_then(Value::as_str) {
+            Some(name) if value["type"] == "function" => Some(ToolChoice::Named(name.to_owned())),
+            _ => {
+                return Err(bad(
+                    "tool_choice must be auto, none, required or {\"type\": \"function\", \"function\": {\"name\"}}".into(),
+                    "tool_choice",
+                ));
+            }
+        },
+    };
+    Ok(Tools {
+        list,
+        choice,
+        parallel,
+    })
 }
 
 /// One stop sequence or several (at most 4).
@@ -84,18 +283,72 @@ impl Stop {
     }
 }
 
-fn messages(list: Vec<ChatMessage>) -> Result<Vec<(AskRole, String)>, AppError> {
+fn messages(list: Vec<ChatMessage>) -> Result<Vec<AskMessage>, AppError> {
     if list.is_empty() {
         return Err(AppError::bad_request("\"messages\" cannot be empty"));
     }
+    let bad = |message: String| AppError::bad_request(message).with_param("messages");
     list.into_iter()
         .map(|m| {
-            let role = match m.role {
-                ChatRole::System | ChatRole::Developer => AskRole::System,
-                ChatRole::User => AskRole::User,
-                ChatRole::Assistant => AskRole::Assistant,
+            let calls = m.tool_calls.unwrap_or_default();
+            if !calls.is_empty() && !matches!(m.role, ChatRole::Assistant) {
+                return Err(bad("only assistant messages carry tool_calls".into()));
+            }
+            if m.tool_call_id.is_some() && !matches!(m.role, ChatRole::Tool) {
+                return Err(bad("only tool messages carry a tool_call_id".into()));
+            }
+            let content = match (m.content, m.role, calls.is_empty()) {
+                (Some(content), _, _) => content,
+                (None, ChatRole::Assistant, false) => Content::Text(String::new()),
+                (None, _, _) => return Err(bad("a message needs content".into())),
             };
-            Ok((role, m.content.into_text()?))
+            Ok(match m.role {
+                ChatRole::System | ChatRole::Developer => AskMessage {
+                    role: AskRole::System,
+                    parts: vec![Part::Text(content.into_text("system")?)],
+                },
+                ChatRole::User => AskMessage {
+                    role: AskRole::User,
+                    parts: content.into_parts()?,
+                },
+                ChatRole::Assistant => {
+                    let mut parts = vec![Part::Text(content.into_text("assistant")?)];
+                    for call in calls {
+                        if call.kind != "function" {
+                            return Err(bad(format!(
+                                "tool calls of type {:?} are not supported",
+                                call.kind
+                            )));
+                        }
+                        let arguments = &call.function.arguments;
+                        if !serde_json::from_str::<Value>(arguments).is_ok_and(|v| v.is_object()) {
+                            return Err(bad(format!(
+                                "the arguments of tool call {:?} are not a JSON object",
+                                call.id
+                            )));
+                        }
+                        parts.push(Part::ToolCall(ToolCall {
+                            id: call.id,
+                            name: call.function.name,
+                            arguments: call.function.arguments,
+                        }));
+                    }
+                    AskMessage {
+                        role: AskRole::Assistant,
+                        parts,
+                    }
+                }
+                ChatRole::Tool => AskMessage {
+                    role: AskRole::User,
+                    parts: vec![Part::ToolResult(ToolResult {
+                        call_id: m
+                            .tool_call_id
+                            .ok_or_else(|| bad("a tool message needs its tool_call_id".into()))?,
+                        name: String::new(),
+                        content: content.into_text("tool")?,
+                    })],
+                },
+            })
         })
         .collect()
 }
@@ -139,9 +392,22 @@ pub struct LlmRequest {
     /// Models to try in order when the first fails (after its retries).
     #[serde(default)]
     pub fallbacks: Vec<String>,
-    /// Use the answer cache (default true).
+    /// Use the answer cache (default: only at temperature 0; or the `X-Toolshed-Cache`
+    /// header, `on` or `off`).
     #[serde(default)]
     pub cache: Option<bool>,
+    /// Functions the model may call, as OpenAI writes them; the answer's `tool_calls` say
+    /// which to run, and the next request carries the assistant message with those
+    /// `tool_calls` and one `tool` message per result.
+    #[serde(default)]
+    pub tools: Option<Vec<ToolIn>>,
+    /// `auto`, `none`, `required` or `{"type": "function", "function": {"name"}}`.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub tool_choice: Option<Value>,
+    /// `false`: at most one tool call per answer (not for Gemini models).
+    #[serde(default)]
+    pub parallel_tool_calls: Option<bool>,
 }
 
 /// Whether an answer may come from (and go to) the cache: as the request says, else as the
@@ -174,6 +440,7 @@ impl LlmRequest {
                 sampling: Sampling::default(),
                 user: None,
                 response_format: ResponseFormat::Text,
+                tools: tools(self.tools, self.tool_choice, self.parallel_tool_calls)?,
                 cache: use_cache(self.cache, cache_header, temperature, None),
                 retry_rate_limits: true,
             },
@@ -215,6 +482,22 @@ pub struct LlmAnswer {
     pub role: String,
     /// The full text (the prefill included).
     pub content: String,
+    /// The tools to run, when the model asked for some (OpenAI's shape:
+    /// `{"id", "type": "function", "function": {"name", "arguments"}}`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<Object>)]
+    pub tool_calls: Vec<Value>,
+}
+
+/// Tool calls as OpenAI writes them in a message.
+pub fn tool_calls_out(calls: &[ToolCall]) -> Vec<Value> {
+    calls
+        .iter()
+        .map(|c| {
+            json!({"id": c.id, "type": "function",
+                   "function": {"name": c.name, "arguments": c.arguments}})
+        })
+        .collect()
 }
 
 /// `GET /api/ai/llm/models` filters.
@@ -321,6 +604,16 @@ pub struct ChatCompletionRequest {
     /// streamed yet.
     #[serde(default, deserialize_with = "whole_number")]
     pub n: Option<u32>,
+    /// Functions the model may call (all three providers).
+    #[serde(default)]
+    pub tools: Option<Vec<ToolIn>>,
+    /// `auto`, `none`, `required` or `{"type": "function", "function": {"name"}}`.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub tool_choice: Option<Value>,
+    /// `false`: at most one tool call per answer (refused for Gemini models).
+    #[serde(default)]
+    pub parallel_tool_calls: Option<bool>,
     /// Toolshed extension: models to try when the first fails.
     #[serde(default)]
     pub fallbacks: Vec<String>,
@@ -370,6 +663,7 @@ impl ChatCompletionRequest {
                 sampling,
                 user: self.user,
                 response_format,
+                tools: tools(self.tools, self.tool_choice, self.parallel_tool_calls)?,
                 // Several samples of one prompt are no one answer to keep.
                 cache: n == 1 && use_cache(self.cache, cache_header, temperature, sampling.seed),
                 retry_rate_limits: false,

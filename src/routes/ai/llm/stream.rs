@@ -13,18 +13,18 @@ use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 
 use super::cache::{AnswerCache, CachedAnswer};
-use super::gateway::{Event, Streamed, cache_hit};
+use super::gateway::{Event, Streamed, ToolDelta, cache_hit};
 use super::metrics::LlmMetrics;
 use super::plan::Plan;
 use super::providers::http::{read_answer, send, transport};
-use super::providers::{self, ProviderError, StreamPart, Usage};
+use super::providers::{self, ProviderError, StreamPart, ToolCall, Usage};
 use super::retry::with_retries;
 use super::sse::SseDecoder;
 use super::state::Llm;
 use super::timing::{Clock, log_answer};
 use crate::platform::error::AppError;
 
-/// An upstream SSE response read as text deltas.
+/// An upstream SSE response read as text deltas and tool-call pieces.
 struct Upstream {
     body: Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>,
     decoder: SseDecoder,
@@ -33,18 +33,43 @@ struct Upstream {
     ended: bool,
     usage: Usage,
     finish_reason: Option<String>,
+    /// The provider's key of each tool call so far, in order: a call's position is its
+    /// index in the stream we send.
+    tool_keys: Vec<Option<u64>>,
+    /// See `Attempt::json_tool`: tool-call pieces are the answer's text.
+    json_tool: bool,
 }
 
 impl Upstream {
-    fn new(response: reqwest::Response, provider: &'static dyn providers::Provider) -> Upstream {
+    fn new(
+        response: reqwest::Response,
+        provider: &'static dyn providers::Provider,
+        json_tool: bool,
+    ) -> Upstream {
+        Upstream::from_parts(
+            Box::pin(response.bytes_stream()),
+            provider,
+            VecDeque::new(),
+            json_tool,
+        )
+    }
+
+    fn from_parts(
+        body: Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>,
+        provider: &'static dyn providers::Provider,
+        pending: VecDeque<StreamPart>,
+        json_tool: bool,
+    ) -> Upstream {
         Upstream {
-            body: Box::pin(response.bytes_stream()),
+            body,
             decoder: SseDecoder::default(),
             provider,
-            pending: VecDeque::new(),
+            pending,
             ended: false,
             usage: Usage::default(),
             finish_reason: None,
+            tool_keys: Vec::new(),
+            json_tool,
         }
     }
 
@@ -52,37 +77,78 @@ impl Upstream {
     fn whole(
         answer: providers::ChatResponse,
         provider: &'static dyn providers::Provider,
+        json_tool: bool,
     ) -> Upstream {
-        let mut pending = VecDeque::from([StreamPart::Usage(answer.usage)]);
+        let mut pending = VecDeque::new();
         if !answer.text.is_empty() {
-            pending.push_front(StreamPart::Text(answer.text));
+            pending.push_back(StreamPart::Text(answer.text));
         }
+        pending.extend(
+            answer
+                .tool_calls
+                .into_iter()
+                .map(|call| StreamPart::ToolCall {
+                    key: None,
+                    id: Some(call.id),
+                    name: Some(call.name),
+                    arguments: call.arguments,
+                }),
+        );
+        pending.push_back(StreamPart::Usage(answer.usage));
         if let Some(reason) = answer.finish_reason {
             pending.push_back(StreamPart::Finish(reason));
         }
         pending.push_back(StreamPart::Done);
-        Upstream {
-            body: Box::pin(futures_util::stream::empty()),
-            decoder: SseDecoder::default(),
+        Upstream::from_parts(
+            Box::pin(futures_util::stream::empty()),
             provider,
             pending,
-            ended: false,
-            usage: Usage::default(),
-            finish_reason: None,
-        }
+            json_tool,
+        )
     }
 
-    /// The next piece of text; `None` at the end of the answer.
-    async fn next_text(&mut self) -> Result<Option<String>, ProviderError> {
+    /// The next text delta or tool-call piece; `None` at the end of the answer.
+    async fn next_event(&mut self) -> Result<Option<Event>, ProviderError> {
         loop {
             if let Some(part) = self.pending.pop_front() {
                 match part {
-                    StreamPart::Text(text) => return Ok(Some(text)),
+                    StreamPart::Text(text) => return Ok(Some(Event::Delta(text))),
+                    StreamPart::ToolCall { arguments, .. } if self.json_tool => {
+                        if !arguments.is_empty() {
+                            return Ok(Some(Event::Delta(arguments)));
+                        }
+                    }
+                    StreamPart::ToolCall {
+                        key,
+                        id,
+                        name,
+                        arguments,
+                    } => {
+                        let known =
+                            key.and_then(|k| self.tool_keys.iter().position(|&x| x == Some(k)));
+                        let index = known.unwrap_or_else(|| {
+                            self.tool_keys.push(key);
+                            self.tool_keys.len() - 1
+                        });
+                        return Ok(Some(Event::ToolCall(ToolDelta {
+                            index,
+                            id,
+                            name,
+                            arguments,
+                        })));
+                    }
                     StreamPart::Usage(u) => {
                         self.usage.input_tokens = self.usage.input_tokens.max(u.input_tokens);
                         self.usage.output_tokens = self.usage.output_tokens.max(u.output_tokens);
                     }
-                    StreamPart::Finish(reason) => self.finish_reason = Some(reason),
+                    StreamPart::Finish(reason) => {
+                        let reason = match reason.as_str() {
+                            "tool_calls" if self.json_tool => "stop".to_owned(),
+                            "stop" if !self.tool_keys.is_empty() => "tool_calls".to_owned(),
+                            _ => reason,
+                        };
+                        self.finish_reason = Some(reason);
+                    }
                     StreamPart::Done => {
                         self.ended = true;
                         self.pending.clear();
@@ -117,10 +183,17 @@ pub async fn stream(llm: &Llm, plan: &Plan) -> Result<Streamed, AppError> {
             usage: hit.usage(),
             finish_reason: hit.finish_reason.clone(),
         };
+        let calls: Vec<Event> = hit
+            .tool_calls
+            .iter()
+            .enumerate()
+            .map(|(index, call)| Event::ToolCall(ToolDelta::whole(index, call)))
+            .collect();
         let events = hit
             .deltas
             .into_iter()
             .map(Event::Delta)
+            .chain(calls)
             .chain(std::iter::once(end));
         return Ok(Streamed {
             model: hit.model,
@@ -139,18 +212,19 @@ pub async fn stream(llm: &Llm, plan: &Plan) -> Result<Streamed, AppError> {
             let attempt = &plan.attempts[index];
             let provider = providers::for_kind(attempt.provider.kind);
             let streams = attempt.model.capabilities.streaming;
+            let json_tool = attempt.json_tool;
             let request = provider.request(&client, &attempt.provider, &attempt.chat, streams);
             async move {
                 let opened = async {
                     let response = send(request).await?;
                     let mut upstream = if streams {
-                        Upstream::new(response, provider)
+                        Upstream::new(response, provider, json_tool)
                     } else {
                         // A model that cannot stream answers whole: one delta.
                         let body = read_answer(response).await?;
-                        Upstream::whole(provider.parse_response(&body)?, provider)
+                        Upstream::whole(provider.parse_response(&body)?, provider, json_tool)
                     };
-                    let first = upstream.next_text().await?;
+                    let first = upstream.next_event().await?;
                     Ok::<_, ProviderError>((upstream, first))
                 };
                 match tokio::time::timeout(ttft, opened).await {
@@ -164,9 +238,9 @@ pub async fn stream(llm: &Llm, plan: &Plan) -> Result<Streamed, AppError> {
     let answered_by = attempt.model.id.clone();
     let deadline = tokio::time::Instant::from_std(started) + total;
 
-    let mut head: VecDeque<String> = VecDeque::new();
+    let mut head: VecDeque<Event> = VecDeque::new();
     if !plan.prefill.is_empty() {
-        head.push_back(plan.prefill.clone());
+        head.push_back(Event::Delta(plan.prefill.clone()));
     }
     head.extend(first);
     let finish = Finisher {
@@ -179,6 +253,7 @@ pub async fn stream(llm: &Llm, plan: &Plan) -> Result<Streamed, AppError> {
         clock,
         upstream_started: Instant::now(),
         deltas: Vec::new(),
+        tool_calls: Vec::new(),
     };
     let run = Run {
         label: format!(
@@ -192,15 +267,15 @@ pub async fn stream(llm: &Llm, plan: &Plan) -> Result<Streamed, AppError> {
     };
     let events = futures_util::stream::unfold(run, |mut run| async move {
         let finish = run.finish.as_mut()?;
-        if let Some(text) = run.head.pop_front() {
-            finish.deltas.push(text.clone());
-            return Some((Event::Delta(text), run));
+        if let Some(event) = run.head.pop_front() {
+            finish.record(&event);
+            return Some((event, run));
         }
-        let next = tokio::time::timeout_at(run.deadline, run.upstream.next_text()).await;
+        let next = tokio::time::timeout_at(run.deadline, run.upstream.next_event()).await;
         match next {
-            Ok(Ok(Some(text))) => {
-                finish.deltas.push(text.clone());
-                Some((Event::Delta(text), run))
+            Ok(Ok(Some(event))) => {
+                finish.record(&event);
+                Some((event, run))
             }
             Ok(Ok(None)) => {
                 let finish = run.finish.take()?;
@@ -236,7 +311,7 @@ struct Run {
     /// "provider … (model …)", for error messages.
     label: String,
     upstream: Upstream,
-    head: VecDeque<String>,
+    head: VecDeque<Event>,
     /// `None` once the stream is over.
     finish: Option<Finisher>,
     deadline: tokio::time::Instant,
@@ -253,9 +328,36 @@ struct Finisher {
     clock: Clock,
     upstream_started: Instant,
     deltas: Vec<String>,
+    tool_calls: Vec<ToolCall>,
 }
 
 impl Finisher {
+    /// Keeps what the answer said so far, for the cache.
+    fn record(&mut self, event: &Event) {
+        match event {
+            Event::Delta(text) => self.deltas.push(text.clone()),
+            Event::ToolCall(piece) => {
+                if piece.index == self.tool_calls.len() {
+                    self.tool_calls.push(ToolCall {
+                        id: String::new(),
+                        name: String::new(),
+                        arguments: String::new(),
+                    });
+                }
+                if let Some(call) = self.tool_calls.get_mut(piece.index) {
+                    if let Some(id) = &piece.id {
+                        call.id.clone_from(id);
+                    }
+                    if let Some(name) = &piece.name {
+                        call.name.clone_from(name);
+                    }
+                    call.arguments.push_str(&piece.arguments);
+                }
+            }
+            Event::Error(_) | Event::End { .. } => {}
+        }
+    }
+
     fn done(mut self, usage: Usage, finish_reason: Option<String>) {
         self.clock.provider += self.upstream_started.elapsed();
         log_answer(
@@ -270,6 +372,7 @@ impl Finisher {
             let entry = CachedAnswer {
                 model: self.answered_by.clone(),
                 deltas: std::mem::take(&mut self.deltas),
+                tool_calls: std::mem::take(&mut self.tool_calls),
                 finish_reason,
                 input_tokens: usage.input_tokens,
                 output_tokens: usage.output_tokens,

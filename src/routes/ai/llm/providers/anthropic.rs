@@ -3,7 +3,10 @@
 
 use serde_json::{Map, Value, json};
 
-use super::{ChatRequest, ChatResponse, Provider, ProviderError, Role, StreamPart, Usage, json};
+use super::{
+    ChatRequest, ChatResponse, JSON_TOOL, Message, Part, Provider, ProviderError, ResponseFormat,
+    Role, StreamPart, ToolCall, ToolChoice, Usage, data_url, json,
+};
 use crate::routes::ai::llm::models::ProviderConfig;
 use crate::routes::ai::llm::sse::SseEvent;
 
@@ -34,17 +37,7 @@ fn finish(reason: &str) -> String {
 
 /// The request body (public for tests of the translation).
 pub fn body(chat: &ChatRequest, stream: bool) -> Value {
-    let messages: Vec<Value> = chat
-        .messages
-        .iter()
-        .map(|m| {
-            let role = match m.role {
-                Role::User => "user",
-                Role::Assistant => "assistant",
-            };
-            json!({"role": role, "content": m.content})
-        })
-        .collect();
+    let messages: Vec<Value> = chat.messages.iter().map(message).collect();
     let mut body = Map::new();
     body.insert("model".into(), json!(chat.upstream));
     body.insert(
@@ -67,10 +60,96 @@ pub fn body(chat: &ChatRequest, stream: bool) -> Value {
     if let Some(p) = chat.sampling.top_p {
         body.insert("top_p".into(), json!(p));
     }
+    add_tools(&mut body, chat);
     if stream {
         body.insert("stream".into(), json!(true));
     }
     Value::Object(body)
+}
+
+/// One turn: a string when it is text only, else content blocks (`text`, `image`,
+/// `tool_use`, `tool_result`).
+fn message(m: &Message) -> Value {
+    let role = match m.role {
+        Role::User => "user",
+        Role::Assistant => "assistant",
+    };
+    if m.is_text() {
+        return json!({"role": role, "content": m.joined_text()});
+    }
+    // Tool results first: Anthropic wants them at the start of the user turn.
+    let mut results = Vec::new();
+    let mut blocks = Vec::new();
+    for part in &m.parts {
+        match part {
+            Part::Text(text) if text.is_empty() => {}
+            Part::Text(text) => blocks.push(json!({"type": "text", "text": text})),
+            Part::Image(url) => {
+                let (media_type, data) = data_url(url).unwrap_or_default();
+                blocks.push(json!({"type": "image", "source": {"type": "base64", "media_type": media_type, "data": data}}));
+            }
+            Part::ToolCall(call) => {
+                let input: Value =
+                    serde_json::from_str(&call.arguments).unwrap_or_else(|_| json!({}));
+                blocks.push(
+                    json!({"type": "tool_use", "id": call.id, "name": call.name, "input": input}),
+                );
+            }
+            Part::ToolResult(result) => results.push(json!({
+                "type": "tool_result", "tool_use_id": result.call_id, "content": result.content,
+            })),
+        }
+    }
+    results.extend(blocks);
+    json!({"role": role, "content": results})
+}
+
+/// The caller's tools, or the tool a JSON answer is forced through.
+fn add_tools(body: &mut Map<String, Value>, chat: &ChatRequest) {
+    let tools = &chat.tools;
+    if let Some(schema) = chat.response_format.schema() {
+        let description = match &chat.response_format {
+            ResponseFormat::JsonSchema(format) => format["description"]
+                .as_str()
+                .unwrap_or("Give the answer as this tool's input.")
+                .to_owned(),
+            _ => "Give the answer as this tool's input.".to_owned(),
+        };
+        body.insert(
+            "tools".into(),
+            json!([{"name": JSON_TOOL, "description": description, "input_schema": schema}]),
+        );
+        body.insert(
+            "tool_choice".into(),
+            json!({"type": "tool", "name": JSON_TOOL}),
+        );
+        return;
+    }
+    if !tools.list.is_empty() {
+        let list: Vec<Value> = tools
+            .list
+            .iter()
+            .map(|t| {
+                let mut tool = json!({"name": t.name, "input_schema": t.parameters});
+                if let Some(d) = &t.description {
+                    tool["description"] = json!(d);
+                }
+                tool
+            })
+            .collect();
+        body.insert("tools".into(), Value::Array(list));
+    }
+    let mut choice = match &tools.choice {
+        None if tools.parallel.is_none() => return,
+        None | Some(ToolChoice::Auto) => json!({"type": "auto"}),
+        Some(ToolChoice::None) => json!({"type": "none"}),
+        Some(ToolChoice::Required) => json!({"type": "any"}),
+        Some(ToolChoice::Named(name)) => json!({"type": "tool", "name": name}),
+    };
+    if tools.parallel == Some(false) && choice["type"] != "none" {
+        choice["disable_parallel_tool_use"] = json!(true);
+    }
+    body.insert("tool_choice".into(), choice);
 }
 
 impl Provider for Anthropic {
@@ -101,8 +180,18 @@ impl Provider for Anthropic {
             .filter(|block| block["type"] == "text")
             .filter_map(|block| block["text"].as_str())
             .collect::<String>();
+        let tool_calls = content
+            .iter()
+            .filter(|block| block["type"] == "tool_use")
+            .map(|block| ToolCall {
+                id: block["id"].as_str().unwrap_or_default().to_owned(),
+                name: block["name"].as_str().unwrap_or_default().to_owned(),
+                arguments: block["input"].to_string(),
+            })
+            .collect();
         Ok(ChatResponse {
             text,
+            tool_calls,
             usage: usage(&value["usage"]),
             finish_reason: value["stop_reason"].as_str().map(finish),
         })
@@ -135,8 +224,29 @@ impl Provider for Anthropic {
                         vec![StreamPart::Text(text.to_owned())]
                     }
                 }
+                Some("input_json_delta") => vec![StreamPart::ToolCall {
+                    key: value["index"].as_u64(),
+                    id: None,
+                    name: None,
+                    arguments: value
+                        .pointer("/delta/partial_json")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_owned(),
+                }],
                 _ => vec![],
             },
+            "content_block_start"
+                if value.pointer("/content_block/type") == Some(&json!("tool_use")) =>
+            {
+                let block = &value["content_block"];
+                vec![StreamPart::ToolCall {
+                    key: value["index"].as_u64(),
+                    id: block["id"].as_str().map(str::to_owned),
+                    name: block["name"].as_str().map(str::to_owned),
+                    arguments: String::new(),
+                }]
+            }
             "message_delta" => {
                 let mut parts = vec![StreamPart::Usage(usage(&value["usage"]))];
                 if let Some(reason) = value.pointer("/delta/stop_reason").and_then(Value::as_str) {
@@ -167,7 +277,7 @@ impl Provider for Anthropic {
                     retry_after: None,
                 });
             }
-            // ping, content_block_start/stop and anything new.
+            // ping, text block starts, block stops and anything new.
             _ => vec![],
         })
     }

@@ -4,8 +4,8 @@
 use serde_json::{Map, Value, json};
 
 use super::{
-    ChatRequest, ChatResponse, Provider, ProviderError, ResponseFormat, Role, StreamPart, Usage,
-    json,
+    ChatRequest, ChatResponse, Message, Part, Provider, ProviderError, ResponseFormat, Role,
+    StreamPart, ToolCall, ToolChoice, Tools, Usage, data_url, json,
 };
 use crate::routes::ai::llm::models::ProviderConfig;
 use crate::routes::ai::llm::sse::SseEvent;
@@ -24,17 +24,7 @@ fn finish(reason: &str) -> String {
 
 /// The request body (public for tests of the translation).
 pub fn body(chat: &ChatRequest) -> Value {
-    let contents: Vec<Value> = chat
-        .messages
-        .iter()
-        .map(|m| {
-            let role = match m.role {
-                Role::User => "user",
-                Role::Assistant => "model",
-            };
-            json!({"role": role, "parts": [{"text": m.content}]})
-        })
-        .collect();
+    let contents: Vec<Value> = chat.messages.iter().map(content).collect();
     let mut body = Map::new();
     if let Some(system) = &chat.system {
         body.insert(
@@ -53,8 +43,17 @@ pub fn body(chat: &ChatRequest) -> Value {
     if let Some(t) = chat.temperature {
         config.insert("temperature".into(), json!(t));
     }
-    if chat.response_format == ResponseFormat::JsonObject {
-        config.insert("responseMimeType".into(), json!("application/json"));
+    match &chat.response_format {
+        ResponseFormat::Text => {}
+        ResponseFormat::JsonObject => {
+            config.insert("responseMimeType".into(), json!("application/json"));
+        }
+        // `responseJsonSchema` takes JSON Schema as callers write it (`responseSchema` only
+        // an OpenAPI subset that refuses e.g. `additionalProperties`).
+        ResponseFormat::JsonSchema(format) => {
+            config.insert("responseMimeType".into(), json!("application/json"));
+            config.insert("responseJsonSchema".into(), format["schema"].clone());
+        }
     }
     let s = &chat.sampling;
     for (name, value) in [
@@ -70,11 +69,115 @@ pub fn body(chat: &ChatRequest) -> Value {
     if !config.is_empty() {
         body.insert("generationConfig".into(), Value::Object(config));
     }
+    add_tools(&mut body, &chat.tools);
     Value::Object(body)
 }
 
-/// Text, usage and finish reason of one `GenerateContentResponse`.
-fn read(value: &Value) -> Result<(String, Option<Usage>, Option<String>), ProviderError> {
+/// Separates a Gemini thought signature from the call id it travels in (Gemini 3 wants it
+/// back with the call; OpenAI's wire has no other place for it).
+const SIGNATURE_SEPARATOR: char = '.';
+
+/// One turn as a `Content`: text, `inlineData`, `functionCall`, `functionResponse` parts.
+fn content(m: &Message) -> Value {
+    let role = match m.role {
+        Role::User => "user",
+        Role::Assistant => "model",
+    };
+    let parts: Vec<Value> = m
+        .parts
+        .iter()
+        // An empty text part is refused (an assistant turn of tool calls has one).
+        .filter(|part| !matches!(part, Part::Text(t) if t.is_empty() && m.parts.len() > 1))
+        .map(|part| match part {
+            Part::Text(text) => json!({"text": text}),
+            Part::Image(url) => {
+                let (mime_type, data) = data_url(url).unwrap_or_default();
+                json!({"inlineData": {"mimeType": mime_type, "data": data}})
+            }
+            Part::ToolCall(call) => {
+                let args: Value =
+                    serde_json::from_str(&call.arguments).unwrap_or_else(|_| json!({}));
+                let mut part = json!({"functionCall": {"name": call.name, "args": args}});
+                if let Some((_, signature)) = call.id.split_once(SIGNATURE_SEPARATOR) {
+                    part["thoughtSignature"] = json!(signature);
+                }
+                part
+            }
+            // `response` is an object: a tool's JSON object answer as it is, else wrapped.
+            Part::ToolResult(result) => {
+                let response = match serde_json::from_str::<Value>(&result.content) {
+                    Ok(object @ Value::Object(_)) => object,
+                    _ => json!({"content": result.content}),
+                };
+                json!({"functionResponse": {"name": result.name, "response": response}})
+            }
+        })
+        .collect();
+    json!({"role": role, "parts": parts})
+}
+
+fn add_tools(body: &mut Map<String, Value>, tools: &Tools) {
+    if !tools.list.is_empty() {
+        let declarations: Vec<Value> = tools
+            .list
+            .iter()
+            .map(|t| {
+                let mut declaration = json!({"name": t.name, "parametersJsonSchema": t.parameters});
+                if let Some(d) = &t.description {
+                    declaration["description"] = json!(d);
+                }
+                declaration
+            })
+            .collect();
+        body.insert(
+            "tools".into(),
+            json!([{"functionDeclarations": declarations}]),
+        );
+    }
+    if let Some(choice) = &tools.choice {
+        let config = match choice {
+            ToolChoice::Auto => json!({"mode": "AUTO"}),
+            ToolChoice::None => json!({"mode": "NONE"}),
+            ToolChoice::Required => json!({"mode": "ANY"}),
+            ToolChoice::Named(name) => json!({"mode": "ANY", "allowedFunctionNames": [name]}),
+        };
+        body.insert(
+            "toolConfig".into(),
+            json!({"functionCallingConfig": config}),
+        );
+    }
+}
+
+/// A `functionCall` part as a tool call. Gemini may give no id: one is made, and a thought
+/// signature rides along in it.
+fn tool_call(part: &Value) -> Option<ToolCall> {
+    let call = part.get("functionCall")?;
+    let mut id = call["id"]
+        .as_str()
+        .map(str::to_owned)
+        .unwrap_or_else(|| format!("call_{}", uuid::Uuid::new_v4().simple()));
+    if let Some(signature) = part["thoughtSignature"].as_str() {
+        id = format!("{id}{SIGNATURE_SEPARATOR}{signature}");
+    }
+    Some(ToolCall {
+        id,
+        name: call["name"].as_str().unwrap_or_default().to_owned(),
+        arguments: call
+            .get("args")
+            .map_or_else(|| "{}".to_owned(), Value::to_string),
+    })
+}
+
+/// What one `GenerateContentResponse` says.
+struct Read {
+    text: String,
+    tool_calls: Vec<ToolCall>,
+    usage: Option<Usage>,
+    finish_reason: Option<String>,
+}
+
+/// Text, tool calls, usage and finish reason of one `GenerateContentResponse`.
+fn read(value: &Value) -> Result<Read, ProviderError> {
     if let Some(error) = value.get("error") {
         return Err(ProviderError::Status {
             status: error["code"]
@@ -91,32 +194,46 @@ fn read(value: &Value) -> Result<(String, Option<Usage>, Option<String>), Provid
             .pointer("/promptFeedback/blockReason")
             .and_then(Value::as_str)
     {
-        return Ok((
-            String::new(),
-            None,
-            Some(format!("content_filter ({reason})")),
-        ));
+        return Ok(Read {
+            text: String::new(),
+            tool_calls: Vec::new(),
+            usage: None,
+            finish_reason: Some(format!("content_filter ({reason})")),
+        });
     }
-    let text = candidate
+    let parts = candidate
         .and_then(|c| c.pointer("/content/parts"))
         .and_then(Value::as_array)
-        .map(|parts| {
-            parts
-                .iter()
-                .filter(|p| p["thought"] != true)
-                .filter_map(|p| p["text"].as_str())
-                .collect::<String>()
-        })
+        .map(Vec::as_slice)
         .unwrap_or_default();
+    let text = parts
+        .iter()
+        .filter(|p| p["thought"] != true)
+        .filter_map(|p| p["text"].as_str())
+        .collect::<String>();
+    let tool_calls: Vec<ToolCall> = parts.iter().filter_map(tool_call).collect();
     let usage = value.get("usageMetadata").map(|u| Usage {
         input_tokens: u["promptTokenCount"].as_u64().unwrap_or(0),
         output_tokens: u["candidatesTokenCount"].as_u64().unwrap_or(0)
             + u["thoughtsTokenCount"].as_u64().unwrap_or(0),
     });
-    let reason = candidate
+    let finish_reason = candidate
         .and_then(|c| c["finishReason"].as_str())
-        .map(finish);
-    Ok((text, usage, reason))
+        .map(finish)
+        // Gemini says STOP after a function call.
+        .map(|reason| {
+            if reason == "stop" && !tool_calls.is_empty() {
+                "tool_calls".to_owned()
+            } else {
+                reason
+            }
+        });
+    Ok(Read {
+        text,
+        tool_calls,
+        usage,
+        finish_reason,
+    })
 }
 
 impl Provider for Gemini {
@@ -146,24 +263,35 @@ impl Provider for Gemini {
     }
 
     fn parse_response(&self, bytes: &[u8]) -> Result<ChatResponse, ProviderError> {
-        let (text, usage, finish_reason) = read(&json(bytes, "GenerateContentResponse")?)?;
+        let read = read(&json(bytes, "GenerateContentResponse")?)?;
         Ok(ChatResponse {
-            text,
-            usage: usage.unwrap_or_default(),
-            finish_reason,
+            text: read.text,
+            tool_calls: read.tool_calls,
+            usage: read.usage.unwrap_or_default(),
+            finish_reason: read.finish_reason,
         })
     }
 
     fn parse_event(&self, event: &SseEvent) -> Result<Vec<StreamPart>, ProviderError> {
-        let (text, usage, reason) = read(&json(event.data.as_bytes(), "GenerateContentResponse")?)?;
+        let read = read(&json(event.data.as_bytes(), "GenerateContentResponse")?)?;
         let mut parts = Vec::new();
-        if !text.is_empty() {
-            parts.push(StreamPart::Text(text));
+        if !read.text.is_empty() {
+            parts.push(StreamPart::Text(read.text));
         }
-        if let Some(usage) = usage {
+        parts.extend(
+            read.tool_calls
+                .into_iter()
+                .map(|call| StreamPart::ToolCall {
+                    key: None,
+                    id: Some(call.id),
+                    name: Some(call.name),
+                    arguments: call.arguments,
+                }),
+        );
+        if let Some(usage) = read.usage {
             parts.push(StreamPart::Usage(usage));
         }
-        if let Some(reason) = reason {
+        if let Some(reason) = read.finish_reason {
             parts.push(StreamPart::Finish(reason));
         }
         Ok(parts)

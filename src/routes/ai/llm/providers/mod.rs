@@ -20,11 +20,103 @@ pub enum Role {
     Assistant,
 }
 
+/// A piece of a turn.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Part {
+    Text(String),
+    /// An image as a `data:<media type>;base64,…` URL (the gateway inlines fetched URLs
+    /// before planning, so providers never fetch).
+    Image(String),
+    /// The assistant asked for a tool to run.
+    ToolCall(ToolCall),
+    /// What a tool answered (in a user turn).
+    ToolResult(ToolResult),
+}
+
+/// One tool call, its arguments as the JSON text the model wrote.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ToolCall {
+    pub id: String,
+    pub name: String,
+    pub arguments: String,
+}
+
+/// A tool's answer to the call `call_id` (to the tool `name`, which Gemini needs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolResult {
+    pub call_id: String,
+    pub name: String,
+    pub content: String,
+}
+
 /// One turn of the conversation (system text travels separately).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
     pub role: Role,
-    pub content: String,
+    pub parts: Vec<Part>,
+}
+
+impl Message {
+    pub fn text(role: Role, text: impl Into<String>) -> Message {
+        Message {
+            role,
+            parts: vec![Part::Text(text.into())],
+        }
+    }
+
+    /// The text parts, joined.
+    pub fn joined_text(&self) -> String {
+        self.parts
+            .iter()
+            .filter_map(|p| match p {
+                Part::Text(t) => Some(t.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Whether the turn is text only.
+    pub fn is_text(&self) -> bool {
+        self.parts.iter().all(|p| matches!(p, Part::Text(_)))
+    }
+}
+
+/// A function the model may call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tool {
+    pub name: String,
+    pub description: Option<String>,
+    /// The JSON Schema of its arguments.
+    pub parameters: Value,
+}
+
+/// Whether and which tool the model must call (OpenAI's `tool_choice`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ToolChoice {
+    Auto,
+    None,
+    Required,
+    Named(String),
+}
+
+/// The tools offered with a request.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Tools {
+    pub list: Vec<Tool>,
+    pub choice: Option<ToolChoice>,
+    /// `Some(false)`: at most one call per answer.
+    pub parallel: Option<bool>,
+}
+
+/// The name of the tool that carries a JSON answer for providers whose structured output
+/// goes through a forced tool call (Anthropic); its calls are read back as the answer text.
+pub const JSON_TOOL: &str = "json_answer";
+
+/// The media type and base64 data of a `data:` URL.
+pub fn data_url(url: &str) -> Option<(&str, &str)> {
+    let rest = url.strip_prefix("data:")?;
+    let (media_type, data) = rest.split_once(";base64,")?;
+    Some((media_type, data))
 }
 
 /// What is asked of a model, provider-neutral.
@@ -44,6 +136,7 @@ pub struct ChatRequest {
     pub user: Option<String>,
     /// What shape the answer takes (the plan refuses one a provider cannot honour).
     pub response_format: ResponseFormat,
+    pub tools: Tools,
 }
 
 /// The answer's shape: OpenAI's `response_format`.
@@ -58,8 +151,6 @@ pub enum ResponseFormat {
 }
 
 impl ResponseFormat {
-    /// Whether a provider of `kind` can honour it (OpenAI-compatible ones take both JSON
-    /// modes as they are, Gemini a JSON object; the rest are still to come).
     /// What it adds to a cache key.
     pub fn cache_part(&self) -> Value {
         match self {
@@ -69,11 +160,20 @@ impl ResponseFormat {
         }
     }
 
-    pub fn supported_by(&self, kind: Kind) -> bool {
+    /// The JSON Schema an answer must follow when the caller asked for `strict`.
+    pub fn strict_schema(&self) -> Option<&Value> {
         match self {
-            ResponseFormat::Text => true,
-            ResponseFormat::JsonObject => matches!(kind, Kind::Openai | Kind::Gemini),
-            ResponseFormat::JsonSchema(_) => kind == Kind::Openai,
+            ResponseFormat::JsonSchema(format) if format["strict"] == true => format.get("schema"),
+            _ => None,
+        }
+    }
+
+    /// The JSON Schema of the answer (`{"type": "object"}` for any object).
+    pub fn schema(&self) -> Option<Value> {
+        match self {
+            ResponseFormat::Text => None,
+            ResponseFormat::JsonObject => Some(serde_json::json!({"type": "object"})),
+            ResponseFormat::JsonSchema(format) => format.get("schema").cloned(),
         }
     }
 }
@@ -120,6 +220,7 @@ pub struct Usage {
 #[derive(Debug, Clone, Default)]
 pub struct ChatResponse {
     pub text: String,
+    pub tool_calls: Vec<ToolCall>,
     pub usage: Usage,
     /// In OpenAI's words: `stop`, `length`, `content_filter`, `tool_calls`.
     pub finish_reason: Option<String>,
@@ -129,6 +230,15 @@ pub struct ChatResponse {
 #[derive(Debug, Clone, PartialEq)]
 pub enum StreamPart {
     Text(String),
+    /// A piece of a tool call: the first piece of a call has its id and name, the rest
+    /// add to its arguments. `key` tells pieces of one call from another's (the provider's
+    /// index); `None` is a call sent whole, a new one each time.
+    ToolCall {
+        key: Option<u64>,
+        id: Option<String>,
+        name: Option<String>,
+        arguments: String,
+    },
     Usage(Usage),
     Finish(String),
     /// The provider said the stream is over.

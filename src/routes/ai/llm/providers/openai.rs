@@ -4,8 +4,8 @@
 use serde_json::{Map, Value, json};
 
 use super::{
-    ChatRequest, ChatResponse, Provider, ProviderError, ResponseFormat, Role, StreamPart, Usage,
-    json, text_of,
+    ChatRequest, ChatResponse, Message, Part, Provider, ProviderError, ResponseFormat, Role,
+    StreamPart, ToolCall, ToolChoice, Tools, Usage, json, text_of,
 };
 use crate::routes::ai::llm::models::ProviderConfig;
 use crate::routes::ai::llm::sse::SseEvent;
@@ -27,11 +27,7 @@ pub fn body(provider: &ProviderConfig, chat: &ChatRequest, stream: bool) -> Valu
         messages.push(json!({"role": "system", "content": system}));
     }
     for m in &chat.messages {
-        let role = match m.role {
-            Role::User => "user",
-            Role::Assistant => "assistant",
-        };
-        messages.push(json!({"role": role, "content": m.content}));
+        push_message(&mut messages, m);
     }
     let mut body = Map::new();
     body.insert("model".into(), json!(chat.upstream));
@@ -60,6 +56,7 @@ pub fn body(provider: &ProviderConfig, chat: &ChatRequest, stream: bool) -> Valu
             );
         }
     }
+    add_tools(&mut body, &chat.tools);
     let s = &chat.sampling;
     for (name, value) in [
         ("top_p", s.top_p.map(|v| json!(v))),
@@ -78,6 +75,102 @@ pub fn body(provider: &ProviderConfig, chat: &ChatRequest, stream: bool) -> Valu
         }
     }
     Value::Object(body)
+}
+
+/// One turn as Chat Completions messages: an assistant turn with its `tool_calls`; a user
+/// turn's tool results as `tool` messages first, then its text and images.
+fn push_message(messages: &mut Vec<Value>, m: &Message) {
+    if m.role == Role::Assistant {
+        let calls: Vec<Value> = m
+            .parts
+            .iter()
+            .filter_map(|p| match p {
+                Part::ToolCall(call) => Some(json!({
+                    "id": call.id, "type": "function",
+                    "function": {"name": call.name, "arguments": call.arguments},
+                })),
+                _ => None,
+            })
+            .collect();
+        let text = m.joined_text();
+        let mut message = json!({"role": "assistant", "content": text});
+        if !calls.is_empty() {
+            if text.is_empty() {
+                message["content"] = Value::Null;
+            }
+            message["tool_calls"] = Value::Array(calls);
+        }
+        messages.push(message);
+        return;
+    }
+    let mut content = Vec::new();
+    for part in &m.parts {
+        match part {
+            Part::ToolResult(result) => messages.push(json!({
+                "role": "tool", "tool_call_id": result.call_id, "content": result.content,
+            })),
+            Part::Text(text) => content.push(json!({"type": "text", "text": text})),
+            Part::Image(url) => {
+                content.push(json!({"type": "image_url", "image_url": {"url": url}}));
+            }
+            // A user turn carries no tool calls (the plan builds it so).
+            Part::ToolCall(_) => {}
+        }
+    }
+    if content.is_empty() {
+        return;
+    }
+    if m.is_text() {
+        messages.push(json!({"role": "user", "content": m.joined_text()}));
+    } else {
+        messages.push(json!({"role": "user", "content": content}));
+    }
+}
+
+fn add_tools(body: &mut Map<String, Value>, tools: &Tools) {
+    if !tools.list.is_empty() {
+        let list: Vec<Value> = tools
+            .list
+            .iter()
+            .map(|t| {
+                let mut function = json!({"name": t.name, "parameters": t.parameters});
+                if let Some(d) = &t.description {
+                    function["description"] = json!(d);
+                }
+                json!({"type": "function", "function": function})
+            })
+            .collect();
+        body.insert("tools".into(), Value::Array(list));
+    }
+    if let Some(choice) = &tools.choice {
+        let choice = match choice {
+            ToolChoice::Auto => json!("auto"),
+            ToolChoice::None => json!("none"),
+            ToolChoice::Required => json!("required"),
+            ToolChoice::Named(name) => json!({"type": "function", "function": {"name": name}}),
+        };
+        body.insert("tool_choice".into(), choice);
+    }
+    if let Some(parallel) = tools.parallel {
+        body.insert("parallel_tool_calls".into(), json!(parallel));
+    }
+}
+
+/// The tool calls of a `message`.
+fn tool_calls(message: &Value) -> Vec<ToolCall> {
+    message["tool_calls"]
+        .as_array()
+        .map(|calls| {
+            calls
+                .iter()
+                .map(|c| ToolCall {
+                    id: text_of(c.get("id")),
+                    name: text_of(c.pointer("/function/name")),
+                    arguments: text_of(c.pointer("/function/arguments")),
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 impl Provider for OpenAi {
@@ -104,6 +197,7 @@ impl Provider for OpenAi {
             .ok_or_else(|| ProviderError::Protocol("chat.completion without choices".into()))?;
         Ok(ChatResponse {
             text: text_of(choice.pointer("/message/content")),
+            tool_calls: tool_calls(&choice["message"]),
             usage: usage(value.get("usage")).unwrap_or_default(),
             finish_reason: choice["finish_reason"].as_str().map(str::to_owned),
         })
@@ -135,6 +229,20 @@ impl Provider for OpenAi {
                 && !text.is_empty()
             {
                 parts.push(StreamPart::Text(text.to_owned()));
+            }
+            for call in choice
+                .pointer("/delta/tool_calls")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let owned = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_owned);
+                parts.push(StreamPart::ToolCall {
+                    key: call["index"].as_u64(),
+                    id: owned(call.get("id")),
+                    name: owned(call.pointer("/function/name")),
+                    arguments: owned(call.pointer("/function/arguments")).unwrap_or_default(),
+                });
             }
             if let Some(reason) = choice["finish_reason"].as_str() {
                 parts.push(StreamPart::Finish(reason.to_owned()));
