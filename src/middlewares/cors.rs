@@ -26,6 +26,8 @@ pub fn layer(origins: &[String]) -> Option<CorsLayer> {
                 header::AUTHORIZATION,
                 header::CONTENT_TYPE,
                 HeaderName::from_static("x-request-id"),
+                HeaderName::from_static("x-api-key"),
+                HeaderName::from_static("anthropic-version"),
             ])
             .expose_headers([
                 HeaderName::from_static("x-request-id"),

@@ -1,6 +1,7 @@
 //! Who may call this instance: bearer tokens.
 //!
-//! Every request needs `Authorization: Bearer <token>` except `GET /api/health` and
+//! Every request needs `Authorization: Bearer <token>` (or `x-api-key: <token>`, as the
+//! Anthropic SDKs send it) except `GET /api/health` and
 //! `GET /api/health/ready` (an orchestrator's probes); `/openapi.json`, `/reference` and
 //! unknown paths follow the same rule as `/api`, so nothing can be probed without a token.
 //! Tokens come from `TOOLSHED_API_TOKENS` (comma-separated) and `TOOLSHED_API_TOKENS_FILE`
@@ -143,10 +144,18 @@ impl TokenSet {
     }
 }
 
-/// The token of an `Authorization: Bearer <token>` header.
+/// The token of an `Authorization: Bearer <token>` header, else of an `x-api-key` header
+/// (where the Anthropic SDKs send their key).
 fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.trim().split_once(' ')?;
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return headers
+            .get("x-api-key")?
+            .to_str()
+            .ok()
+            .map(str::trim)
+            .filter(|t| !t.is_empty());
+    };
+    let (scheme, token) = value.to_str().ok()?.trim().split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
@@ -456,5 +465,17 @@ mod tests {
             Verdict::Unauthorized
         );
         assert_eq!(guarded.verdict(&headers(&[])), Verdict::Unauthorized);
+        assert!(matches!(
+            guarded.verdict(&headers(&[("x-api-key", "a-long-enough-token-123")])),
+            Verdict::Token(_)
+        ));
+        assert_eq!(
+            guarded.verdict(&headers(&[
+                ("authorization", "Bearer wrong-token-1234567"),
+                ("x-api-key", "a-long-enough-token-123")
+            ])),
+            Verdict::Unauthorized,
+            "a wrong Authorization is not rescued by another header"
+        );
     }
 }

@@ -1,5 +1,6 @@
 //! `/api/ai/llm` against mock providers in their documented wire formats.
 
+mod anthropic_face;
 mod embeddings;
 mod images;
 mod native;

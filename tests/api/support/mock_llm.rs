@@ -110,6 +110,18 @@ impl Mock {
             .cloned()
             .expect("a recorded request")
     }
+
+    /// The bodies of the calls to `path`, in order.
+    pub fn requests_to(&self, path: &str) -> Vec<Value> {
+        self.state
+            .requests
+            .lock()
+            .expect("requests")
+            .iter()
+            .filter(|r| r.path == path)
+            .map(|r| r.body.clone())
+            .collect()
+    }
 }
 
 /// Starts a mock serving all three formats.

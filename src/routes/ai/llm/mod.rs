@@ -1,11 +1,15 @@
 //! `/api/ai/llm`: one gateway to many LLM providers (OpenAI and every compatible server,
 //! Anthropic, Gemini) with a model registry, an answer cache, retries and fallbacks — and an
-//! OpenAI-compatible face at `/api/ai/llm/v1` for the official SDKs.
+//! OpenAI-compatible face at `/api/ai/llm/v1` and an Anthropic-compatible one at
+//! `/api/ai/llm/v1/messages` for the official SDKs.
 //!
-//! A request flows: a face (`handlers`, `openai_compat`) parses it, `plan` fits it to each
+//! A request flows: a face (`handlers`, `openai_compat`, `anthropic_compat`) parses it, `plan` fits it to each
 //! model, `gateway` (whole) or `stream` runs it through `retry` and a provider's
 //! translation (`providers/`), and `cache` keeps the answer.
 
+mod anthropic_compat;
+mod anthropic_error;
+mod anthropic_request;
 mod cache;
 mod embeddings;
 mod gateway;
@@ -42,6 +46,7 @@ pub fn router(app: &AppState) -> Result<OpenApiRouter<AppState>, String> {
         .routes(routes!(openai_compat::models))
         .routes(routes!(openai_compat::model))
         .routes(routes!(embeddings::embeddings))
+        .routes(routes!(anthropic_compat::messages))
         .layer(RouteBodyLimit(app.config.llm_max_request_bytes))
         .with_state(llm))
 }

@@ -413,7 +413,7 @@ pub struct LlmRequest {
 /// Whether an answer may come from (and go to) the cache: as the request says, else as the
 /// `X-Toolshed-Cache` header says, else only when it is deterministic (temperature 0): an
 /// answer sampled at temperature 1 is not the answer to every identical request.
-fn use_cache(
+pub fn use_cache(
     asked: Option<bool>,
     header: Option<bool>,
     temperature: Option<f64>,
