@@ -403,11 +403,38 @@ async fn n_choices_come_from_parallel_calls() {
     let one = single["usage"]["total_tokens"].as_u64().expect("tokens");
     assert_eq!(body["usage"]["total_tokens"], 3 * one, "usage summed");
     assert_eq!(mock.calls(), 4);
-    for (extra, what) in [
-        (json!({"n": 2, "stream": true}), "stream"),
-        (json!({"n": 17}), "range"),
-        (json!({"n": 0}), "range"),
-    ] {
+    // Streamed: the choices' chunks interleaved, one [DONE] after both ended.
+    let text = server
+        .post_json(
+            path,
+            &ask(json!({"n": 2, "stream": true, "stream_options": {"include_usage": true}})),
+        )
+        .await
+        .text()
+        .await
+        .expect("text");
+    let mut texts = [String::new(), String::new()];
+    let mut finished = [false, false];
+    let mut usage = None;
+    for data in text.lines().filter_map(|l| l.strip_prefix("data: ")) {
+        if data == "[DONE]" {
+            assert!(finished.iter().all(|f| *f), "[DONE] last: {text}");
+            continue;
+        }
+        let chunk: Value = serde_json::from_str(data).expect("chunk");
+        if chunk["usage"].is_object() {
+            usage = Some(chunk["usage"]["total_tokens"].clone());
+        }
+        for choice in chunk["choices"].as_array().expect("choices") {
+            let i = choice["index"].as_u64().expect("index") as usize;
+            texts[i].push_str(choice["delta"]["content"].as_str().unwrap_or(""));
+            finished[i] |= choice["finish_reason"] == "stop";
+        }
+    }
+    assert_eq!(texts, ["Hello", "Hello"], "{text}");
+    assert_eq!(text.matches("[DONE]").count(), 1);
+    assert_eq!(usage, Some(json!(2 * one)), "usage of both choices");
+    for (extra, what) in [(json!({"n": 17}), "range"), (json!({"n": 0}), "range")] {
         let (status, error, _) = openai_error(server.post_json(path, &ask(extra)).await).await;
         assert_eq!(
             (status, error["param"].as_str()),

@@ -20,6 +20,7 @@ mod models;
 mod openai_compat;
 mod openai_error;
 mod openai_params;
+mod openai_stream;
 mod plan;
 mod providers;
 mod retry;

@@ -2,23 +2,20 @@
 //! set to `…/api/ai/llm/v1`: `POST /chat/completions` (whole, or SSE chunks ending in
 //! `data: [DONE]`) and `GET /models`.
 
-use std::convert::Infallible;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::Json;
-use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
-use futures_util::StreamExt;
 use serde_json::{Value, json};
 
-use super::gateway::{self, Event};
+use super::gateway;
 use super::handlers::{answer_headers, cache_header};
 use super::images;
 use super::openai_error::{OpenAiError, OpenAiErrorBody};
 use super::openai_params;
+use super::openai_stream::{self, usage_json};
 use super::plan;
 use super::providers::Usage;
 use super::schemas::{ChatCompletion, ChatCompletionRequest, OpenAiModelList, tool_calls_out};
@@ -31,14 +28,6 @@ fn now_s() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
-}
-
-fn usage_json(usage: Usage) -> Value {
-    json!({
-        "prompt_tokens": usage.input_tokens,
-        "completion_tokens": usage.output_tokens,
-        "total_tokens": usage.input_tokens + usage.output_tokens,
-    })
 }
 
 /// Chat Completions, as OpenAI's API.
@@ -124,71 +113,12 @@ pub async fn chat_completions(
         answer_headers(&mut response, cached, &model);
         return Ok(response);
     }
-    let streamed = super::stream::stream(&llm, &plan).await?;
-    let model = streamed.model.clone();
-    let chunk = move |delta: Value, finish: Option<&str>| {
-        json!({
-            "id": id,
-            "object": "chat.completion.chunk",
-            "created": created,
-            "model": model,
-            "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}],
-        })
-    };
-    let first = chunk(json!({"role": "assistant", "content": ""}), None);
-    let head = futures_util::stream::iter([sse(&first)]);
-    let body = streamed.events.map(move |event| match event {
-        Event::Delta(text) => sse(&chunk(json!({"content": text}), None)),
-        Event::ToolCall(piece) => {
-            let mut call = json!({"index": piece.index, "function": {"arguments": piece.arguments}});
-            if let Some(id) = piece.id {
-                call["id"] = json!(id);
-                call["type"] = json!("function");
-            }
-            if let Some(name) = piece.name {
-                call["function"]["name"] = json!(name);
-            }
-            sse(&chunk(json!({"tool_calls": [call]}), None))
-        }
-        Event::Error(message) => {
-            let error = json!({"error": {"message": message, "type": "upstream_error", "param": null, "code": null}});
-            sse(&error)
-        }
-        Event::End {
-            usage,
-            finish_reason,
-        } => {
-            let mut out = sse(&chunk(
-                json!({}),
-                Some(finish_reason.as_deref().unwrap_or("stop")),
-            ));
-            if include_usage {
-                let mut last = chunk(json!({}), None);
-                last["choices"] = json!([]);
-                last["usage"] = usage_json(usage);
-                out.push_str(&sse(&last));
-            }
-            out.push_str("data: [DONE]\n\n");
-            out
-        }
-    });
-    let body = head
-        .chain(body)
-        .map(|text| Ok::<_, Infallible>(Bytes::from(text)));
-    let mut response = Response::new(Body::from_stream(body));
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    answer_headers(&mut response, streamed.cached, &streamed.model);
-    Ok(response)
-}
-
-fn sse(value: &Value) -> String {
-    format!("data: {value}\n\n")
+    // One stream per choice, side by side, their chunks interleaved as OpenAI's are.
+    let streams = futures_util::future::try_join_all(
+        (0..parsed.n).map(|_| super::stream::stream(&llm, &plan)),
+    )
+    .await?;
+    Ok(openai_stream::response(streams, id, created, include_usage))
 }
 
 /// The models whose provider is configured, as OpenAI's model list (ids and aliases).

@@ -600,8 +600,8 @@ pub struct ChatCompletionRequest {
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub response_format: Option<Value>,
-    /// How many answers (choices), 1 to 16: made by parallel calls, not cached; not
-    /// streamed yet.
+    /// How many answers (choices), 1 to 16: made by parallel calls (streamed interleaved),
+    /// not cached.
     #[serde(default, deserialize_with = "whole_number")]
     pub n: Option<u32>,
     /// Functions the model may call (all three providers).
@@ -633,12 +633,6 @@ impl ChatCompletionRequest {
             return Err(
                 AppError::bad_request(format!("n must be from 1 to {MAX_CHOICES}")).with_param("n"),
             );
-        }
-        if n > 1 && self.stream {
-            return Err(AppError::bad_request(
-                "n above 1 is not streamed yet: ask without stream, or one choice at a time",
-            )
-            .with_param("n"));
         }
         let sampling = Sampling {
             top_p: check_range("top_p", self.top_p, 0.0, 1.0)?,
