@@ -26,14 +26,22 @@ use axum::Router;
 use axum::routing::post;
 use serde_json::{Value, json};
 
+/// The answer to a request with tools: two calls.
+const TOOL_ANSWER: &str = r#"{"id":"chatcmpl-2","object":"chat.completion","created":1735000000,"model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":null,"tool_calls":[{"id":"call_1","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Paris\",\"unit\":\"celsius\"}"}},{"id":"call_2","type":"function","function":{"name":"get_time","arguments":"{\"zone\":\"Europe/Paris\"}"}}]},"logprobs":null,"finish_reason":"tool_calls"}],"usage":{"prompt_tokens":80,"completion_tokens":30,"total_tokens":110}}"#;
+
 const ANSWER: &str = r#"{"id":"chatcmpl-1","object":"chat.completion","created":1735000000,"model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"Hello! How can I help you today?"},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":19,"completion_tokens":9,"total_tokens":28}}"#;
 
 async fn start_mock(calls: Arc<AtomicUsize>) -> String {
     let app = Router::new().route(
         "/v1/chat/completions",
-        post(move || {
+        post(move |body: String| {
             calls.fetch_add(1, Ordering::Relaxed);
-            async { ([("content-type", "application/json")], ANSWER) }
+            let answer = if body.contains("\"tools\"") {
+                TOOL_ANSWER
+            } else {
+                ANSWER
+            };
+            async move { ([("content-type", "application/json")], answer) }
         }),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -185,6 +193,19 @@ async fn run(rate: u64, seconds: u64) {
     let miss_body = json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 64, "cache": false});
     let hit_body = json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 64, "cache": true});
     let direct_url = format!("{mock}/v1/chat/completions");
+    // A tool-calling turn: three tools in, a call and its result in the history, two calls out.
+    let tools = json!([
+        {"type": "function", "function": {"name": "get_weather", "description": "Current weather in a city", "parameters": {"type": "object", "properties": {"city": {"type": "string"}, "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]}}, "required": ["city"]}}},
+        {"type": "function", "function": {"name": "get_time", "description": "Local time in a zone", "parameters": {"type": "object", "properties": {"zone": {"type": "string"}}, "required": ["zone"]}}},
+        {"type": "function", "function": {"name": "search", "description": "Search the web", "parameters": {"type": "object", "properties": {"query": {"type": "string"}}, "required": ["query"]}}},
+    ]);
+    let history = json!([
+        {"role": "user", "content": "What's the weather in Paris?"},
+        {"role": "assistant", "content": null, "tool_calls": [{"id": "call_0", "type": "function", "function": {"name": "search", "arguments": "{\"query\":\"Paris\"}"}}]},
+        {"role": "tool", "tool_call_id": "call_0", "content": "Paris is the capital of France."},
+    ]);
+    let direct_tools = json!({"model": "gpt-4o-mini", "messages": history, "tools": tools, "max_completion_tokens": 64});
+    let tools_body = json!({"model": "gpt-4o-mini", "messages": history, "tools": tools, "max_tokens": 64, "cache": false});
 
     // Warm-up: connections, allocator, SQLite pages; and the cache entry for phase 3.
     open_loop(&client, &direct_url, &direct_body, rate, 1).await;
@@ -196,12 +217,18 @@ async fn run(rate: u64, seconds: u64) {
     let before = calls.load(Ordering::Relaxed);
     let through = open_loop(&client, &gateway, &miss_body, rate, seconds).await;
     let reached = calls.load(Ordering::Relaxed) - before;
-    let before = calls.load(Ordering::Relaxed);
-    let hits = open_loop(&client, &gateway, &hit_body, rate, seconds).await;
-    let hit_calls = calls.load(Ordering::Relaxed) - before;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let mut logged = overheads.lock().expect("overheads").clone();
     logged.sort_by(f64::total_cmp);
+    overheads.lock().expect("overheads").clear();
+    let direct_tooled = open_loop(&client, &direct_url, &direct_tools, rate, seconds).await;
+    let tooled = open_loop(&client, &gateway, &tools_body, rate, seconds).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut logged_tools = overheads.lock().expect("overheads").clone();
+    logged_tools.sort_by(f64::total_cmp);
+    let before = calls.load(Ordering::Relaxed);
+    let hits = open_loop(&client, &gateway, &hit_body, rate, seconds).await;
+    let hit_calls = calls.load(Ordering::Relaxed) - before;
     // Cache on, every prompt new: a lookup that misses, the call, and the write.
     let run_id = uuid::Uuid::new_v4();
     let writes = open_loop_with(
@@ -224,6 +251,8 @@ async fn run(rate: u64, seconds: u64) {
         ("through Toolshed, cache off", &through),
         ("through Toolshed, cache hit", &hits),
         ("through Toolshed, cache miss + write", &writes),
+        ("straight to the mock, tool-calling turn", &direct_tooled),
+        ("through Toolshed, tool-calling turn, cache off", &tooled),
     ] {
         println!(
             "| {name} | {} | {:.3} | {:.3} | {:.3} | {:.3} |",
@@ -254,6 +283,17 @@ async fn run(rate: u64, seconds: u64) {
         logged.len(),
         pct_f(&logged, 0.5),
         pct_f(&logged, 0.99)
+    );
+    println!(
+        "added by Toolshed (tool-calling turn, cache off): p50 {:.3} ms, p99 {:.3} ms",
+        pct(&tooled, 0.5) - pct(&direct_tooled, 0.5),
+        pct(&tooled, 0.99) - pct(&direct_tooled, 0.99)
+    );
+    println!(
+        "gateway's own overhead, tool-calling turn: n {}, p50 {:.3} ms, p99 {:.3} ms",
+        logged_tools.len(),
+        pct_f(&logged_tools, 0.5),
+        pct_f(&logged_tools, 0.99)
     );
     println!("provider calls in the cache-off phase: {reached}");
     let _ = child.kill();

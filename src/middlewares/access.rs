@@ -111,7 +111,7 @@ fn refused(verdict: Verdict) -> Response {
             let mut response = AppError::new(
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
-                "send a valid API token as Authorization: Bearer <token>",
+                "send a valid API token as Authorization: Bearer <token> (or x-api-key: <token>)",
             )
             .into_response();
             response

@@ -2,111 +2,57 @@
 
 Usage: python tests/clients/openai_sdk.py path/to/toolshed   (`.ci/clients` runs it)
 
-Starts a mock OpenAI provider (Chat Completions, whole and streamed, and embeddings; an upstream model
-named `rate-limited` answers 429 with `retry-after: 1`, one named `broken` 503) and the
-binary in front of it, then checks what the SDK makes of each answer. Exits non-zero with
-the failed check's message.
+Starts the mock OpenAI provider of mock_provider.py and the binary in front of it, and a little
+HTTP server of images for the gateway to fetch, then checks what the SDK makes of each answer
+(text, streams, embeddings, errors, structured outputs, tool calls whole and streamed, images)
+and what the provider received. Exits non-zero with the failed check's message.
 """
+import base64
 import http.server
 import json
-import os
-import socket
-import subprocess
 import sys
-import tempfile
 import threading
-import time
 
 import openai
 import pydantic
 
-seen = {"calls": 0, "last": None}
+from mock_provider import TOOL_ANSWER, TOOL_ARGUMENTS, check, gateway, seen
+
+WEATHER_TOOL = {"type": "function", "function": {
+    "name": "get_weather", "description": "The weather in a city",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+}}
+# Not a whole PNG: the gateway only reads the magic bytes.
+PNG = b"\x89PNG\r\n\x1a\n" + b"not really pixels"
+IMAGES = {"/cat.png": PNG, "/notes.txt": b"plain text, not an image"}
 
 
-class Provider(http.server.BaseHTTPRequestHandler):
-    def do_POST(self):
-        body = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))))
-        seen["calls"] += 1
-        seen["last"] = body
-        model = body.get("model")
-        if self.path.endswith("/embeddings"):
-            data = [{"object": "embedding", "index": i, "embedding": [float(i), 0.5, -0.25]}
-                    for i in range(len(body["input"]))]
-            answer = {"object": "list", "data": data, "model": model, "usage": {"prompt_tokens": 2, "total_tokens": 2}}
-            self.answer(200, json.dumps(answer).encode(), "application/json")
-            return
-        if model in ("rate-limited", "broken"):
-            status = 429 if model == "rate-limited" else 503
-            error = {"error": {"message": f"mock {status}", "type": "x", "param": None, "code": None}}
-            self.answer(status, json.dumps(error).encode(), "application/json", {"retry-after": "1"})
-            return
-        if body.get("stream"):
-            chunks = [
-                {"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]},
-                {"choices": [{"index": 0, "delta": {"content": "Hel"}, "finish_reason": None}]},
-                {"choices": [{"index": 0, "delta": {"content": "lo"}, "finish_reason": "stop"}]},
-                {"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}},
-            ]
-            text = "".join(
-                "data: " + json.dumps(dict(c, id="c1", object="chat.completion.chunk", created=1, model=model)) + "\n\n"
-                for c in chunks
-            ) + "data: [DONE]\n\n"
-            self.answer(200, text.encode(), "text/event-stream")
-            return
-        json_asked = (body.get("response_format") or {}).get("type") == "json_schema"
-        content = '{"value": 42}' if json_asked else "Hello"
-        answer = {
-            "id": "c1", "object": "chat.completion", "created": 1, "model": model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5},
-        }
-        self.answer(200, json.dumps(answer).encode(), "application/json")
-
-    def answer(self, status, body, content_type, headers=None):
-        self.send_response(status)
-        self.send_header("content-type", content_type)
-        self.send_header("content-length", str(len(body)))
-        for k, v in (headers or {}).items():
-            self.send_header(k, v)
+class Images(http.server.BaseHTTPRequestHandler):
+    """Serves IMAGES for the gateway to fetch (the outbound guard lets 127.0.0.1 through)."""
+    def do_GET(self):
+        body = IMAGES.get(self.path)
+        self.send_response(200 if body else 404)
+        self.send_header("content-type", "application/octet-stream")
+        self.send_header("content-length", str(len(body or b"")))
         self.end_headers()
-        self.wfile.write(body)
+        self.wfile.write(body or b"")
 
     def log_message(self, *args):
         pass
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def check(condition, message):
-    if not condition:
-        sys.exit(f"FAIL: {message}")
-    print(f"ok    {message}")
+def image_urls(message):
+    """The image_url URLs of a message the provider received."""
+    content = message.get("content")
+    if not isinstance(content, list):
+        return []
+    return [p["image_url"]["url"] for p in content if p.get("type") == "image_url"]
 
 
 def main():
-    binary = sys.argv[1]
-    provider = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Provider)
-    threading.Thread(target=provider.serve_forever, daemon=True).start()
-    port = free_port()
-    token = "clients-test-token-0123456789"
-    env = {
-        "PATH": os.environ.get("PATH", ""), "ENV": "test", "PORT": str(port),
-        "TOOLSHED_DATA_DIR": tempfile.mkdtemp(prefix="toolshed-clients-"),
-        "TOOLSHED_API_TOKENS": token, "TOOLSHED_LLM_MAX_RETRIES": "2",
-        "OPENAI_API_KEY": "k", "OPENAI_BASE_URL": f"http://127.0.0.1:{provider.server_address[1]}/v1",
-    }
-    server = subprocess.Popen([binary], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.1)
+    images = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Images)
+    threading.Thread(target=images.serve_forever, daemon=True).start()
+    with gateway(sys.argv[1]) as (port, token):
         client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/api/ai/llm/v1", api_key=token, max_retries=2)
         hi = [{"role": "user", "content": "Hi"}]
 
@@ -165,9 +111,124 @@ def main():
         except openai.InternalServerError as e:
             check(e.status_code == 502 and seen["calls"] == 3,
                   f"502 after the gateway's own retries, not retried again by the SDK ({seen['calls']} calls)")
-    finally:
-        server.kill()
-        server.wait()
+
+        tool_calls(client)
+        pictures(client, f"http://127.0.0.1:{images.server_address[1]}")
+    images.shutdown()
+
+
+def tool_calls(client):
+    ask = [{"role": "user", "content": "What is the weather in Paris?"}]
+    reply = client.chat.completions.create(model="gpt-4o-mini", messages=ask, tools=[WEATHER_TOOL],
+                                           tool_choice="auto", parallel_tool_calls=False)
+    sent = seen["last"]
+    check([t["function"]["name"] for t in sent.get("tools", [])] == ["get_weather"]
+          and sent["tools"][0]["function"]["parameters"] == WEATHER_TOOL["function"]["parameters"]
+          and sent.get("tool_choice") == "auto" and sent.get("parallel_tool_calls") is False,
+          "tools, tool_choice and parallel_tool_calls reach the provider")
+    choice = reply.choices[0]
+    call = (choice.message.tool_calls or [None])[0]
+    check(choice.finish_reason == "tool_calls" and choice.message.content is None and call is not None
+          and call.type == "function" and call.function.name == "get_weather"
+          and json.loads(call.function.arguments) == {"city": "Paris"},
+          "a whole tool call: message.tool_calls parsed by the SDK, finish_reason tool_calls")
+
+    # The round trip as the OpenAI docs write it: the assistant's message back, then the result.
+    follow = ask + [
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": call.id, "type": "function",
+             "function": {"name": call.function.name, "arguments": call.function.arguments}}]},
+        {"role": "tool", "tool_call_id": call.id, "content": '{"sky": "sunny"}'},
+    ]
+    answer = client.chat.completions.create(model="gpt-4o-mini", messages=follow, tools=[WEATHER_TOOL])
+    sent = seen["last"]["messages"]
+    check(answer.choices[0].message.content == TOOL_ANSWER and answer.choices[0].finish_reason == "stop",
+          "a tool result sent back is answered with text")
+    check([m["role"] for m in sent] == ["user", "assistant", "tool"]
+          and [c["id"] for c in sent[1].get("tool_calls", [])] == [call.id]
+          and sent[2].get("tool_call_id") == call.id and sent[2].get("content") == '{"sky": "sunny"}',
+          "the provider sees the assistant's tool_calls and the tool message with its tool_call_id")
+
+    # The SDK's own message object appended as is, as many users write it.
+    answer = client.chat.completions.create(model="gpt-4o-mini", tools=[WEATHER_TOOL], messages=ask + [
+        reply.choices[0].message, {"role": "tool", "tool_call_id": call.id, "content": "sunny"}])
+    check(answer.choices[0].message.content == TOOL_ANSWER,
+          "the SDK's ChatCompletionMessage appended as is makes a valid follow-up")
+
+    # Streamed: the deltas accumulated by index, as the OpenAI docs do it.
+    calls, finish = {}, None
+    for chunk in client.chat.completions.create(model="gpt-4o-mini", messages=ask, tools=[WEATHER_TOOL], stream=True):
+        for choice in chunk.choices:
+            finish = choice.finish_reason or finish
+            for delta in choice.delta.tool_calls or []:
+                acc = calls.setdefault(delta.index, {"id": None, "type": None, "name": "", "arguments": ""})
+                acc["id"] = delta.id or acc["id"]
+                acc["type"] = delta.type or acc["type"]
+                if delta.function:
+                    acc["name"] += delta.function.name or ""
+                    acc["arguments"] += delta.function.arguments or ""
+    check(finish == "tool_calls" and list(calls) == [0] and calls[0]["id"] and calls[0]["type"] == "function"
+          and calls[0]["name"] == "get_weather" and json.loads(calls[0]["arguments"]) == {"city": "Paris"},
+          "a streamed tool call: delta.tool_calls accumulate to get_weather({\"city\": \"Paris\"})")
+    fragments = 0
+    for chunk in client.chat.completions.create(model="gpt-4o-mini", messages=ask, tools=[WEATHER_TOOL], stream=True):
+        fragments += sum(1 for c in chunk.choices for d in c.delta.tool_calls or []
+                         if d.function and d.function.arguments)
+    check(fragments >= 2, f"the arguments stream as fragments ({fragments} chunks with arguments)")
+
+    with client.chat.completions.stream(model="gpt-4o-mini", messages=ask, tools=[WEATHER_TOOL]) as stream:
+        done = [e for e in stream if e.type == "tool_calls.function.arguments.done"]
+        final = stream.get_final_completion()
+    message = final.choices[0].message
+    check(final.choices[0].finish_reason == "tool_calls" and len(message.tool_calls or []) == 1
+          and message.tool_calls[0].function.name == "get_weather"
+          and json.loads(message.tool_calls[0].function.arguments) == {"city": "Paris"},
+          "chat.completions.stream(): get_final_completion() has the tool call")
+    check([(e.name, e.arguments) for e in done] == [("get_weather", TOOL_ARGUMENTS)],
+          "chat.completions.stream(): one tool_calls.function.arguments.done event with the whole arguments")
+
+    with client.chat.completions.stream(model="gpt-4o-mini", messages=follow, tools=[WEATHER_TOOL]) as stream:
+        final = stream.get_final_completion()
+    check(final.choices[0].message.content == TOOL_ANSWER and seen["last"]["messages"][2].get("tool_call_id") == call.id,
+          "a streamed follow-up with the tool result is answered with text")
+
+    class GetWeather(pydantic.BaseModel):
+        city: str
+
+    try:
+        client.chat.completions.create(model="gpt-4o-mini", messages=ask,
+                                       tools=[openai.pydantic_function_tool(GetWeather, name="get_weather")])
+        check(False, "a strict tool is refused, not silently loosened")
+    except openai.BadRequestError as e:
+        check(e.param == "tools" and "strict" in str(e),
+              "a strict tool (pydantic_function_tool) is refused by name, param tools")
+
+
+def pictures(client, images_base):
+    data_url = "data:image/png;base64," + base64.b64encode(PNG).decode()
+
+    def look(url):
+        return client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": [
+            {"type": "text", "text": "What is in this picture?"},
+            {"type": "image_url", "image_url": {"url": url}}]}])
+
+    reply = look(data_url)
+    sent = seen["last"]["messages"][-1]
+    check(reply.choices[0].message.content == "Hello" and image_urls(sent) == [data_url]
+          and any(p.get("type") == "text" and p.get("text") == "What is in this picture?" for p in sent["content"]),
+          "an image part as a data: URL reaches the provider as an image_url part, data:image/png;base64")
+
+    reply = look(images_base + "/cat.png")
+    check(reply.choices[0].message.content == "Hello" and image_urls(seen["last"]["messages"][-1]) == [data_url],
+          "an image http URL is fetched by the gateway and reaches the provider as a data:image/png URL")
+
+    for path, why in (("/notes.txt", "bytes that are not an image"), ("/missing.png", "an image URL answering 404")):
+        seen["calls"] = 0
+        try:
+            look(images_base + path)
+            check(False, f"{why} is refused")
+        except openai.BadRequestError as e:
+            check(e.status_code == 400 and seen["calls"] == 0, f"{why}: 400 before the provider is called")
 
 
 if __name__ == "__main__":

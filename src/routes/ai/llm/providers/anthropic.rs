@@ -139,6 +139,10 @@ fn add_tools(body: &mut Map<String, Value>, chat: &ChatRequest) {
             .collect();
         body.insert("tools".into(), Value::Array(list));
     }
+    // Without tools a choice means nothing (and Anthropic refuses one).
+    if tools.list.is_empty() {
+        return;
+    }
     let mut choice = match &tools.choice {
         None if tools.parallel.is_none() => return,
         None | Some(ToolChoice::Auto) => json!({"type": "auto"}),

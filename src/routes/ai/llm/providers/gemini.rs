@@ -117,6 +117,10 @@ fn content(m: &Message) -> Value {
 }
 
 fn add_tools(body: &mut Map<String, Value>, tools: &Tools) {
+    // Without tools, `auto` and `none` mean nothing (and providers refuse a choice alone).
+    if tools.list.is_empty() {
+        return;
+    }
     if !tools.list.is_empty() {
         let declarations: Vec<Value> = tools
             .list

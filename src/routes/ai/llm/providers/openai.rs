@@ -128,20 +128,22 @@ fn push_message(messages: &mut Vec<Value>, m: &Message) {
 }
 
 fn add_tools(body: &mut Map<String, Value>, tools: &Tools) {
-    if !tools.list.is_empty() {
-        let list: Vec<Value> = tools
-            .list
-            .iter()
-            .map(|t| {
-                let mut function = json!({"name": t.name, "parameters": t.parameters});
-                if let Some(d) = &t.description {
-                    function["description"] = json!(d);
-                }
-                json!({"type": "function", "function": function})
-            })
-            .collect();
-        body.insert("tools".into(), Value::Array(list));
+    // Without tools, `auto` and `none` mean nothing (and providers refuse a choice alone).
+    if tools.list.is_empty() {
+        return;
     }
+    let list: Vec<Value> = tools
+        .list
+        .iter()
+        .map(|t| {
+            let mut function = json!({"name": t.name, "parameters": t.parameters});
+            if let Some(d) = &t.description {
+                function["description"] = json!(d);
+            }
+            json!({"type": "function", "function": function})
+        })
+        .collect();
+    body.insert("tools".into(), Value::Array(list));
     if let Some(choice) = &tools.choice {
         let choice = match choice {
             ToolChoice::Auto => json!("auto"),
