@@ -332,6 +332,20 @@ settings! {
         accepts: "a whole number of seconds from 0 to 31536000",
         parse: seconds(0, 365 * 24 * 3600),
     }
+    /// Largest blob (a generated image, a transcribed file's result) kept in the data
+    /// directory.
+    blob_max_bytes: usize {
+        env: "TOOLSHED_BLOB_MAX_BYTES", default: "52428800",
+        accepts: "a whole number of bytes from 1024 to 1073741824",
+        parse: bytes(1024, 1 << 30),
+    }
+    /// How long a blob is kept after it was last made; older ones are swept (and made
+    /// again when asked for).
+    blob_max_age_s: Duration {
+        env: "TOOLSHED_BLOB_MAX_AGE_S", default: "2592000",
+        accepts: "a whole number of seconds from 60 to 31536000",
+        parse: seconds(60, 365 * 24 * 3600),
+    }
     /// Let services that fetch caller-supplied URLs reach internal addresses (loopback,
     /// private, link-local …): for local development and tests only.
     outbound_allow_private: bool {
@@ -445,6 +459,29 @@ settings! {
         env: "TOOLSHED_URL2TEXT_CACHE_TTL_S", default: "600",
         accepts: "a whole number of seconds from 0 to 31536000",
         parse: seconds(0, 365 * 24 * 3600),
+    }
+    /// fal.ai API key; without it fal models (`fal-ai/…`) are not offered.
+    fal_key: Option<Secret> {
+        env: "FAL_KEY", default: "", shown: "unset",
+        accepts: "an API key", parse: parse_secret, secret: true,
+    }
+    /// fal.ai queue base URL.
+    fal_queue_url: String {
+        env: "FAL_QUEUE_URL", default: "https://queue.fal.run",
+        accepts: "an http:// or https:// URL", parse: parse_base_url,
+    }
+    /// The image model used when a request names none: `fal-ai/<model>` or
+    /// `openai/<model>` (e.g. `openai/gpt-image-1`).
+    img_model: String {
+        env: "TOOLSHED_IMG_MODEL", default: "fal-ai/flux/schnell",
+        accepts: "fal-ai/<model> or openai/<model>",
+        parse: |s| (s.starts_with("fal-ai/") || s.starts_with("openai/")).then(|| s.to_owned()),
+    }
+    /// How long one image generation may take (queueing, polling and download included).
+    img_timeout_s: Duration {
+        env: "TOOLSHED_IMG_TIMEOUT_S", default: "120",
+        accepts: "a whole number of seconds from 1 to 3600",
+        parse: seconds(1, 3600),
     }
     /// How long url2text waits for a page.
     url2text_timeout_s: Duration {

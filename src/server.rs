@@ -133,6 +133,8 @@ pub async fn serve(
             durability: config.sqlite_sync,
             max_value_bytes: config.kv_max_value_bytes,
             task_retention: config.task_retention_s,
+            blob_max_bytes: config.blob_max_bytes,
+            blob_max_age: config.blob_max_age_s,
         },
     )
     .map_err(|source| ServeError::Store {

@@ -8,6 +8,7 @@ pub mod hash;
 pub mod hex;
 pub mod log_format;
 pub mod log_writer;
+pub mod media_type;
 pub mod metrics;
 pub mod openapi;
 pub mod outbound;

@@ -7,6 +7,7 @@
 //! expiring cache. `routes/kv` and `routes/queue` are thin HTTP faces over this; every
 //! other service may use it for caches and jobs.
 
+pub mod blobs;
 pub mod cache;
 pub mod db;
 pub mod entry;
@@ -34,6 +35,8 @@ pub const DB_FILE: &str = "toolshed.db";
 
 /// How often expired entries and old finished tasks are purged.
 const MAINTENANCE_EVERY: Duration = Duration::from_secs(5);
+/// Every how many maintenance rounds old blobs are swept (a folder walk: every 10 minutes).
+const SWEEP_BLOBS_EVERY: u32 = 120;
 /// The most rows one purge step removes, so a purge never holds the writer for long.
 const PURGE_BATCH: usize = 1000;
 
@@ -45,6 +48,10 @@ pub struct StoreOptions {
     pub max_value_bytes: usize,
     /// How long succeeded tasks are kept for inspection.
     pub task_retention: Duration,
+    /// Largest blob.
+    pub blob_max_bytes: usize,
+    /// How long a blob is kept after it was last written.
+    pub blob_max_age: Duration,
 }
 
 impl Default for StoreOptions {
@@ -53,6 +60,8 @@ impl Default for StoreOptions {
             durability: Durability::Normal,
             max_value_bytes: 1024 * 1024,
             task_retention: Duration::from_secs(7 * 24 * 3600),
+            blob_max_bytes: 50 << 20,
+            blob_max_age: Duration::from_secs(30 * 24 * 3600),
         }
     }
 }
@@ -64,6 +73,7 @@ pub struct Store {
     pub kv: kv::Kv,
     pub queue: queue::Queue,
     pub cache: cache::Cache,
+    pub blobs: blobs::Blobs,
     options: StoreOptions,
     /// The database file.
     db_path: Arc<Path>,
@@ -84,7 +94,14 @@ impl Store {
         let db_path: Arc<Path> = Arc::from(data_dir.join(DB_FILE));
         let db = Arc::new(Db::open(&db_path, options.durability)?);
         let signal = task::QueueSignal::default();
+        let blobs = blobs::Blobs::open(data_dir, options.blob_max_bytes).map_err(|e| {
+            StorageError::Internal(format!(
+                "cannot open the blob folder in {}: {e}",
+                data_dir.display()
+            ))
+        })?;
         Ok(Store {
+            blobs,
             kv: kv::Kv::new(db.clone(), options.max_value_bytes, signal.clone()),
             queue: queue::Queue::new(db.clone(), signal, options.max_value_bytes),
             cache: cache::Cache::new(db.clone()),
@@ -120,11 +137,14 @@ impl Store {
             .await
     }
 
-    /// Purges expired KV entries and old succeeded tasks in the background until `shutdown`.
+    /// Purges expired KV entries and old succeeded tasks, and sweeps old blobs, in the
+    /// background until `shutdown`.
     pub fn spawn_maintenance(&self, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
         let store = self.clone();
         tokio::spawn(async move {
+            let mut round: u32 = 0;
             loop {
+                round = round.wrapping_add(1);
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
                     _ = tokio::time::sleep(MAINTENANCE_EVERY) => {}
@@ -140,6 +160,12 @@ impl Store {
                 let before = db::now_ms().saturating_sub(retention);
                 if let Err(e) = store.queue.purge_succeeded(before, PURGE_BATCH).await {
                     tracing::warn!(error = %e, "cannot purge old tasks");
+                }
+                if round % SWEEP_BLOBS_EVERY == 1 {
+                    let swept = store.blobs.sweep(store.options.blob_max_age).await;
+                    if swept > 0 {
+                        tracing::info!(swept, "old blobs removed");
+                    }
                 }
             }
         })

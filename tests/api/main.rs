@@ -6,6 +6,7 @@ mod access;
 mod attestation;
 mod common_layers;
 mod foundation;
+mod img;
 mod kv;
 mod limits;
 mod llm;

@@ -143,6 +143,10 @@ async fn run(server: &support::TestServer, example: &Example) -> Option<(u16, St
                 body = Some(stdin.clone());
             }
             "-G" => query_get = true,
+            // Where the body goes does not change the answer's status.
+            "-o" => {
+                args.next();
+            }
             "--data-urlencode" => query.push(args.next().cloned().expect("a pair")),
             other if other.starts_with("localhost:8000") => url = Some(other.to_owned()),
             other => panic!(

@@ -1,4 +1,5 @@
 //! `/api/ai/…`: services built on models and the web.
 
+pub mod img;
 pub mod llm;
 pub mod url2text;

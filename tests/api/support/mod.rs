@@ -2,6 +2,7 @@
 //! talk HTTP to it.
 #![allow(dead_code)]
 
+pub mod mock_img;
 pub mod mock_llm;
 
 use std::io::{BufRead, BufReader};

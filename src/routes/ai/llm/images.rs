@@ -12,6 +12,7 @@ use reqwest::Url;
 use super::plan::Ask;
 use super::providers::{Part, data_url};
 use crate::platform::error::AppError;
+use crate::platform::media_type;
 use crate::platform::outbound::{FETCH_HEADER, Outbound, OutboundError, classify, read_capped};
 
 /// Largest image, fetched or inline (what every provider takes).
@@ -21,21 +22,6 @@ const FETCH_TIMEOUT: Duration = Duration::from_secs(30);
 
 fn bad(message: String) -> AppError {
     AppError::bad_request(message).with_param("messages")
-}
-
-/// The image type of `bytes`, read from their first bytes.
-pub fn sniff(bytes: &[u8]) -> Option<&'static str> {
-    if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
-        Some("image/png")
-    } else if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
-        Some("image/jpeg")
-    } else if bytes.starts_with(b"GIF87a") || bytes.starts_with(b"GIF89a") {
-        Some("image/gif")
-    } else if bytes.len() >= 12 && &bytes[..4] == b"RIFF" && &bytes[8..12] == b"WEBP" {
-        Some("image/webp")
-    } else {
-        None
-    }
 }
 
 /// Turns every image of the request into a checked `data:` URL.
@@ -105,8 +91,8 @@ fn checked(bytes: &[u8]) -> Result<String, AppError> {
     if bytes.len() > MAX_IMAGE_BYTES {
         return Err(too_large());
     }
-    let media_type =
-        sniff(bytes).ok_or_else(|| bad("an image is not PNG, JPEG, GIF or WebP".into()))?;
+    let media_type = media_type::image(bytes)
+        .ok_or_else(|| bad("an image is not PNG, JPEG, GIF or WebP".into()))?;
     Ok(format!(
         "data:{media_type};base64,{}",
         STANDARD.encode(bytes)
@@ -118,12 +104,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn image_types_are_read_from_the_bytes() {
-        assert_eq!(sniff(b"\x89PNG\r\n\x1a\nrest"), Some("image/png"));
-        assert_eq!(sniff(&[0xFF, 0xD8, 0xFF, 0xE0]), Some("image/jpeg"));
-        assert_eq!(sniff(b"GIF89a.."), Some("image/gif"));
-        assert_eq!(sniff(b"RIFF\0\0\0\0WEBPVP8 "), Some("image/webp"));
-        assert_eq!(sniff(b"<svg"), None);
+    fn only_images_become_data_urls() {
         let url = checked(b"GIF89a..").expect("gif");
         assert!(url.starts_with("data:image/gif;base64,"));
         assert!(checked(b"%PDF").is_err());
