@@ -163,6 +163,86 @@ async fn tool_use_round_trips_over_another_provider() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prefill_is_continued_not_repeated() {
+    let mock = mock_llm::start_with(Script {
+        deltas: vec![" Hel".into(), "ios".into()],
+        ..Default::default()
+    })
+    .await;
+    let server = super::every_provider(&mock);
+    let ask = json!({"model": "claude-haiku-4-5", "max_tokens": 16, "messages": [
+        {"role": "user", "content": "Greek name for the Sun?"},
+        {"role": "assistant", "content": "The answer is"}]});
+    let body: Value = server
+        .post_json(PATH, &ask)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        body["content"],
+        json!([{"type": "text", "text": " Helios"}])
+    );
+    let mut streamed = ask.clone();
+    streamed["stream"] = json!(true);
+    let text = server
+        .post_json(PATH, &streamed)
+        .await
+        .text()
+        .await
+        .expect("text");
+    let joined: String = events(&text)
+        .iter()
+        .filter_map(|(_, d)| d.pointer("/delta/text").and_then(Value::as_str))
+        .collect();
+    assert_eq!(joined, " Helios");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tool_without_parameters_gets_an_empty_object() {
+    let mock = mock_llm::start_with(Script {
+        deltas: vec![],
+        tool_calls: vec![("get_time".into(), String::new())],
+        ..Default::default()
+    })
+    .await;
+    let server = super::every_provider(&mock);
+    let ask = json!({"model": "claude-haiku-4-5", "stream": true, "temperature": 0,
+                     "messages": [{"role": "user", "content": "Time?"}],
+                     "tools": [{"type": "function", "function": {"name": "get_time"}}]});
+    let text = server
+        .post_json("/api/ai/llm/v1/chat/completions", &ask)
+        .await
+        .text()
+        .await
+        .expect("text");
+    let arguments: String = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .filter_map(|c| {
+            c.pointer("/choices/0/delta/tool_calls/0/function/arguments")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        })
+        .collect();
+    assert_eq!(arguments, "{}", "{text}");
+    // And so it is kept: the cached whole answer says the same.
+    let mut whole = ask.clone();
+    whole["stream"] = json!(false);
+    let body: Value = server
+        .post_json("/api/ai/llm/v1/chat/completions", &whole)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        body["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"],
+        "{}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn errors_are_anthropic_shaped() {
     let mock = mock_llm::start().await;
     let server = super::every_provider(&mock);

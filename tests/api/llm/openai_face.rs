@@ -586,6 +586,34 @@ async fn a_strict_answer_off_its_schema_is_asked_again_once_then_refused() {
         assert!(message.contains("/value"), "{message}");
         assert_eq!(mock.calls() - calls, 2, "{model}: one more try");
     }
+    // Streamed, the answer is checked at its end: an error instead of the end, not cached.
+    let mut streamed = chat(
+        "gemini-2.5-flash",
+        json!({"response_format": {"type": "json_schema", "json_schema": schema}, "stream": true, "temperature": 0}),
+    );
+    for _ in 0..2 {
+        let response = server
+            .post_json("/api/ai/llm/v1/chat/completions", &streamed)
+            .await;
+        assert_eq!(response.headers()["x-cache"], "MISS", "never cached");
+        let text = response.text().await.expect("text");
+        assert!(text.contains("does not follow the schema"), "{text}");
+        assert!(!text.contains("[DONE]"), "{text}");
+    }
+    // A prefill cannot lead a JSON answer.
+    streamed["stream"] = json!(false);
+    streamed["messages"] =
+        json!([{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Sure:"}]);
+    let (status, error, _) = openai_error(
+        server
+            .post_json("/api/ai/llm/v1/chat/completions", &streamed)
+            .await,
+    )
+    .await;
+    assert_eq!(
+        (status, error["param"].as_str()),
+        (400, Some("response_format"))
+    );
     // Without strict the answer is the caller's to check.
     let mut loose = schema.clone();
     loose["strict"] = json!(false);

@@ -413,7 +413,7 @@ async fn anthropic(
             content.push(json!({"type": "text", "text": script.deltas.concat()}));
         }
         for (i, (name, arguments)) in script.tool_calls.iter().enumerate() {
-            let input: Value = serde_json::from_str(arguments).expect("scripted arguments");
+            let input: Value = serde_json::from_str(arguments).unwrap_or_else(|_| json!({}));
             content.push(json!({"type": "tool_use", "id": format!("toolu_{i}"), "name": name, "input": input}));
         }
         return axum::Json(json!({
@@ -501,7 +501,7 @@ async fn gemini(
         .tool_calls
         .iter()
         .map(|(name, arguments)| {
-            let args: Value = serde_json::from_str(arguments).expect("scripted arguments");
+            let args: Value = serde_json::from_str(arguments).unwrap_or_else(|_| json!({}));
             json!({"functionCall": {"name": name, "args": args}, "thoughtSignature": "c2ln"})
         })
         .collect();

@@ -89,9 +89,14 @@ pub async fn messages(
     let id = format!("msg_{}", uuid::Uuid::new_v4().simple());
     if !parsed.stream {
         let answer = gateway::complete(&llm, &plan).await?;
+        // Anthropic answers only the continuation of a prefill.
+        let text = answer
+            .text
+            .strip_prefix(&plan.prefill)
+            .unwrap_or(&answer.text);
         let mut content = Vec::new();
-        if !answer.text.is_empty() || answer.tool_calls.is_empty() {
-            content.push(json!({"type": "text", "text": answer.text}));
+        if !text.is_empty() {
+            content.push(json!({"type": "text", "text": text}));
         }
         for call in &answer.tool_calls {
             content.push(
@@ -119,7 +124,10 @@ pub async fn messages(
         }}),
     );
     let head = futures_util::stream::iter([start + &event("ping", &json!({"type": "ping"}))]);
-    let mut blocks = Blocks::default();
+    let mut blocks = Blocks {
+        prefill: plan.prefill.clone(),
+        ..Blocks::default()
+    };
     let body = streamed
         .events
         .map(move |e| blocks.write(e))
@@ -149,6 +157,9 @@ struct Blocks {
     /// The index the next block gets.
     next: usize,
     open: Option<Open>,
+    /// What is left of the prefill to hold back (the gateway's stream starts with it;
+    /// Anthropic answers only the continuation).
+    prefill: String,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -183,7 +194,21 @@ impl Blocks {
     /// The SSE text for one gateway event.
     fn write(&mut self, e: Event) -> String {
         match e {
-            Event::Delta(text) => {
+            Event::Delta(mut text) => {
+                if !self.prefill.is_empty() {
+                    let same: usize = self
+                        .prefill
+                        .chars()
+                        .zip(text.chars())
+                        .take_while(|(a, b)| a == b)
+                        .map(|(a, _)| a.len_utf8())
+                        .sum();
+                    self.prefill.drain(..same);
+                    text.drain(..same);
+                    if text.is_empty() {
+                        return String::new();
+                    }
+                }
                 let mut out = String::new();
                 if self.open != Some(Open::Text) {
                     out = self.start(Open::Text, json!({"type": "text", "text": ""}));

@@ -177,9 +177,9 @@ pub fn parse(body: Value, cache_header: Option<bool>) -> Result<MessagesAsk, App
     })
 }
 
-/// The text of a list of text blocks.
+/// The text of a list of text blocks, as paragraphs.
 fn text_blocks(blocks: &[Value], place: &str) -> Result<String, AppError> {
-    blocks
+    let texts = blocks
         .iter()
         .map(
             |block| match (block["type"].as_str(), block["text"].as_str()) {
@@ -190,7 +190,8 @@ fn text_blocks(blocks: &[Value], place: &str) -> Result<String, AppError> {
                 ))),
             },
         )
-        .collect()
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(texts.join("\n\n"))
 }
 
 /// One message: its content a string or blocks (`text`, `image`, `tool_use`, `tool_result`).
@@ -291,6 +292,22 @@ fn tools(list: Option<&Value>, choice: Option<&Value>) -> Result<Tools, AppError
         let name = tool["name"]
             .as_str()
             .ok_or_else(|| unprocessable("a tool needs a name"))?;
+        let known = [
+            "type",
+            "name",
+            "description",
+            "input_schema",
+            "cache_control",
+        ];
+        if let Some(other) = tool
+            .as_object()
+            .and_then(|t| t.keys().find(|k| !known.contains(&k.as_str())))
+        {
+            return Err(bad(format!(
+                "tool {name:?}: {other} is not supported; remove it"
+            ))
+            .with_param("tools"));
+        }
         if !tool["input_schema"].is_object() {
             return Err(unprocessable(format!(
                 "tool {name:?} needs an input_schema object"

@@ -135,8 +135,27 @@ pub async fn complete(llm: &Llm, plan: &Plan) -> Result<Answer, AppError> {
             cut_at_stop(&mut text, &plan.stop);
         }
         let text = format!("{}{text}", plan.prefill);
-        if let Some(why) = plan.strict.as_ref().and_then(|s| s.violation(&text)) {
+        // Tool calls and refusals carry no JSON answer to check.
+        let checked = response.tool_calls.is_empty()
+            && !response
+                .finish_reason
+                .as_deref()
+                .is_some_and(|r| r.starts_with("content_filter"));
+        let violation = plan
+            .strict
+            .as_ref()
+            .filter(|_| checked)
+            .and_then(|s| s.violation(&text));
+        if let Some(why) = violation {
             tracing::warn!(model = %attempt.model.id, %why, "answer does not follow the schema");
+            log_answer(
+                &llm.metrics,
+                Some(&attempt.provider.name),
+                &plan.model,
+                &attempt.model.id,
+                response.usage,
+                &clock,
+            );
             if !retried {
                 retried = true;
                 continue;

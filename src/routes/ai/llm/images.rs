@@ -24,8 +24,22 @@ fn bad(message: String) -> AppError {
     AppError::bad_request(message).with_param("messages")
 }
 
+/// Most images in one request.
+const MAX_IMAGES: usize = 20;
+
 /// Turns every image of the request into a checked `data:` URL.
 pub async fn inline(outbound: &Outbound, ask: &mut Ask) -> Result<(), AppError> {
+    let count = ask
+        .messages
+        .iter()
+        .flat_map(|m| &m.parts)
+        .filter(|p| matches!(p, Part::Image(_)))
+        .count();
+    if count > MAX_IMAGES {
+        return Err(bad(format!(
+            "at most {MAX_IMAGES} images a request, not {count}"
+        )));
+    }
     for message in &mut ask.messages {
         for part in &mut message.parts {
             if let Part::Image(url) = part {

@@ -95,6 +95,14 @@ pub fn response(streams: Vec<Streamed>, id: String, created: u64, include_usage:
             out
         }
     });
+    // After one choice broke, the others are not worth paying for: the body ends there.
+    let body = body.scan(false, |broken, text| {
+        let next = (!*broken).then(|| {
+            *broken = text.starts_with("data: {\"error\"");
+            text
+        });
+        std::future::ready(next)
+    });
     let body = futures_util::stream::iter([head])
         .chain(body)
         .map(|text| Ok::<_, Infallible>(Bytes::from(text)));

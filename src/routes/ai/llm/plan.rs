@@ -285,6 +285,12 @@ pub fn plan(registry: &Registry, ask: &Ask) -> Result<Plan, AppError> {
         Some(last) if last.role == Role::Assistant && last.is_text() => last.joined_text(),
         _ => String::new(),
     };
+    if !prefill.is_empty() && ask.response_format != ResponseFormat::Text {
+        return Err(AppError::bad_request(
+            "a JSON answer cannot continue a prefill (a trailing assistant message); remove one of them",
+        )
+        .with_param("response_format"));
+    }
 
     let attempts = chain
         .into_iter()

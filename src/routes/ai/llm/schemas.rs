@@ -320,8 +320,12 @@ fn messages(list: Vec<ChatMessage>) -> Result<Vec<AskMessage>, AppError> {
                                 call.kind
                             )));
                         }
-                        let arguments = &call.function.arguments;
-                        if !serde_json::from_str::<Value>(arguments).is_ok_and(|v| v.is_object()) {
+                        // No arguments at all is a function without parameters.
+                        let arguments = match call.function.arguments.trim() {
+                            "" => "{}".to_owned(),
+                            _ => call.function.arguments.clone(),
+                        };
+                        if !serde_json::from_str::<Value>(&arguments).is_ok_and(|v| v.is_object()) {
                             return Err(bad(format!(
                                 "the arguments of tool call {:?} are not a JSON object",
                                 call.id
@@ -330,7 +334,7 @@ fn messages(list: Vec<ChatMessage>) -> Result<Vec<AskMessage>, AppError> {
                         parts.push(Part::ToolCall(ToolCall {
                             id: call.id,
                             name: call.function.name,
-                            arguments: call.function.arguments,
+                            arguments,
                         }));
                     }
                     AskMessage {
@@ -594,9 +598,9 @@ pub struct ChatCompletionRequest {
     /// `metadata.user_id`; refused for Gemini models, which have no such field).
     #[serde(default)]
     pub user: Option<String>,
-    /// `{"type": "text"}`, `{"type": "json_object"}` (OpenAI-compatible and Gemini models)
-    /// or `{"type": "json_schema", "json_schema": {"name", "schema", "strict"?}}`
-    /// (OpenAI-compatible models); refused by name for the others.
+    /// `{"type": "text"}`, `{"type": "json_object"}` or `{"type": "json_schema",
+    /// "json_schema": {"name", "schema", "strict"?}}`: native for OpenAI(-compatible) and
+    /// Gemini models, a forced tool for Anthropic ones; with `strict`, answers are checked.
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub response_format: Option<Value>,

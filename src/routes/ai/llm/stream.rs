@@ -15,7 +15,7 @@ use futures_util::{Stream, StreamExt};
 use super::cache::{AnswerCache, CachedAnswer};
 use super::gateway::{Event, Streamed, ToolDelta, cache_hit};
 use super::metrics::LlmMetrics;
-use super::plan::Plan;
+use super::plan::{Plan, StrictSchema};
 use super::providers::http::{read_answer, send, transport};
 use super::providers::{self, ProviderError, StreamPart, ToolCall, Usage};
 use super::retry::with_retries;
@@ -23,6 +23,13 @@ use super::sse::SseDecoder;
 use super::state::Llm;
 use super::timing::{Clock, log_answer};
 use crate::platform::error::AppError;
+
+/// A tool call seen in a stream: how the provider tells its pieces apart.
+struct CallSeen {
+    key: Option<u64>,
+    id: Option<String>,
+    has_arguments: bool,
+}
 
 /// An upstream SSE response read as text deltas and tool-call pieces.
 struct Upstream {
@@ -33,9 +40,9 @@ struct Upstream {
     ended: bool,
     usage: Usage,
     finish_reason: Option<String>,
-    /// The provider's key of each tool call so far, in order: a call's position is its
-    /// index in the stream we send.
-    tool_keys: Vec<Option<u64>>,
+    /// The tool calls so far, in order: a call's position is its index in the stream we
+    /// send.
+    calls: Vec<CallSeen>,
     /// See `Attempt::json_tool`: tool-call pieces are the answer's text.
     json_tool: bool,
 }
@@ -68,7 +75,7 @@ impl Upstream {
             ended: false,
             usage: Usage::default(),
             finish_reason: None,
-            tool_keys: Vec::new(),
+            calls: Vec::new(),
             json_tool,
         }
     }
@@ -107,6 +114,49 @@ impl Upstream {
         )
     }
 
+    /// Which call a piece belongs to (and whether it starts one). Providers differ: most
+    /// number calls by `index`, Gemini sends each whole without one, some servers reuse
+    /// index 0 for every call (a new id under a known index is a new call) or leave the
+    /// index out of the pieces after the first (those continue the last call).
+    fn place(&mut self, key: Option<u64>, id: Option<&str>, name: Option<&str>) -> (usize, bool) {
+        let known = match key {
+            Some(k) => self
+                .calls
+                .iter()
+                .rposition(|c| c.key == Some(k))
+                .filter(|&at| {
+                    let seen = self.calls[at].id.as_deref();
+                    id.is_none() || seen.is_none() || seen == id
+                }),
+            None if id.is_none() && name.is_none() => self.calls.len().checked_sub(1),
+            None => None,
+        };
+        match known {
+            Some(at) => (at, false),
+            None => {
+                self.calls.push(CallSeen {
+                    key,
+                    id: id.map(str::to_owned),
+                    has_arguments: false,
+                });
+                (self.calls.len() - 1, true)
+            }
+        }
+    }
+
+    /// A call that got no argument bytes gets `{}` (a function without parameters), so
+    /// every call's arguments are a JSON object.
+    fn close_calls(&mut self) -> Option<Event> {
+        let index = self.calls.iter().position(|c| !c.has_arguments)?;
+        self.calls[index].has_arguments = true;
+        Some(Event::ToolCall(ToolDelta {
+            index,
+            id: None,
+            name: None,
+            arguments: "{}".into(),
+        }))
+    }
+
     /// The next text delta or tool-call piece; `None` at the end of the answer.
     async fn next_event(&mut self) -> Result<Option<Event>, ProviderError> {
         loop {
@@ -124,12 +174,12 @@ impl Upstream {
                         name,
                         arguments,
                     } => {
-                        let known =
-                            key.and_then(|k| self.tool_keys.iter().position(|&x| x == Some(k)));
-                        let index = known.unwrap_or_else(|| {
-                            self.tool_keys.push(key);
-                            self.tool_keys.len() - 1
-                        });
+                        let (index, new) = self.place(key, id.as_deref(), name.as_deref());
+                        if !arguments.is_empty() {
+                            self.calls[index].has_arguments = true;
+                        }
+                        // A call's id and name go out once, on its first piece.
+                        let (id, name) = if new { (id, name) } else { (None, None) };
                         return Ok(Some(Event::ToolCall(ToolDelta {
                             index,
                             id,
@@ -144,7 +194,7 @@ impl Upstream {
                     StreamPart::Finish(reason) => {
                         let reason = match reason.as_str() {
                             "tool_calls" if self.json_tool => "stop".to_owned(),
-                            "stop" if !self.tool_keys.is_empty() => "tool_calls".to_owned(),
+                            "stop" if !self.calls.is_empty() => "tool_calls".to_owned(),
                             _ => reason,
                         };
                         self.finish_reason = Some(reason);
@@ -157,6 +207,11 @@ impl Upstream {
                 continue;
             }
             if self.ended {
+                if !self.json_tool
+                    && let Some(event) = self.close_calls()
+                {
+                    return Ok(Some(event));
+                }
                 return Ok(None);
             }
             let events = match self.body.next().await {
@@ -264,6 +319,7 @@ pub async fn stream(llm: &Llm, plan: &Plan) -> Result<Streamed, AppError> {
         head,
         finish: Some(finish),
         deadline,
+        strict: plan.strict.clone(),
     };
     let events = futures_util::stream::unfold(run, |mut run| async move {
         let finish = run.finish.as_mut()?;
@@ -279,6 +335,16 @@ pub async fn stream(llm: &Llm, plan: &Plan) -> Result<Streamed, AppError> {
             }
             Ok(Ok(None)) => {
                 let finish = run.finish.take()?;
+                // Already sent: an answer off its strict schema can only end in an error
+                // (and is not cached).
+                if let Some(why) = run.strict.as_ref().and_then(|s| finish.violation(s)) {
+                    tracing::warn!(%why, "streamed answer does not follow the schema");
+                    let message = format!(
+                        "{} answered JSON that does not follow the schema: {why}",
+                        run.label
+                    );
+                    return Some((Event::Error(message), run));
+                }
                 let event = Event::End {
                     usage: run.upstream.usage,
                     finish_reason: run.upstream.finish_reason.clone(),
@@ -315,6 +381,7 @@ struct Run {
     /// `None` once the stream is over.
     finish: Option<Finisher>,
     deadline: tokio::time::Instant,
+    strict: Option<StrictSchema>,
 }
 
 /// What happens when a stream completes: log, then cache.
@@ -332,6 +399,15 @@ struct Finisher {
 }
 
 impl Finisher {
+    /// Why the text streamed does not follow `strict`, if it does not (an answer of tool
+    /// calls or a refusal has no JSON to check).
+    fn violation(&self, strict: &StrictSchema) -> Option<String> {
+        if !self.tool_calls.is_empty() {
+            return None;
+        }
+        strict.violation(&self.deltas.concat())
+    }
+
     /// Keeps what the answer said so far, for the cache.
     fn record(&mut self, event: &Event) {
         match event {
@@ -379,5 +455,82 @@ impl Finisher {
             };
             self.cache.put_later(key.clone(), entry);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn piece(
+        key: Option<u64>,
+        id: Option<&str>,
+        name: Option<&str>,
+        arguments: &str,
+    ) -> StreamPart {
+        StreamPart::ToolCall {
+            key,
+            id: id.map(str::to_owned),
+            name: name.map(str::to_owned),
+            arguments: arguments.to_owned(),
+        }
+    }
+
+    /// The calls a stream of pieces makes, joined as a client joins them.
+    async fn calls(parts: Vec<StreamPart>) -> Vec<(String, String, String)> {
+        let mut upstream = Upstream::from_parts(
+            Box::pin(futures_util::stream::empty()),
+            providers::for_kind(crate::routes::ai::llm::models::Kind::Openai),
+            parts.into_iter().chain([StreamPart::Done]).collect(),
+            false,
+        );
+        let mut calls: Vec<(String, String, String)> = Vec::new();
+        while let Some(event) = upstream.next_event().await.expect("event") {
+            let Event::ToolCall(piece) = event else {
+                continue;
+            };
+            if piece.index == calls.len() {
+                calls.push(Default::default());
+            }
+            let call = &mut calls[piece.index];
+            call.0.push_str(piece.id.as_deref().unwrap_or(""));
+            call.1.push_str(piece.name.as_deref().unwrap_or(""));
+            call.2.push_str(&piece.arguments);
+        }
+        calls
+    }
+
+    #[tokio::test]
+    async fn pieces_of_tool_calls_are_told_apart_however_providers_number_them() {
+        let call =
+            |id: &str, name: &str, args: &str| (id.to_owned(), name.to_owned(), args.to_owned());
+        // OpenAI: an index per call; vLLM repeats the id on every piece.
+        let openai = calls(vec![
+            piece(Some(0), Some("a"), Some("f"), ""),
+            piece(Some(0), Some("a"), None, "{\"x\":"),
+            piece(Some(1), Some("b"), Some("g"), "{}"),
+            piece(Some(0), None, None, "1}"),
+        ])
+        .await;
+        assert_eq!(openai, [call("a", "f", "{\"x\":1}"), call("b", "g", "{}")]);
+        // Ollama: index 0 for every call.
+        let reused = calls(vec![
+            piece(Some(0), Some("a"), Some("f"), "{\"city\":\"A\"}"),
+            piece(Some(0), Some("b"), Some("f"), "{\"city\":\"B\"}"),
+        ])
+        .await;
+        assert_eq!(reused.len(), 2);
+        // No index at all: whole calls (Gemini), and continuations without id or name.
+        let keyless = calls(vec![
+            piece(None, Some("a"), Some("f"), "{\"x\""),
+            piece(None, None, None, ":2}"),
+            piece(None, Some("b"), Some("g"), ""),
+        ])
+        .await;
+        assert_eq!(
+            keyless,
+            [call("a", "f", "{\"x\":2}"), call("b", "g", "{}")],
+            "a call without arguments gets {{}}"
+        );
     }
 }

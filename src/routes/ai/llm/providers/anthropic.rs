@@ -5,7 +5,7 @@ use serde_json::{Map, Value, json};
 
 use super::{
     ChatRequest, ChatResponse, JSON_TOOL, Message, Part, Provider, ProviderError, ResponseFormat,
-    Role, StreamPart, ToolCall, ToolChoice, Usage, data_url, json,
+    Role, StreamPart, ToolCall, ToolChoice, Usage, data_url, json, plain_call_id,
 };
 use crate::routes::ai::llm::models::ProviderConfig;
 use crate::routes::ai::llm::sse::SseEvent;
@@ -96,12 +96,27 @@ fn message(m: &Message) -> Value {
                 );
             }
             Part::ToolResult(result) => results.push(json!({
-                "type": "tool_result", "tool_use_id": result.call_id, "content": result.content,
+                "type": "tool_result", "tool_use_id": tool_id(&result.call_id), "content": result.content,
             })),
         }
     }
     results.extend(blocks);
     json!({"role": role, "content": results})
+}
+
+/// A call id as Anthropic takes it (`^[a-zA-Z0-9_-]+$`): without a riding signature, other
+/// characters made `_` — the same for a call and its result.
+fn tool_id(id: &str) -> String {
+    plain_call_id(id)
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 /// The caller's tools, or the tool a JSON answer is forced through.
@@ -290,6 +305,20 @@ impl Provider for Anthropic {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn call_ids_are_made_ones_anthropic_takes() {
+        assert_eq!(tool_id("call_abc-1"), "call_abc-1");
+        assert_eq!(
+            tool_id("functions.get_weather:0"),
+            "functions_get_weather_0"
+        );
+        assert_eq!(
+            tool_id("call_9__ts_c2ln"),
+            "call_9",
+            "a Gemini signature stays behind"
+        );
+    }
 
     #[test]
     fn text_blocks_are_joined_and_other_blocks_skipped() {

@@ -3,9 +3,12 @@
 
 use serde_json::{Map, Value, json};
 
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+
 use super::{
     ChatRequest, ChatResponse, Message, Part, Provider, ProviderError, ResponseFormat, Role,
-    StreamPart, ToolCall, ToolChoice, Tools, Usage, data_url, json,
+    SIGNATURE_MARK, StreamPart, ToolCall, ToolChoice, Tools, Usage, data_url, json,
 };
 use crate::routes::ai::llm::models::ProviderConfig;
 use crate::routes::ai::llm::sse::SseEvent;
@@ -73,10 +76,6 @@ pub fn body(chat: &ChatRequest) -> Value {
     Value::Object(body)
 }
 
-/// Separates a Gemini thought signature from the call id it travels in (Gemini 3 wants it
-/// back with the call; OpenAI's wire has no other place for it).
-const SIGNATURE_SEPARATOR: char = '.';
-
 /// One turn as a `Content`: text, `inlineData`, `functionCall`, `functionResponse` parts.
 fn content(m: &Message) -> Value {
     let role = match m.role {
@@ -98,8 +97,12 @@ fn content(m: &Message) -> Value {
                 let args: Value =
                     serde_json::from_str(&call.arguments).unwrap_or_else(|_| json!({}));
                 let mut part = json!({"functionCall": {"name": call.name, "args": args}});
-                if let Some((_, signature)) = call.id.split_once(SIGNATURE_SEPARATOR) {
-                    part["thoughtSignature"] = json!(signature);
+                if let Some(signature) = call
+                    .id
+                    .split_once(SIGNATURE_MARK)
+                    .and_then(|(_, s)| URL_SAFE_NO_PAD.decode(s).ok())
+                {
+                    part["thoughtSignature"] = json!(STANDARD.encode(signature));
                 }
                 part
             }
@@ -160,8 +163,12 @@ fn tool_call(part: &Value) -> Option<ToolCall> {
         .as_str()
         .map(str::to_owned)
         .unwrap_or_else(|| format!("call_{}", uuid::Uuid::new_v4().simple()));
-    if let Some(signature) = part["thoughtSignature"].as_str() {
-        id = format!("{id}{SIGNATURE_SEPARATOR}{signature}");
+    // Carried as URL-safe base64, so the id stays letters, digits, `-` and `_`.
+    if let Some(signature) = part["thoughtSignature"]
+        .as_str()
+        .and_then(|s| STANDARD.decode(s).ok())
+    {
+        id = format!("{id}{SIGNATURE_MARK}{}", URL_SAFE_NO_PAD.encode(signature));
     }
     Some(ToolCall {
         id,

@@ -112,6 +112,15 @@ pub struct Tools {
 /// goes through a forced tool call (Anthropic); its calls are read back as the answer text.
 pub const JSON_TOOL: &str = "json_answer";
 
+/// Marks where a Gemini thought signature rides inside a tool call id we made (OpenAI's wire
+/// has no other place for it, and Gemini 3 wants it back with the call).
+pub const SIGNATURE_MARK: &str = "__ts_";
+
+/// A call id without a signature riding in it: what other providers are sent.
+pub fn plain_call_id(id: &str) -> &str {
+    id.split_once(SIGNATURE_MARK).map_or(id, |(plain, _)| plain)
+}
+
 /// The media type and base64 data of a `data:` URL.
 pub fn data_url(url: &str) -> Option<(&str, &str)> {
     let rest = url.strip_prefix("data:")?;

@@ -5,7 +5,7 @@ use serde_json::{Map, Value, json};
 
 use super::{
     ChatRequest, ChatResponse, Message, Part, Provider, ProviderError, ResponseFormat, Role,
-    StreamPart, ToolCall, ToolChoice, Tools, Usage, json, text_of,
+    StreamPart, ToolCall, ToolChoice, Tools, Usage, json, plain_call_id, text_of,
 };
 use crate::routes::ai::llm::models::ProviderConfig;
 use crate::routes::ai::llm::sse::SseEvent;
@@ -86,7 +86,7 @@ fn push_message(messages: &mut Vec<Value>, m: &Message) {
             .iter()
             .filter_map(|p| match p {
                 Part::ToolCall(call) => Some(json!({
-                    "id": call.id, "type": "function",
+                    "id": plain_call_id(&call.id), "type": "function",
                     "function": {"name": call.name, "arguments": call.arguments},
                 })),
                 _ => None,
@@ -107,7 +107,7 @@ fn push_message(messages: &mut Vec<Value>, m: &Message) {
     for part in &m.parts {
         match part {
             Part::ToolResult(result) => messages.push(json!({
-                "role": "tool", "tool_call_id": result.call_id, "content": result.content,
+                "role": "tool", "tool_call_id": plain_call_id(&result.call_id), "content": result.content,
             })),
             Part::Text(text) => content.push(json!({"type": "text", "text": text})),
             Part::Image(url) => {
@@ -197,6 +197,19 @@ impl Provider for OpenAi {
         let choice = value
             .pointer("/choices/0")
             .ok_or_else(|| ProviderError::Protocol("chat.completion without choices".into()))?;
+        // A refusal (structured outputs) is the answer's text, ended as filtered.
+        if let Some(refusal) = choice
+            .pointer("/message/refusal")
+            .and_then(Value::as_str)
+            .filter(|r| !r.is_empty())
+        {
+            return Ok(ChatResponse {
+                text: refusal.to_owned(),
+                tool_calls: Vec::new(),
+                usage: usage(value.get("usage")).unwrap_or_default(),
+                finish_reason: Some("content_filter".into()),
+            });
+        }
         Ok(ChatResponse {
             text: text_of(choice.pointer("/message/content")),
             tool_calls: tool_calls(&choice["message"]),
