@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod error;
 pub mod extract;
+pub mod fal_queue;
 pub mod fallback;
 pub mod hash;
 pub mod hex;
