@@ -57,6 +57,7 @@ pub fn build(state: AppState, request_lines: RequestLineSink) -> Result<App, Sta
         .merge(routes::queue::router(&state))
         .merge(routes::ai::url2text::router(&state))
         .merge(routes::ai::img::router(&state))
+        .merge(routes::ai::transcribe::router(&state))
         .merge(llm)
         .merge(attestation)
         .merge(routes::metrics::router(&state))

@@ -483,6 +483,26 @@ settings! {
         accepts: "a whole number of seconds from 1 to 3600",
         parse: seconds(1, 3600),
     }
+    /// The speech model used when a request names none: `fal-ai/<model>` or
+    /// `openai/<model>` (e.g. `openai/whisper-1`, or a local whisper server's model at
+    /// `OPENAI_BASE_URL`).
+    transcribe_model: String {
+        env: "TOOLSHED_TRANSCRIBE_MODEL", default: "fal-ai/wizper",
+        accepts: "fal-ai/<model> or openai/<model>",
+        parse: |s| (s.starts_with("fal-ai/") || s.starts_with("openai/")).then(|| s.to_owned()),
+    }
+    /// Largest audio file taken for transcription.
+    transcribe_max_bytes: usize {
+        env: "TOOLSHED_TRANSCRIBE_MAX_BYTES", default: "26214400",
+        accepts: "a whole number of bytes from 1024 to 1073741824",
+        parse: bytes(1024, 1 << 30),
+    }
+    /// How long one transcription may take.
+    transcribe_timeout_s: Duration {
+        env: "TOOLSHED_TRANSCRIBE_TIMEOUT_S", default: "300",
+        accepts: "a whole number of seconds from 1 to 3600",
+        parse: seconds(1, 3600),
+    }
     /// How long url2text waits for a page.
     url2text_timeout_s: Duration {
         env: "TOOLSHED_URL2TEXT_TIMEOUT_S", default: "15",

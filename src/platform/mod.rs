@@ -11,6 +11,7 @@ pub mod log_format;
 pub mod log_writer;
 pub mod media_type;
 pub mod metrics;
+pub mod openai_error;
 pub mod openapi;
 pub mod outbound;
 pub mod rate_limit;

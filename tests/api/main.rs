@@ -17,4 +17,5 @@ mod queue;
 mod readme;
 mod signing;
 mod support;
+mod transcribe;
 mod url2text;

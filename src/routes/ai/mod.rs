@@ -2,4 +2,5 @@
 
 pub mod img;
 pub mod llm;
+pub mod transcribe;
 pub mod url2text;

@@ -4,6 +4,7 @@
 
 pub mod mock_img;
 pub mod mock_llm;
+pub mod mock_speech;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

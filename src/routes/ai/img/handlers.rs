@@ -109,6 +109,7 @@ async fn make(img: &Img, request: ImageRequest, headers: &HeaderMap) -> Result<R
 #[utoipa::path(
     get,
     path = "/api/ai/img",
+    operation_id = "img_get_image",
     tag = "ai",
     params(ImageRequest),
     responses(
@@ -138,6 +139,7 @@ pub async fn get_image(
 #[utoipa::path(
     post,
     path = "/api/ai/img",
+    operation_id = "img_post_image",
     tag = "ai",
     request_body = ImageRequest,
     responses(
@@ -166,6 +168,7 @@ pub async fn post_image(
 #[utoipa::path(
     get,
     path = "/api/ai/img/files/{id}",
+    operation_id = "img_file",
     tag = "ai",
     params(("id" = String, Path, description = "64 lowercase hex digits")),
     responses(
@@ -198,6 +201,7 @@ pub async fn file(
 #[utoipa::path(
     post,
     path = "/api/ai/img/jobs",
+    operation_id = "img_create_job",
     tag = "ai",
     request_body = ImageRequest,
     responses(
@@ -244,6 +248,7 @@ pub async fn create_job(
 #[utoipa::path(
     get,
     path = "/api/ai/img/jobs/{id}",
+    operation_id = "img_job",
     tag = "ai",
     params(("id" = i64, Path, description = "The job's id")),
     responses(

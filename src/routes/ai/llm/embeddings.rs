@@ -15,13 +15,13 @@ use utoipa::ToSchema;
 
 use super::handlers::answer_headers;
 use super::models::{Kind, Model, ProviderConfig};
-use super::openai_error::{OpenAiError, OpenAiErrorBody};
 use super::providers::http::{read_answer, send};
 use super::retry::upstream_error;
 use super::state::Llm;
 use crate::platform::error::AppError;
 use crate::platform::extract::AppJson;
 use crate::platform::hash::cache_key;
+use crate::platform::openai_error::{OpenAiError, OpenAiErrorBody};
 use crate::storage::cache::CacheEntry;
 
 /// Most texts in one request (OpenAI's own limit is 2048).

@@ -18,7 +18,6 @@ mod images;
 mod metrics;
 mod models;
 mod openai_compat;
-mod openai_error;
 mod openai_params;
 mod openai_stream;
 mod plan;

@@ -13,7 +13,6 @@ use serde_json::{Value, json};
 use super::gateway;
 use super::handlers::{answer_headers, cache_header};
 use super::images;
-use super::openai_error::{OpenAiError, OpenAiErrorBody};
 use super::openai_params;
 use super::openai_stream::{self, usage_json};
 use super::plan;
@@ -22,6 +21,7 @@ use super::schemas::{ChatCompletion, ChatCompletionRequest, OpenAiModelList, too
 use super::state::Llm;
 use crate::platform::error::AppError;
 use crate::platform::extract::{AppJson, AppPath};
+use crate::platform::openai_error::{OpenAiError, OpenAiErrorBody};
 
 fn now_s() -> u64 {
     SystemTime::now()

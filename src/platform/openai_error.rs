@@ -1,8 +1,8 @@
-//! Errors on the OpenAI-compatible face as OpenAI's API writes them,
-//! `{"error": {"message", "type", "param", "code"}}`, so the SDKs show the message and retry
-//! only what is worth retrying: an unknown model is 404 `model_not_found`, a provider's rate
-//! limit 429 with `Retry-After`, and what the gateway already retried (502, 504) carries
-//! `x-should-retry: false`. The native face keeps `{"error", "code"}`.
+//! Errors on the OpenAI-compatible routes (the LLM gateway's, speech's) as OpenAI's API writes
+//! them, `{"error": {"message", "type", "param", "code"}}`, so the SDKs show the message and
+//! retry only what is worth retrying: an unknown model is 404 `model_not_found`, a provider's
+//! rate limit 429 with `Retry-After`, and what a service already retried (502, 504) carries
+//! `x-should-retry: false`. Native routes keep `{"error", "code"}`.
 
 use axum::Json;
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
