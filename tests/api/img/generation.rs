@@ -278,3 +278,62 @@ async fn provider_failures_are_clear_errors() {
         "{body}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openai_images_route_answers_a_url_or_base64() {
+    use base64::Engine;
+    let mock = mock_img::start().await;
+    let server = server(&mock, None, &[]);
+    let path = "/api/ai/llm/v1/images/generations";
+    let body: Value = server
+        .post_json(path, &json!({"prompt": "a heron", "size": "1024x768"}))
+        .await
+        .json()
+        .await
+        .expect("json");
+    let url = body["data"][0]["url"].as_str().expect("url");
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    let bytes = client()
+        .get(url)
+        .send()
+        .await
+        .expect("send")
+        .bytes()
+        .await
+        .expect("bytes");
+    assert_eq!(bytes.as_ref(), PNG);
+    assert_eq!(
+        mock.last().0,
+        "/fal-ai/flux/schnell",
+        "the instance's default model"
+    );
+    let body: Value = server
+        .post_json(
+            path,
+            &json!({"prompt": "a heron", "model": "gpt-image-1", "response_format": "b64_json", "n": 1}),
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(body["data"][0]["b64_json"].as_str().expect("b64"))
+        .expect("base64");
+    assert_eq!(decoded, PNG);
+    assert_eq!(mock.last().2["model"], "gpt-image-1");
+    for (extra, param) in [
+        (json!({"n": 2}), "n"),
+        (json!({"style": "vivid"}), "style"),
+        (json!({"quality": "hd"}), "quality"),
+        (json!({"size": "big"}), "size"),
+    ] {
+        let mut ask = json!({"prompt": "x"});
+        for (k, v) in extra.as_object().expect("object") {
+            ask[k] = v.clone();
+        }
+        let response = server.post_json(path, &ask).await;
+        assert_eq!(response.status(), 400, "{ask}");
+        let error: Value = response.json().await.expect("json");
+        assert_eq!(error["error"]["param"], param, "{error}");
+    }
+}

@@ -8,6 +8,7 @@
 
 mod generate;
 mod handlers;
+mod openai_face;
 mod params;
 mod providers;
 mod schemas;
@@ -25,6 +26,7 @@ pub fn router(app: &AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(handlers::file))
         .routes(routes!(handlers::create_job))
         .routes(routes!(handlers::job))
+        .routes(routes!(openai_face::generations))
         .layer(RouteBodyLimit(app.config.body_limit_bytes))
         .with_state(state::Img::new(app))
 }
