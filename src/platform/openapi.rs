@@ -25,6 +25,16 @@ use crate::platform::state::AppState;
 )]
 pub struct ApiDoc;
 
+/// Raw bytes as a request or response body (an image, audio, a KV value): a binary string in
+/// the document, where `Vec<u8>` would read as an array of numbers.
+#[derive(utoipa::ToSchema)]
+#[schema(value_type = String, format = Binary)]
+#[expect(
+    dead_code,
+    reason = "describes a body in the OpenAPI document; never built"
+)]
+pub struct Binary(Vec<u8>);
+
 /// RapiDoc's standalone bundle (npm `rapidoc`, MIT; see assets/reference/).
 const RAPIDOC_JS: &[u8] = include_bytes!("../../assets/reference/rapidoc-min.js");
 

@@ -10,6 +10,7 @@ use super::schemas::{
 };
 use crate::platform::error::{AppError, ErrorBody};
 use crate::platform::extract::{AppBytes, AppJson, AppQuery, Caller, is_json, parse_json};
+use crate::platform::openapi::Binary;
 use crate::platform::state::AppState;
 use crate::storage::entry::{KvValue, format_versionstamp, parse_versionstamp};
 use crate::storage::key::Key;
@@ -68,7 +69,7 @@ pub async fn get_entry(
     ),
     request_body(content(
         (PutEntry = "application/json"),
-        (Vec<u8> = "application/octet-stream"),
+        (Binary = "application/octet-stream"),
     )),
     responses(
         (status = 200, description = "Stored", body = Versionstamp),

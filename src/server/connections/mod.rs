@@ -102,7 +102,14 @@ pub async fn serve(listener: TcpListener, app: App, limits: Limits, shutdown: Ca
         };
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok((stream, _)) => {
+                    // A streamed body (a file, SSE) is written in pieces: without this, a small
+                    // last piece waits for the client's delayed ACK (~40 ms).
+                    if let Err(e) = stream.set_nodelay(true) {
+                        tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+                    }
+                    stream
+                }
                 Err(e) => {
                     // Out of descriptors, or a connection reset before it was accepted: wait
                     // a moment rather than spin.

@@ -20,8 +20,9 @@ async fn sigkill_mid_run_loses_no_task() {
     let env = [("TOOLSHED_QUEUE_CONCURRENCY", "4")];
     let mut server = spawn_in(dir.path(), &env);
     let http = client();
-    // Due from one second after enqueueing, spread over three: however long enqueueing
-    // takes on a loaded machine, the kill below lands while tasks are running and waiting.
+    // Due from three seconds after enqueueing, spread over five: however long enqueueing
+    // takes on a loaded machine (over 4 s was seen), the kill below lands while tasks are
+    // running and waiting.
     let mut handles = Vec::new();
     for i in 0..TASKS {
         let url = server.url("/api/queue/tasks");
@@ -29,7 +30,7 @@ async fn sigkill_mid_run_loses_no_task() {
         handles.push(tokio::spawn(async move {
             let body = json!({
                 "payload": {"method": "PUT", "path": format!("/api/kv/entries/crash/{i}"), "body": {"value": i}},
-                "delay_ms": 1000 + (i * 3) as u64,
+                "delay_ms": 3000 + (i * 5) as u64,
             });
             let response = http.post(url).json(&body).send().await.expect("send");
             assert_eq!(response.status(), 202);

@@ -16,7 +16,8 @@ use super::params::ImageRequest;
 use super::schemas::{ImageAnswer, JobCreated, JobStatus};
 use super::state::Img;
 use crate::platform::error::{AppError, ErrorBody};
-use crate::platform::extract::{AppJson, AppPath, AppQuery, Caller};
+use crate::platform::extract::{AppJson, AppPath, AppQuery, Caller, parse_json};
+use crate::platform::openapi::Binary;
 use crate::storage::blobs::BlobId;
 use crate::storage::task::{NewTask, Status};
 
@@ -114,7 +115,7 @@ async fn make(img: &Img, request: ImageRequest, headers: &HeaderMap) -> Result<R
     params(ImageRequest),
     responses(
         (status = 200, description = "The image (`image/png`, `image/jpeg`, `image/webp` or `image/gif`), or with `Accept: application/json` an `ImageAnswer`", content(
-            (Vec<u8> = "image/*"),
+            (Binary = "image/*"),
             (ImageAnswer = "application/json"),
         )),
         (status = 400, description = "A bad option (named in `param`), or the provider refused the request", body = ErrorBody),
@@ -144,7 +145,7 @@ pub async fn get_image(
     request_body = ImageRequest,
     responses(
         (status = 200, description = "The image, or with `Accept: application/json` an `ImageAnswer`", content(
-            (Vec<u8> = "image/*"),
+            (Binary = "image/*"),
             (ImageAnswer = "application/json"),
         )),
         (status = 400, description = "A bad option (named in `param`), malformed JSON, or the provider refused the request", body = ErrorBody),
@@ -172,7 +173,7 @@ pub async fn post_image(
     tag = "ai",
     params(("id" = String, Path, description = "64 lowercase hex digits")),
     responses(
-        (status = 200, description = "The image; `Range` gives 206 with part of it", content((Vec<u8> = "image/*"))),
+        (status = 200, description = "The image; `Range` gives 206 with part of it", content((Binary = "image/*"))),
         (status = 304, description = "`If-None-Match` named this image's ETag"),
         (status = 404, description = "No such image (or it was swept)", body = ErrorBody),
     )
@@ -217,13 +218,9 @@ pub async fn create_job(
     Caller(caller): Caller,
     AppJson(body): AppJson<Value>,
 ) -> Result<(StatusCode, Json<JobCreated>), AppError> {
-    let request: ImageRequest = serde_json::from_value(body.clone()).map_err(|e| {
-        AppError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "unprocessable",
-            e.to_string(),
-        )
-    })?;
+    // Read as the synchronous route will read it (whole numbers written as `7.0` included).
+    let request: ImageRequest =
+        parse_json(&serde_json::to_vec(&body).map_err(AppError::internal)?)?;
     // Refused now rather than in the job.
     request.normalize(&img.app.config.img_model)?;
     let mut task = NewTask::new(
@@ -253,6 +250,7 @@ pub async fn create_job(
     params(("id" = i64, Path, description = "The job's id")),
     responses(
         (status = 200, description = "The job", body = JobStatus),
+        (status = 400, description = "The id is not a 64-bit whole number", body = ErrorBody),
         (status = 404, description = "No such image job", body = ErrorBody),
     )
 )]

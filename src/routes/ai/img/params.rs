@@ -16,6 +16,8 @@ use crate::platform::hash::cache_key;
 #[schema(example = json!({"prompt": "a lighthouse at dawn, watercolor", "image_size": "landscape_16_9", "seed": 7}))]
 pub struct ImageRequest {
     /// What to draw (1 to 4,000 characters).
+    #[schema(min_length = 1, max_length = 4000)]
+    #[param(min_length = 1, max_length = 4000)]
     pub prompt: String,
     /// `fal-ai/<model>` (e.g. `fal-ai/flux/schnell`, the default) or `openai/<model>`
     /// (e.g. `openai/gpt-image-1`).
@@ -28,18 +30,26 @@ pub struct ImageRequest {
     pub image_size: Option<String>,
     /// 64 to 2048, with `height`.
     #[serde(default)]
+    #[schema(minimum = 64, maximum = 2048)]
+    #[param(minimum = 64, maximum = 2048)]
     pub width: Option<u32>,
     /// 64 to 2048, with `width`.
     #[serde(default)]
+    #[schema(minimum = 64, maximum = 2048)]
+    #[param(minimum = 64, maximum = 2048)]
     pub height: Option<u32>,
     /// The same seed, prompt and options give the same image (fal models).
     #[serde(default)]
     pub seed: Option<u64>,
     /// 1 to 50 (fal models).
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 50)]
+    #[param(minimum = 1, maximum = 50)]
     pub num_inference_steps: Option<u32>,
     /// 1 to 20 (fal models).
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 20)]
+    #[param(minimum = 1, maximum = 20)]
     pub guidance_scale: Option<f64>,
     /// `jpeg`, `png` or `webp`.
     #[serde(default)]

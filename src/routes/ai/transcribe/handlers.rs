@@ -10,11 +10,12 @@ use super::audio::{self, Audio};
 use super::providers::Options;
 use super::run;
 use super::schemas::{
-    JobCreated, JobStatus, StoredAudio, TranscribeOptions, TranscriptionAnswer, answer,
+    AudioForm, JobCreated, JobStatus, StoredAudio, TranscribeOptions, TranscriptionAnswer, answer,
 };
 use super::state::Speech;
 use crate::platform::error::{AppError, ErrorBody};
 use crate::platform::extract::{AppJson, AppPath, AppQuery, Caller};
+use crate::platform::openapi::Binary;
 use crate::storage::blobs::BlobId;
 use crate::storage::task::{DEFAULT_KIND, NewTask, Status};
 
@@ -49,7 +50,11 @@ async fn transcribe(
     operation_id = "transcribe_transcribe_audio",
     tag = "ai",
     params(TranscribeOptions),
-    request_body(content = Vec<u8>, description = "The audio", content_type = "audio/wav"),
+    request_body(description = "The audio", content(
+        (Binary = "audio/wav"), (Binary = "audio/mpeg"), (Binary = "audio/ogg"),
+        (Binary = "audio/webm"), (Binary = "audio/mp4"), (Binary = "audio/flac"),
+        (AudioForm = "multipart/form-data"),
+    )),
     responses(
         (status = 200, description = "The transcription", body = TranscriptionAnswer),
         (status = 400, description = "Empty audio, bytes that are not their type, a bad option (named), or the provider refused the audio", body = ErrorBody),
@@ -113,7 +118,11 @@ pub async fn transcribe_stored(
     operation_id = "transcribe_create_job",
     tag = "ai",
     params(TranscribeOptions),
-    request_body(content = Vec<u8>, description = "The audio", content_type = "audio/wav"),
+    request_body(description = "The audio", content(
+        (Binary = "audio/wav"), (Binary = "audio/mpeg"), (Binary = "audio/ogg"),
+        (Binary = "audio/webm"), (Binary = "audio/mp4"), (Binary = "audio/flac"),
+        (AudioForm = "multipart/form-data"),
+    )),
     responses(
         (status = 202, description = "The job", body = JobCreated),
         (status = 400, description = "Empty audio, bytes that are not their type, or a bad option", body = ErrorBody),
@@ -179,6 +188,7 @@ pub async fn create_job(
     params(("id" = i64, Path, description = "The job's id")),
     responses(
         (status = 200, description = "The job", body = JobStatus),
+        (status = 400, description = "The id is not a 64-bit whole number", body = ErrorBody),
         (status = 404, description = "No such transcription job", body = ErrorBody),
     )
 )]

@@ -22,6 +22,23 @@ pub struct TranscribeOptions {
     pub model: Option<String>,
 }
 
+/// A `multipart/form-data` body: the audio as `file`, the options as text fields beside it.
+/// Only describes the body for the document; `audio::read` reads the form.
+#[derive(ToSchema)]
+#[expect(
+    dead_code,
+    reason = "describes the form in the OpenAPI document; never built"
+)]
+pub struct AudioForm {
+    /// The audio file (its part's `Content-Type`, or else its bytes, says which format).
+    #[schema(value_type = String, format = Binary)]
+    file: Vec<u8>,
+    response_type: Option<String>,
+    language: Option<String>,
+    prompt: Option<String>,
+    model: Option<String>,
+}
+
 impl TranscribeOptions {
     /// Takes a form's text fields over the query's.
     pub fn with_fields(mut self, fields: Vec<(String, String)>) -> Result<Self, AppError> {
