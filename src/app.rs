@@ -25,6 +25,7 @@ use crate::platform::outbound::Outbound;
 use crate::platform::rate_limit::RateLimit;
 use crate::platform::state::{AppHandle, AppState};
 use crate::routes;
+use crate::storage::Store;
 use crate::storage::worker::Workers;
 
 /// The whole application as one service: the router inside the common layers.
@@ -61,6 +62,7 @@ pub fn build(state: AppState, request_lines: RequestLineSink) -> Result<App, Sta
         .merge(llm)
         .merge(attestation)
         .merge(routes::metrics::router(&state))
+        .merge(routes::admin::router())
         .split_for_parts();
     // Every service route is in the spec, under the path it was routed with.
     let templates = RouteTemplates::new(
@@ -88,7 +90,9 @@ pub fn register_task_kinds(
     config: &Config,
     app: &AppHandle,
     outbound: &Outbound,
+    store: &Store,
 ) {
+    use routes::admin::backup_task;
     use routes::queue::{http_task, webhook_task};
     let concurrency = config.queue_concurrency;
     workers.register(
@@ -102,6 +106,12 @@ pub fn register_task_kinds(
         config.webhook_secret.clone(),
     );
     workers.register(webhook_task::KIND, concurrency, webhooks);
+    // One at a time: a second would wait for the first anyway.
+    workers.register(
+        backup_task::KIND,
+        1,
+        backup_task::BackupTask::new(store.backups.clone()),
+    );
 }
 
 /// The fallbacks, and the layers every request goes through: request id and request log,

@@ -208,6 +208,12 @@ settings! {
         accepts: "a file path",
         parse: |s| Some((!s.is_empty()).then(|| PathBuf::from(s))),
     }
+    /// Admin tokens, comma-separated (at least 16 characters each): `/api/admin` (backups)
+    /// takes only these, and they open nothing else.
+    admin_tokens: Option<Secret> {
+        env: "TOOLSHED_ADMIN_TOKENS", default: "", shown: "none",
+        accepts: "comma-separated tokens", parse: parse_secret, secret: true,
+    }
     /// With no token configured (loopback development only), the other `Host` names the
     /// instance answers to besides `localhost`, `127.0.0.1` and `[::1]`.
     allowed_hosts: Vec<String> {
@@ -345,6 +351,12 @@ settings! {
         env: "TOOLSHED_BLOB_MAX_AGE_S", default: "2592000",
         accepts: "a whole number of seconds from 60 to 31536000",
         parse: seconds(60, 365 * 24 * 3600),
+    }
+    /// How many backups `<data dir>/backups/` keeps; the oldest beyond are removed.
+    backup_keep: usize {
+        env: "TOOLSHED_BACKUP_KEEP", default: "7",
+        accepts: "a whole number from 1 to 1000",
+        parse: count(1, 1000),
     }
     /// Let services that fetch caller-supplied URLs reach internal addresses (loopback,
     /// private, link-local …): for local development and tests only.

@@ -1,5 +1,5 @@
-//! The `toolshed` command: `serve` (the default), `sign`, `verify`, `attest verify` and
-//! `version`.
+//! The `toolshed` command: `serve` (the default), `sign`, `verify`, `attest verify`,
+//! `restore` and `version`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -59,6 +59,20 @@ enum Command {
         /// The signed file.
         file: PathBuf,
     },
+    /// Replace a stopped server's data directory with a backup, after checking the archive's
+    /// SHA-256, every file's hash and the database's integrity; the old directory is kept as
+    /// DATA_DIR.before-restore-<time>.
+    Restore {
+        /// A backup archive (.tar), or the id of a backup in DATA_DIR/backups.
+        #[arg(long)]
+        from: String,
+        /// The data directory to restore into.
+        #[arg(long, env = "TOOLSHED_DATA_DIR", default_value = "./data")]
+        data_dir: PathBuf,
+        /// The archive's expected SHA-256 [default: from the backup's .json beside it, if any].
+        #[arg(long)]
+        sha256: Option<String>,
+    },
     /// Remote attestation: `attest verify` checks a running instance's evidence.
     #[command(subcommand)]
     Attest(AttestCommand),
@@ -115,6 +129,11 @@ fn main() -> ExitCode {
             signature,
             file,
         } => commands::verify(&public_key, signature.as_deref(), &file),
+        Command::Restore {
+            from,
+            data_dir,
+            sha256,
+        } => commands::restore(&from, &data_dir, sha256.as_deref()),
         Command::Attest(AttestCommand::Verify {
             url,
             expect_binary_sha256,

@@ -135,6 +135,7 @@ pub async fn serve(
             task_retention: config.task_retention_s,
             blob_max_bytes: config.blob_max_bytes,
             blob_max_age: config.blob_max_age_s,
+            backup_keep: config.backup_keep,
         },
     )
     .map_err(|source| ServeError::Store {
@@ -158,7 +159,7 @@ pub async fn serve(
     let app_handle = AppHandle::default();
     let outbound = Outbound::new(config.outbound_policy(), config.outbound_concurrency);
     let mut workers = Workers::new(store.queue.clone());
-    app::register_task_kinds(&mut workers, &config, &app_handle, &outbound);
+    app::register_task_kinds(&mut workers, &config, &app_handle, &outbound, &store);
     let workers = Arc::new(workers);
     let background = TaskTracker::new();
     let drained = CancellationToken::new();

@@ -27,6 +27,12 @@ use crate::platform::rate_limit::RateLimit;
 /// The scrape path, which takes `TOOLSHED_METRICS_TOKEN` when it is set.
 pub const METRICS_PATH: &str = "/metrics";
 
+/// Whether the request is for `/api/admin`, which takes admin tokens only.
+fn is_admin(request: &Request) -> bool {
+    let path = request.uri().path();
+    path == "/api/admin" || path.starts_with("/api/admin/")
+}
+
 /// The requests that need no token: an orchestrator's probes.
 fn is_probe(request: &Request) -> bool {
     request.method() == Method::GET
@@ -98,7 +104,7 @@ fn fetch_loop() -> Response {
     .into_response()
 }
 
-fn refused(verdict: Verdict) -> Response {
+fn refused(verdict: Verdict, admin: bool) -> Response {
     match verdict {
         Verdict::ForeignHost => AppError::new(
             StatusCode::MISDIRECTED_REQUEST,
@@ -107,11 +113,22 @@ fn refused(verdict: Verdict) -> Response {
              and TOOLSHED_ALLOWED_HOSTS",
         )
         .into_response(),
+        Verdict::NoAdminTokens => AppError::new(
+            StatusCode::FORBIDDEN,
+            "no_admin_tokens",
+            "the admin routes take an admin token, and this instance has none: set \
+             TOOLSHED_ADMIN_TOKENS",
+        )
+        .into_response(),
         _ => {
             let mut response = AppError::new(
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
-                "send a valid API token as Authorization: Bearer <token> (or x-api-key: <token>)",
+                if admin {
+                    "send an admin token (TOOLSHED_ADMIN_TOKENS) as Authorization: Bearer <token>"
+                } else {
+                    "send a valid API token as Authorization: Bearer <token> (or x-api-key: <token>)"
+                },
             )
             .into_response();
             response
@@ -144,8 +161,10 @@ where
                 fingerprint: None,
             });
         }
-        // A task's in-process request acts for whoever enqueued the task.
+        // A task's in-process request acts for whoever enqueued the task; an admin route
+        // takes an admin token whoever asks.
         let verdict = match request.extensions().get::<OnBehalfOf>() {
+            _ if is_admin(&request) => self.access.admin_verdict(request.headers()),
             Some(OnBehalfOf(caller)) => self.access.verdict_for(*caller),
             None if request.uri().path() == METRICS_PATH => self
                 .access
@@ -156,7 +175,7 @@ where
         let caller = match verdict {
             Verdict::Token(fingerprint) => Some(fingerprint),
             Verdict::Open => None,
-            refusal => return Either::Left(ready(Ok(refused(refusal)))),
+            refusal => return Either::Left(ready(Ok(refused(refusal, is_admin(&request))))),
         };
         if let Some(limit) = &self.rate_limit
             && let Err(wait) = limit.check(caller)

@@ -170,6 +170,8 @@ pub enum Verdict {
     Unauthorized,
     /// No token is configured and the `Host` names someone else (DNS rebinding).
     ForeignHost,
+    /// An admin route on an instance with API tokens but no admin token.
+    NoAdminTokens,
 }
 
 /// On an in-process request (a task's): the caller the task acts for, as recorded when it
@@ -189,6 +191,8 @@ pub struct Access {
     own_hosts: Arc<Vec<String>>,
     /// The token of `GET /metrics`, when set (it opens nothing else).
     metrics: Arc<TokenSet>,
+    /// The tokens of `/api/admin` (they open nothing else).
+    admin: Arc<TokenSet>,
 }
 
 /// Loopback, in development or test: the one place an instance may serve without tokens.
@@ -217,8 +221,11 @@ impl Access {
         own_hosts.extend(config.allowed_hosts.iter().cloned());
         let metrics = TokenSet::read(config.metrics_token.as_ref(), None)
             .map_err(|e| format!("TOOLSHED_METRICS_TOKEN: {e}"))?;
+        let admin = TokenSet::read(config.admin_tokens.as_ref(), None)
+            .map_err(|e| format!("TOOLSHED_ADMIN_TOKENS: {e}"))?;
         Ok(Access {
             metrics: Arc::new(metrics),
+            admin: Arc::new(admin),
             tokens: Arc::new(RwLock::new(Arc::new(tokens))),
             inline,
             file,
@@ -282,6 +289,23 @@ impl Access {
                 None => Verdict::Unauthorized,
             },
         )
+    }
+
+    /// Judges a request to `/api/admin`: by the admin tokens only. Without any, an instance
+    /// open to its own machine (no API token either) is open here too; one with API tokens
+    /// keeps its admin routes shut.
+    pub fn admin_verdict(&self, headers: &HeaderMap) -> Verdict {
+        if self.admin.is_empty() {
+            return if self.current().is_empty() {
+                self.verdict(headers)
+            } else {
+                Verdict::NoAdminTokens
+            };
+        }
+        match bearer(headers).and_then(|token| self.admin.find(token)) {
+            Some(fingerprint) => Verdict::Token(fingerprint),
+            None => Verdict::Unauthorized,
+        }
     }
 
     /// Judges an in-process request made for `caller`: it passes while the caller's token

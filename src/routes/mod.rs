@@ -1,6 +1,7 @@
 //! One folder per service; the path of the folder is the URL under `/api`. The services are
 //! mounted in one list in `app.rs`.
 
+pub mod admin;
 pub mod ai;
 pub mod attestation;
 pub mod health;

@@ -7,6 +7,7 @@
 //! expiring cache. `routes/kv` and `routes/queue` are thin HTTP faces over this; every
 //! other service may use it for caches and jobs.
 
+pub mod backup;
 pub mod blobs;
 pub mod cache;
 pub mod db;
@@ -52,6 +53,8 @@ pub struct StoreOptions {
     pub blob_max_bytes: usize,
     /// How long a blob is kept after it was last written.
     pub blob_max_age: Duration,
+    /// How many backups are kept.
+    pub backup_keep: usize,
 }
 
 impl Default for StoreOptions {
@@ -62,6 +65,7 @@ impl Default for StoreOptions {
             task_retention: Duration::from_secs(7 * 24 * 3600),
             blob_max_bytes: 50 << 20,
             blob_max_age: Duration::from_secs(30 * 24 * 3600),
+            backup_keep: 7,
         }
     }
 }
@@ -74,6 +78,7 @@ pub struct Store {
     pub queue: queue::Queue,
     pub cache: cache::Cache,
     pub blobs: blobs::Blobs,
+    pub backups: backup::Backups,
     options: StoreOptions,
     /// The database file.
     db_path: Arc<Path>,
@@ -100,8 +105,15 @@ impl Store {
                 data_dir.display()
             ))
         })?;
+        let backups = backup::Backups::open(data_dir, options.backup_keep).map_err(|e| {
+            StorageError::Internal(format!(
+                "cannot open the backups folder in {}: {e}",
+                data_dir.display()
+            ))
+        })?;
         Ok(Store {
             blobs,
+            backups,
             kv: kv::Kv::new(db.clone(), options.max_value_bytes, signal.clone()),
             queue: queue::Queue::new(db.clone(), signal, options.max_value_bytes),
             cache: cache::Cache::new(db.clone()),

@@ -4,6 +4,7 @@
 
 mod access;
 mod attestation;
+mod backup;
 mod common_layers;
 mod foundation;
 mod img;

@@ -189,7 +189,7 @@ async fn bad_requests_get_clear_errors() {
         (
             json!({"kind": "smoke-signals", "payload": {}}),
             400,
-            "known: http",
+            "known: backup, http",
         ),
         (
             json!({"payload": {"method": "GET", "path": "/openapi.json"}}),
@@ -273,7 +273,7 @@ async fn kv_atomic_can_enqueue_in_the_same_commit() {
         ),
         (
             json!({"kind": "carrier-pigeon", "payload": {}}),
-            "known: http",
+            "known: backup, http",
         ),
     ] {
         let response = client()
