@@ -358,6 +358,24 @@ settings! {
         accepts: "a whole number from 1 to 1000",
         parse: count(1, 1000),
     }
+    /// When backups are taken (a 5-field cron pattern or @hourly/@daily/…, read in
+    /// `TOOLSHED_BACKUP_TIMEZONE`), as the schedule `toolshed.backup`; `off`: only on demand.
+    backup_schedule: Option<String> {
+        env: "TOOLSHED_BACKUP_SCHEDULE", default: "@daily",
+        accepts: "a cron pattern such as `0 3 * * *`, or off",
+        parse: |s| match s {
+            "off" => Some(None),
+            pattern => crate::storage::schedule::timing::Timing::parse(pattern, "UTC")
+                .is_ok()
+                .then(|| Some(pattern.to_owned())),
+        },
+    }
+    /// The time zone `TOOLSHED_BACKUP_SCHEDULE` is read in.
+    backup_timezone: String {
+        env: "TOOLSHED_BACKUP_TIMEZONE", default: "UTC",
+        accepts: "an IANA time zone such as Europe/Berlin",
+        parse: |s| jiff::tz::TimeZone::get(s).is_ok().then(|| s.to_owned()),
+    }
     /// Let services that fetch caller-supplied URLs reach internal addresses (loopback,
     /// private, link-local …): for local development and tests only.
     outbound_allow_private: bool {

@@ -21,6 +21,7 @@ use crate::platform::log_format::RequestLineSink;
 use crate::platform::metrics::Metrics;
 use crate::platform::outbound::Outbound;
 use crate::platform::state::{AppHandle, AppState, Shared};
+use crate::storage::schedule::ScheduleSpec;
 use crate::storage::worker::Workers;
 use crate::storage::{StorageError, Store, StoreOptions};
 
@@ -142,6 +143,7 @@ pub async fn serve(
         dir: config.data_dir.display().to_string(),
         source,
     })?;
+    own_schedules(&store, &config).await?;
     let access = Access::load(&config).map_err(ServeError::Access)?;
     if access.token_count() == 0 {
         tracing::warn!(
@@ -214,6 +216,7 @@ pub async fn serve(
         None => None,
     };
     let maintenance = store.spawn_maintenance(shutdown.clone());
+    let scheduler = store.schedules.spawn(shutdown.clone());
     let worker_loop = tokio::spawn(workers.run(shutdown.clone(), grace));
     tracing::info!(
         addr = %local,
@@ -241,6 +244,7 @@ pub async fn serve(
     // Running tasks get the same grace as requests (they drain in parallel).
     let _ = worker_loop.await;
     let _ = maintenance.await;
+    let _ = scheduler.await;
     // Services' background tasks (the LLM cache writer) finish their last writes.
     background.close();
     if tokio::time::timeout(grace.max(Duration::from_secs(1)), background.wait())
@@ -251,4 +255,30 @@ pub async fn serve(
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The schedules settings make: `toolshed.backup` from `TOOLSHED_BACKUP_SCHEDULE`.
+async fn own_schedules(store: &Store, config: &Config) -> Result<(), ServeError> {
+    const BACKUP: &str = "toolshed.backup";
+    let done = match &config.backup_schedule {
+        Some(cron) => store
+            .schedules
+            .put(
+                BACKUP,
+                ScheduleSpec {
+                    cron: cron.clone(),
+                    timezone: config.backup_timezone.clone(),
+                    task: serde_json::json!({"kind": "backup", "payload": null}),
+                    catch_up: true,
+                },
+                None,
+            )
+            .await
+            .map(|_| ()),
+        None => store.schedules.delete(BACKUP).await.map(|_| ()),
+    };
+    done.map_err(|source| ServeError::Store {
+        dir: config.data_dir.display().to_string(),
+        source,
+    })
 }

@@ -18,6 +18,7 @@ pub mod key_json;
 pub mod kv;
 pub mod lock;
 pub mod queue;
+pub mod schedule;
 mod schema;
 pub mod task;
 pub mod worker;
@@ -79,6 +80,7 @@ pub struct Store {
     pub cache: cache::Cache,
     pub blobs: blobs::Blobs,
     pub backups: backup::Backups,
+    pub schedules: schedule::Schedules,
     options: StoreOptions,
     /// The database file.
     db_path: Arc<Path>,
@@ -115,6 +117,11 @@ impl Store {
             blobs,
             backups,
             kv: kv::Kv::new(db.clone(), options.max_value_bytes, signal.clone()),
+            schedules: schedule::Schedules::new(
+                db.clone(),
+                signal.clone(),
+                options.max_value_bytes,
+            ),
             queue: queue::Queue::new(db.clone(), signal, options.max_value_bytes),
             cache: cache::Cache::new(db.clone()),
             db,

@@ -48,6 +48,24 @@ const MIGRATIONS: &[&str] = &[
     // 4: who enqueued a task (the fingerprint of the caller's API token; NULL on an
     // instance without tokens): the task runs with that caller's rights.
     "ALTER TABLE tasks ADD COLUMN created_by TEXT;",
+    // 5: schedules that enqueue a task at each cron tick.
+    "CREATE TABLE schedules (
+        name TEXT PRIMARY KEY,
+        cron TEXT NOT NULL,
+        timezone TEXT NOT NULL,
+        task TEXT NOT NULL,
+        catch_up INTEGER NOT NULL,
+        created_by TEXT,
+        next_run_at INTEGER NOT NULL,
+        last_run_at INTEGER,
+        last_task_id INTEGER,
+        runs INTEGER NOT NULL,
+        skipped INTEGER NOT NULL,
+        missed INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+     ) STRICT;
+     CREATE INDEX schedules_due ON schedules (next_run_at);",
 ];
 
 /// Brings the schema up to date inside one transaction.

@@ -1,9 +1,10 @@
-//! `/api/queue`: the durable task queue over HTTP — a thin face over `storage::queue` — and
-//! the built-in task kinds: `http` (this instance's own routes) and `webhook` (the outside
+//! `/api/queue`: the durable task queue over HTTP — a thin face over `storage::queue` — its
+//! cron schedules (`storage::schedule`), and the built-in task kinds: `http` (this instance's own routes) and `webhook` (the outside
 //! world).
 
 mod handlers;
 pub mod http_task;
+pub mod schedules;
 mod schemas;
 pub mod webhook_task;
 
@@ -28,6 +29,12 @@ pub fn router(app: &AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(handlers::get_task, handlers::delete_task))
         .routes(routes!(handlers::retry_task))
         .routes(routes!(handlers::stats))
+        .routes(routes!(schedules::list_schedules))
+        .routes(routes!(
+            schedules::put_schedule,
+            schedules::get_schedule,
+            schedules::delete_schedule
+        ))
         .layer(RouteBodyLimit(limit));
     describe_payloads(router.get_openapi_mut());
     router

@@ -14,7 +14,7 @@ pub mod restore;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use jiff::{Timestamp, Unit};
 use rusqlite::{Connection, OpenFlags};
 use serde::{Deserialize, Serialize};
 
@@ -132,8 +132,8 @@ pub struct Backups {
 }
 
 /// A backup id for `now`: its UTC time to the millisecond, so ids sort as backups were taken.
-fn new_id(now: DateTime<Utc>) -> String {
-    now.format("%Y%m%dT%H%M%S%.3fZ").to_string()
+fn new_id(now: Timestamp) -> String {
+    now.strftime("%Y%m%dT%H%M%S%.3fZ").to_string()
 }
 
 /// Whether `text` is a backup id (and so safe as a file name).
@@ -189,7 +189,7 @@ impl Backups {
             if let Some(running) = &progress.running {
                 return running.clone();
             }
-            let id = new_id(Utc::now());
+            let id = new_id(Timestamp::now());
             progress.running = Some(id.clone());
             id
         };
@@ -206,7 +206,7 @@ impl Backups {
     /// Takes a backup now and waits for it (a scheduled backup); after one that is running.
     pub async fn take(&self) -> Result<BackupInfo, BackupError> {
         let _turn = self.one_at_a_time.lock().await;
-        let id = new_id(Utc::now());
+        let id = new_id(Timestamp::now());
         self.progress().running = Some(id.clone());
         self.run(id).await
     }
@@ -252,7 +252,11 @@ impl Backups {
     }
 
     fn assemble(&self, id: &str, work: &Path) -> Result<BackupInfo, BackupError> {
-        let created_at = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
+        let created_at = Timestamp::now()
+            .round(Unit::Millisecond)
+            .map_err(std::io::Error::other)?
+            .strftime("%Y-%m-%dT%H:%M:%S%.3fZ")
+            .to_string();
         let snapshot = work.join(DB_FILE);
         snapshot_database(&self.data_dir.join(DB_FILE), &snapshot)?;
 
@@ -430,8 +434,8 @@ mod tests {
 
     #[test]
     fn ids_sort_by_time_and_are_safe_file_names() {
-        let early = new_id(DateTime::from_timestamp_millis(1_700_000_000_000).expect("time"));
-        let late = new_id(DateTime::from_timestamp_millis(1_700_000_000_001).expect("time"));
+        let early = new_id(Timestamp::from_millisecond(1_700_000_000_000).expect("time"));
+        let late = new_id(Timestamp::from_millisecond(1_700_000_000_001).expect("time"));
         assert_eq!(early, "20231114T221320.000Z");
         assert!(early < late);
         assert!(valid_id(&early));

@@ -13,7 +13,7 @@ use std::io::{self, BufReader};
 use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, UNIX_EPOCH};
 
-use chrono::Utc;
+use jiff::Timestamp;
 use rusqlite::{Connection, OpenFlags};
 
 use super::archive::{FORMAT, FileEntry, Hashing, MANIFEST, Manifest};
@@ -118,7 +118,7 @@ pub fn restore(
     } else {
         None
     };
-    let stamp = Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
+    let stamp = Timestamp::now().strftime("%Y%m%dT%H%M%SZ").to_string();
     let staging = parent.join(format!(".{name}.restoring-{stamp}"));
     std::fs::create_dir_all(&staging)?;
     let unpacked = unpack(archive, &staging, expected.as_deref());
