@@ -1,5 +1,5 @@
 //! The `toolshed` command: `serve` (the default), `sign`, `verify`, `attest verify`,
-//! `restore` and `version`.
+//! `restore`, `update` and `version`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -73,6 +73,33 @@ enum Command {
         #[arg(long)]
         sha256: Option<String>,
     },
+    /// Install a signed release over this executable: verify its minisign signature, read
+    /// its version from the signed trusted comment, refuse a downgrade, keep the old binary
+    /// as <exe>.previous, and swap atomically.
+    Update {
+        /// The release binary: a file or an http(s) URL.
+        #[arg(long)]
+        from: String,
+        /// The release key: a minisign public key file, or the key's base64 line.
+        #[arg(long, short = 'p')]
+        public_key: String,
+        /// The signature: a file or URL [default: FROM.minisig].
+        #[arg(long, short = 'x')]
+        signature: Option<String>,
+        /// Install an older version (or the same one again).
+        #[arg(long)]
+        allow_downgrade: bool,
+        /// The executable to replace [default: this one].
+        #[arg(long)]
+        exe: Option<PathBuf>,
+        /// Then ask the server holding DATA_DIR (if it runs from that executable) to finish
+        /// its requests and start again as the new binary.
+        #[arg(long)]
+        restart: bool,
+        /// The data directory of the server to restart.
+        #[arg(long, env = "TOOLSHED_DATA_DIR", default_value = "./data")]
+        data_dir: PathBuf,
+    },
     /// Remote attestation: `attest verify` checks a running instance's evidence.
     #[command(subcommand)]
     Attest(AttestCommand),
@@ -134,6 +161,23 @@ fn main() -> ExitCode {
             data_dir,
             sha256,
         } => commands::restore(&from, &data_dir, sha256.as_deref()),
+        Command::Update {
+            from,
+            public_key,
+            signature,
+            allow_downgrade,
+            exe,
+            restart,
+            data_dir,
+        } => commands::update(&commands::UpdateArgs {
+            from: &from,
+            public_key: &public_key,
+            signature: signature.as_deref(),
+            allow_downgrade,
+            exe: exe.as_deref(),
+            restart,
+            data_dir: &data_dir,
+        }),
         Command::Attest(AttestCommand::Verify {
             url,
             expect_binary_sha256,
@@ -189,12 +233,41 @@ fn serve(settings: &SettingsArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    // Read now: once `toolshed update` has replaced the file, the kernel names this one
+    // "(deleted)".
+    let exe = std::env::current_exe();
     match runtime.block_on(server::run(config, logging.request_lines.clone())) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(server::Ended::Stopped) => ExitCode::SUCCESS,
+        Ok(server::Ended::Restart) => {
+            drop(runtime);
+            tracing::info!("starting again as the executable now at this path");
+            // Exec keeps nothing queued in this process: the log lines go out first.
+            drop(logging);
+            restart(exe)
+        }
         Err(e) => {
             tracing::error!(error = %e, "toolshed stopped with an error");
             eprintln!("toolshed: {e}");
             ExitCode::from(1)
         }
     }
+}
+
+/// Becomes the executable now at this one's path, with the same arguments and environment
+/// (the process, its pid and its standard streams stay; files close on exec, so the data
+/// directory's lock is free for the new image).
+fn restart(exe: std::io::Result<PathBuf>) -> ExitCode {
+    use std::os::unix::process::CommandExt;
+    let exe = match exe {
+        Ok(exe) => exe,
+        Err(e) => {
+            eprintln!("toolshed: cannot restart, the executable's path is unknown: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let failed = std::process::Command::new(&exe)
+        .args(std::env::args_os().skip(1))
+        .exec();
+    eprintln!("toolshed: cannot restart as {}: {failed}", exe.display());
+    ExitCode::from(1)
 }

@@ -48,30 +48,43 @@ pub enum ServeError {
     Io(#[from] std::io::Error),
 }
 
-/// Resolves when SIGINT or SIGTERM arrives.
-async fn signalled() {
+/// How serving ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// Asked to stop (SIGINT, SIGTERM).
+    Stopped,
+    /// Asked to start again as the executable now at its path (SIGUSR2, after
+    /// `toolshed update`).
+    Restart,
+}
+
+/// Resolves when SIGINT or SIGTERM (stop) or SIGUSR2 (restart) arrives.
+async fn signalled() -> Ended {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let terminate = async {
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        use tokio::signal::unix::{SignalKind, signal};
+        let wait_for = |kind: SignalKind, name: &'static str| async move {
+            match signal(kind) {
                 Ok(mut signal) => {
                     signal.recv().await;
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                    tracing::warn!(error = %e, "cannot listen for {name}");
                     std::future::pending::<()>().await;
                 }
             }
         };
         tokio::select! {
-            _ = interrupt => {},
-            _ = terminate => {},
+            _ = interrupt => Ended::Stopped,
+            () = wait_for(SignalKind::terminate(), "SIGTERM") => Ended::Stopped,
+            () = wait_for(SignalKind::user_defined2(), "SIGUSR2") => Ended::Restart,
         }
     }
     #[cfg(not(unix))]
     {
         let _ = interrupt.await;
+        Ended::Stopped
     }
 }
 
@@ -109,16 +122,26 @@ async fn reload_tokens_on_sighup(access: Access, shutdown: CancellationToken) {
     }
 }
 
-/// Serves until SIGINT/SIGTERM, then lets in-flight requests finish within the grace.
-pub async fn run(config: Config, request_lines: RequestLineSink) -> Result<(), ServeError> {
+/// Serves until SIGINT/SIGTERM (or SIGUSR2: restart), then lets in-flight requests and
+/// running tasks finish within the grace; answers which was asked.
+pub async fn run(config: Config, request_lines: RequestLineSink) -> Result<Ended, ServeError> {
     let shutdown = CancellationToken::new();
     let trigger = shutdown.clone();
+    let (asked, mut ended) = tokio::sync::oneshot::channel();
     tokio::spawn(async move {
-        signalled().await;
-        tracing::info!("shutdown signal received");
+        let why = signalled().await;
+        match why {
+            Ended::Stopped => tracing::info!("shutdown signal received"),
+            Ended::Restart => {
+                tracing::info!("restart signal received: shutting down to start again")
+            }
+        }
+        let _ = asked.send(why);
         trigger.cancel();
     });
-    serve(config, shutdown, request_lines).await
+    serve(config, shutdown, request_lines).await?;
+    // Serving can end without a signal (a failed listener): that is a stop.
+    Ok(ended.try_recv().unwrap_or(Ended::Stopped))
 }
 
 /// Serves until `shutdown` is cancelled.

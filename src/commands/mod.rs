@@ -1,10 +1,13 @@
 //! The command line's other verbs, beside `serve`: signing and verifying files, checking
-//! a running instance's attestation, restoring a backup. Each prints what it found and returns the exit status.
+//! a running instance's attestation, restoring a backup,
+//! installing a signed release. Each prints what it found and returns the exit status.
 
 mod attest_verify;
 mod restore;
 mod signing;
+mod update;
 
 pub use attest_verify::attest_verify;
 pub use restore::restore;
 pub use signing::{sign, verify};
+pub use update::{UpdateArgs, update};

@@ -15,6 +15,7 @@ pub mod openai_error;
 pub mod openapi;
 pub mod outbound;
 pub mod rate_limit;
+pub mod release;
 pub mod signature;
 pub mod state;
 pub mod telemetry;

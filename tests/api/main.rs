@@ -19,4 +19,5 @@ mod readme;
 mod signing;
 mod support;
 mod transcribe;
+mod update;
 mod url2text;
