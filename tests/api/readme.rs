@@ -68,19 +68,20 @@ fn split_comment(text: &str) -> (String, String) {
     (text.to_owned(), String::new())
 }
 
-/// Shell words: single quotes keep everything, whitespace separates.
+/// Shell words: quotes (single or double) keep whitespace, whitespace separates.
 fn words(command: &str) -> Vec<String> {
     let mut words = Vec::new();
     let mut word = String::new();
-    let mut quoted = false;
+    let mut quote: Option<char> = None;
     let mut started = false;
     for c in command.chars() {
         match c {
-            '\'' => {
-                quoted = !quoted;
+            '\'' | '"' if quote.is_none() => {
+                quote = Some(c);
                 started = true;
             }
-            c if c.is_whitespace() && !quoted => {
+            c if quote == Some(c) => quote = None,
+            c if c.is_whitespace() && quote.is_none() => {
                 if started {
                     words.push(std::mem::take(&mut word));
                     started = false;
