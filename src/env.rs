@@ -376,6 +376,55 @@ settings! {
         accepts: "an IANA time zone such as Europe/Berlin",
         parse: |s| jiff::tz::TimeZone::get(s).is_ok().then(|| s.to_owned()),
     }
+    /// An S3-compatible bucket each backup is also sent to, sealed on this machine with
+    /// `TOOLSHED_BACKUP_KEY` (required with it: nothing is uploaded in the clear).
+    backup_remote: Option<String> {
+        env: "TOOLSHED_BACKUP_REMOTE", default: "", shown: "none (backups stay on this machine)",
+        accepts: "s3://bucket or s3://bucket/prefix",
+        parse: |s| match s {
+            "" => Some(None),
+            url => crate::storage::backup::remote::parse_url(url).map(|_| Some(url.to_owned())),
+        },
+    }
+    /// The AES-256 key backups are sealed with before they leave the machine: 64 hex
+    /// digits (`openssl rand -hex 32`). Keep a copy elsewhere: without it no copy opens.
+    backup_key: Option<Secret> {
+        env: "TOOLSHED_BACKUP_KEY", default: "", shown: "none",
+        accepts: "64 hex digits",
+        parse: |s| match Secret::new(s) {
+            None => Some(None),
+            Some(key) => crate::storage::backup::sealed::parse_key(key.expose())
+                .is_some()
+                .then_some(Some(key)),
+        },
+        secret: true,
+    }
+    /// The S3-compatible service of `TOOLSHED_BACKUP_REMOTE` when it is not AWS (MinIO,
+    /// Cloudflare R2, Backblaze B2 …).
+    backup_s3_endpoint: Option<String> {
+        env: "TOOLSHED_BACKUP_S3_ENDPOINT", default: "", shown: "AWS S3",
+        accepts: "an http:// or https:// URL",
+        parse: |s| match s {
+            "" => Some(None),
+            url => parse_base_url(url).map(Some),
+        },
+    }
+    /// The bucket's region.
+    backup_s3_region: String {
+        env: "TOOLSHED_BACKUP_S3_REGION", default: "us-east-1",
+        accepts: "a region name",
+        parse: |s| (!s.is_empty()).then(|| s.to_owned()),
+    }
+    /// The access key id for the bucket.
+    backup_s3_access_key_id: Option<Secret> {
+        env: "TOOLSHED_BACKUP_S3_ACCESS_KEY_ID", default: "", shown: "unset",
+        accepts: "an access key id", parse: parse_secret, secret: true,
+    }
+    /// The secret access key for the bucket.
+    backup_s3_secret_access_key: Option<Secret> {
+        env: "TOOLSHED_BACKUP_S3_SECRET_ACCESS_KEY", default: "", shown: "unset",
+        accepts: "a secret access key", parse: parse_secret, secret: true,
+    }
     /// Let services that fetch caller-supplied URLs reach internal addresses (loopback,
     /// private, link-local …): for local development and tests only.
     outbound_allow_private: bool {
@@ -571,6 +620,39 @@ impl Config {
     }
 
     /// Who the guarded outbound client may reach besides public addresses.
+    /// The bucket backups are sealed to, if one is set; an error when it is set without a
+    /// key (a backup is never uploaded in the clear).
+    pub fn backup_remote_options(
+        &self,
+    ) -> Result<Option<crate::storage::backup::remote::RemoteOptions>, String> {
+        let Some(url) = &self.backup_remote else {
+            return Ok(None);
+        };
+        let key = self
+            .backup_key
+            .as_ref()
+            .and_then(|key| crate::storage::backup::sealed::parse_key(key.expose()))
+            .ok_or_else(|| {
+                "TOOLSHED_BACKUP_REMOTE is set but TOOLSHED_BACKUP_KEY is not: backups are never \
+                 uploaded unencrypted; set TOOLSHED_BACKUP_KEY to 64 hex digits (openssl rand -hex 32)"
+                    .to_owned()
+            })?;
+        Ok(Some(crate::storage::backup::remote::RemoteOptions {
+            url: url.clone(),
+            endpoint: self.backup_s3_endpoint.clone(),
+            region: self.backup_s3_region.clone(),
+            access_key_id: self
+                .backup_s3_access_key_id
+                .as_ref()
+                .map(|s| s.expose().to_owned()),
+            secret_access_key: self
+                .backup_s3_secret_access_key
+                .as_ref()
+                .map(|s| s.expose().to_owned()),
+            key,
+        }))
+    }
+
     pub fn outbound_policy(&self) -> GuardPolicy {
         GuardPolicy {
             allow_private: self.outbound_allow_private,

@@ -63,15 +63,20 @@ enum Command {
     /// SHA-256, every file's hash and the database's integrity; the old directory is kept as
     /// DATA_DIR.before-restore-<time>.
     Restore {
-        /// A backup archive (.tar), or the id of a backup in DATA_DIR/backups.
+        /// A backup archive (.tar), or a backup's id: one in DATA_DIR/backups, else one in
+        /// TOOLSHED_BACKUP_REMOTE (downloaded and opened with TOOLSHED_BACKUP_KEY).
+        #[arg(long, required_unless_present = "list")]
+        from: Option<String>,
+        /// List the backups kept here and in TOOLSHED_BACKUP_REMOTE instead.
         #[arg(long)]
-        from: String,
-        /// The data directory to restore into.
-        #[arg(long, env = "TOOLSHED_DATA_DIR", default_value = "./data")]
-        data_dir: PathBuf,
-        /// The archive's expected SHA-256 [default: from the backup's .json beside it, if any].
+        list: bool,
+        /// The archive's expected SHA-256 [default: from the backup's record, if any].
         #[arg(long)]
         sha256: Option<String>,
+        /// The settings: the data directory (--data-dir, TOOLSHED_DATA_DIR) and the
+        /// remote's (TOOLSHED_BACKUP_REMOTE, TOOLSHED_BACKUP_KEY, TOOLSHED_BACKUP_S3_*).
+        #[command(flatten)]
+        settings: SettingsArgs,
     },
     /// Install a signed release over this executable: verify its minisign signature, read
     /// its version from the signed trusted comment, refuse a downgrade, keep the old binary
@@ -158,9 +163,19 @@ fn main() -> ExitCode {
         } => commands::verify(&public_key, signature.as_deref(), &file),
         Command::Restore {
             from,
-            data_dir,
+            list,
             sha256,
-        } => commands::restore(&from, &data_dir, sha256.as_deref()),
+            settings,
+        } => match Config::from_args(&settings) {
+            Ok(config) if list => commands::list_backups(&config),
+            Ok(config) => {
+                commands::restore(from.as_deref().unwrap_or(""), &config, sha256.as_deref())
+            }
+            Err(errors) => {
+                eprint!("toolshed: {errors}");
+                ExitCode::from(1)
+            }
+        },
         Command::Update {
             from,
             public_key,

@@ -38,6 +38,8 @@ pub enum ServeError {
     Start(#[from] StartError),
     #[error("{0}")]
     Access(String),
+    #[error("{0}")]
+    Settings(String),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: String,
@@ -160,6 +162,9 @@ pub async fn serve(
             blob_max_bytes: config.blob_max_bytes,
             blob_max_age: config.blob_max_age_s,
             backup_keep: config.backup_keep,
+            backup_remote: config
+                .backup_remote_options()
+                .map_err(ServeError::Settings)?,
         },
     )
     .map_err(|source| ServeError::Store {

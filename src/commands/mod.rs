@@ -8,6 +8,6 @@ mod signing;
 mod update;
 
 pub use attest_verify::attest_verify;
-pub use restore::restore;
+pub use restore::{list_backups, restore};
 pub use signing::{sign, verify};
 pub use update::{UpdateArgs, update};

@@ -56,6 +56,8 @@ pub struct StoreOptions {
     pub blob_max_age: Duration,
     /// How many backups are kept.
     pub backup_keep: usize,
+    /// Where backups are also sealed to.
+    pub backup_remote: Option<backup::remote::RemoteOptions>,
 }
 
 impl Default for StoreOptions {
@@ -67,6 +69,7 @@ impl Default for StoreOptions {
             blob_max_bytes: 50 << 20,
             blob_max_age: Duration::from_secs(30 * 24 * 3600),
             backup_keep: 7,
+            backup_remote: None,
         }
     }
 }
@@ -107,12 +110,19 @@ impl Store {
                 data_dir.display()
             ))
         })?;
-        let backups = backup::Backups::open(data_dir, options.backup_keep).map_err(|e| {
-            StorageError::Internal(format!(
-                "cannot open the backups folder in {}: {e}",
-                data_dir.display()
-            ))
-        })?;
+        let remote = options
+            .backup_remote
+            .as_ref()
+            .map(backup::remote::Remote::new)
+            .transpose()
+            .map_err(|e| StorageError::Internal(format!("TOOLSHED_BACKUP_REMOTE: {e}")))?;
+        let backups =
+            backup::Backups::open(data_dir, options.backup_keep, remote).map_err(|e| {
+                StorageError::Internal(format!(
+                    "cannot open the backups folder in {}: {e}",
+                    data_dir.display()
+                ))
+            })?;
         Ok(Store {
             blobs,
             backups,

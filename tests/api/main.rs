@@ -5,6 +5,7 @@
 mod access;
 mod attestation;
 mod backup;
+mod backup_remote;
 mod common_layers;
 mod foundation;
 mod img;

@@ -9,7 +9,9 @@
 //! `restore` checks an archive and swaps it in for a stopped server's data directory.
 
 mod archive;
+pub mod remote;
 pub mod restore;
+pub mod sealed;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -58,6 +60,12 @@ pub struct BackupInfo {
     pub files: Vec<String>,
     /// The version of Toolshed that wrote it.
     pub toolshed_version: String,
+    /// Where its sealed copy is (`TOOLSHED_BACKUP_REMOTE`), once uploaded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<String>,
+    /// Why the upload failed (the backup itself stands).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_error: Option<String>,
 }
 
 /// What a caller learns of a backup it asked for, or of one in the list: the state, and
@@ -86,6 +94,12 @@ pub struct BackupStatus {
     pub files: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub toolshed_version: Option<String>,
+    /// Where its sealed off-machine copy is, once uploaded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remote: Option<String>,
+    /// Why the upload of the off-machine copy failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remote_error: Option<String>,
 }
 
 impl BackupStatus {
@@ -101,6 +115,8 @@ impl BackupStatus {
             blobs: Some(info.blobs),
             files: Some(info.files),
             toolshed_version: Some(info.toolshed_version),
+            remote: info.remote,
+            remote_error: info.remote_error,
         }
     }
 
@@ -129,6 +145,8 @@ pub struct Backups {
     progress: Arc<Mutex<Progress>>,
     /// One backup at a time: two would double the disk and I/O for the same state.
     one_at_a_time: Arc<tokio::sync::Mutex<()>>,
+    /// Where each backup is also sealed to, if anywhere.
+    remote: Option<remote::Remote>,
 }
 
 /// A backup id for `now`: its UTC time to the millisecond, so ids sort as backups were taken.
@@ -145,8 +163,13 @@ pub fn valid_id(text: &str) -> bool {
 }
 
 impl Backups {
-    /// The backups of `data_dir`; leftovers of a backup a crash interrupted are removed.
-    pub fn open(data_dir: &Path, keep: usize) -> std::io::Result<Backups> {
+    /// The backups of `data_dir`, each also sealed to `remote` when given; leftovers of a
+    /// backup a crash interrupted are removed.
+    pub fn open(
+        data_dir: &Path,
+        keep: usize,
+        remote: Option<remote::Remote>,
+    ) -> std::io::Result<Backups> {
         let dir = data_dir.join(BACKUPS_DIR);
         std::fs::create_dir_all(&dir)?;
         for entry in std::fs::read_dir(&dir)?.flatten() {
@@ -159,6 +182,7 @@ impl Backups {
             keep: keep.max(1),
             progress: Arc::default(),
             one_at_a_time: Arc::default(),
+            remote,
         })
     }
 
@@ -223,6 +247,11 @@ impl Backups {
             .await
             .map_err(|e| BackupError::Join(e.to_string()))
             .and_then(|outcome| outcome);
+        // Still `running` while its copy goes up: done means done everywhere.
+        let outcome = match (outcome, &self.remote) {
+            (Ok(info), Some(remote)) => Ok(self.send_off(remote, info).await),
+            (outcome, _) => outcome,
+        };
         {
             let mut progress = self.progress();
             progress.running = None;
@@ -238,6 +267,32 @@ impl Backups {
             self.prune().await;
         }
         outcome
+    }
+
+    /// Uploads a finished backup's sealed copy and records the outcome in its sidecar.
+    async fn send_off(&self, remote: &remote::Remote, mut info: BackupInfo) -> BackupInfo {
+        info.remote = Some(remote.location(&info.id));
+        match remote.upload(&self.archive_path(&info.id), &info).await {
+            Ok(()) => {
+                tracing::info!(id = %info.id, remote = %remote.location(&info.id), "backup sent off")
+            }
+            Err(e) => {
+                tracing::error!(id = %info.id, error = %e, "the backup's off-machine copy failed");
+                info.remote = None;
+                info.remote_error = Some(e.to_string());
+            }
+        }
+        let sidecar = self.sidecar_path(&info.id);
+        let written = serde_json::to_vec_pretty(&info)
+            .map_err(std::io::Error::other)
+            .and_then(|json| {
+                let tmp = sidecar.with_extension("json.tmp");
+                std::fs::write(&tmp, json).and_then(|()| std::fs::rename(&tmp, &sidecar))
+            });
+        if let Err(e) = written {
+            tracing::warn!(id = %info.id, error = %e, "cannot record the upload");
+        }
+        info
     }
 
     fn write_backup(&self, id: &str) -> Result<BackupInfo, BackupError> {
@@ -285,6 +340,8 @@ impl Backups {
             blobs,
             files,
             toolshed_version: env!("CARGO_PKG_VERSION").to_owned(),
+            remote: None,
+            remote_error: None,
         };
         std::fs::rename(&partial, self.archive_path(id))?;
         let sidecar = serde_json::to_vec_pretty(&info).map_err(std::io::Error::other)?;
@@ -304,13 +361,13 @@ impl Backups {
 
     /// Every backup: the finished ones, then one running and those that failed.
     pub async fn list(&self) -> Vec<BackupStatus> {
-        let mut list: Vec<BackupStatus> = self
-            .finished()
-            .await
+        let finished = self.finished().await;
+        let progress = self.progress();
+        let mut list: Vec<BackupStatus> = finished
             .into_iter()
+            .filter(|info| progress.running.as_deref() != Some(info.id.as_str()))
             .map(BackupStatus::done)
             .collect();
-        let progress = self.progress();
         list.extend(progress.running.iter().cloned().map(BackupStatus::running));
         list.extend(progress.failed.iter().map(|(id, error)| BackupStatus {
             id: id.clone(),
@@ -340,7 +397,7 @@ impl Backups {
         .map_err(std::io::Error::other)?
     }
 
-    /// Removes the oldest finished backups beyond the window.
+    /// Removes the oldest finished backups beyond the window, here and in the bucket.
     async fn prune(&self) {
         let finished = self.finished().await;
         let excess = finished.len().saturating_sub(self.keep);
@@ -348,6 +405,25 @@ impl Backups {
             match self.delete(&old.id).await {
                 Ok(_) => tracing::info!(id = %old.id, "old backup removed"),
                 Err(e) => tracing::warn!(id = %old.id, error = %e, "cannot remove an old backup"),
+            }
+        }
+        let Some(remote) = &self.remote else {
+            return;
+        };
+        let sent = match remote.list().await {
+            Ok(sent) => sent,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list the backups in the bucket");
+                return;
+            }
+        };
+        let excess = sent.len().saturating_sub(self.keep);
+        for old in &sent[..excess] {
+            match remote.delete(&old.id).await {
+                Ok(()) => tracing::info!(id = %old.id, "old backup removed from the bucket"),
+                Err(e) => {
+                    tracing::warn!(id = %old.id, error = %e, "cannot remove an old backup from the bucket")
+                }
             }
         }
     }
@@ -411,6 +487,12 @@ fn other_files(data_dir: &Path) -> std::io::Result<Vec<(PathBuf, String)>> {
     }
     found.sort_by(|a, b| a.1.cmp(&b.1));
     Ok(found)
+}
+
+/// The finished backups kept in `data_dir`, oldest first (without opening the store: for
+/// the command line, beside a running server).
+pub fn finished_in(data_dir: &Path) -> Vec<BackupInfo> {
+    read_sidecars(&data_dir.join(BACKUPS_DIR))
 }
 
 /// The finished backups in `dir`, oldest first.

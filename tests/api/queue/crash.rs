@@ -20,17 +20,20 @@ async fn sigkill_mid_run_loses_no_task() {
     let env = [("TOOLSHED_QUEUE_CONCURRENCY", "4")];
     let mut server = spawn_in(dir.path(), &env);
     let http = client();
-    // Due from three seconds after enqueueing, spread over five: however long enqueueing
-    // takes on a loaded machine (over 4 s was seen), the kill below lands while tasks are
-    // running and waiting.
+    // Due at fixed times from three seconds after the first enqueue, spread over fifteen:
+    // however long enqueueing takes on a loaded machine (over 8 s was seen), the kill below
+    // lands while tasks are running and others still wait.
+    let first = Instant::now();
     let mut handles = Vec::new();
     for i in 0..TASKS {
         let url = server.url("/api/queue/tasks");
         let http = http.clone();
         handles.push(tokio::spawn(async move {
+            let due = Duration::from_millis(3000 + (i * 15) as u64);
+            let delay = due.saturating_sub(first.elapsed());
             let body = json!({
                 "payload": {"method": "PUT", "path": format!("/api/kv/entries/crash/{i}"), "body": {"value": i}},
-                "delay_ms": 3000 + (i * 5) as u64,
+                "delay_ms": delay.as_millis() as u64,
             });
             let response = http.post(url).json(&body).send().await.expect("send");
             assert_eq!(response.status(), 202);

@@ -5,6 +5,7 @@
 pub mod mock_img;
 pub mod mock_llm;
 pub mod mock_speech;
+pub mod moto;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
