@@ -76,19 +76,12 @@ async fn fill(store: &Store) {
         getrandom::fill(&mut bytes).expect("random");
         store.blobs.put(bytes.into()).await.expect("blob");
     }
-    store
-        .db
-        .write(|ctx| {
-            ctx.conn
-                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
-            Ok(())
-        })
-        .await
-        .expect("checkpoint");
 }
 
-/// Writes one small entry after another until `stop`; each write's latency in ms.
+/// Writes one small entry after another until `stop`; each write's latency in ms. Writes
+/// that took over 20 ms are printed with when they started.
 fn writer(store: Store, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<Vec<f64>> {
+    let origin = Instant::now();
     tokio::spawn(async move {
         let mut latencies = Vec::new();
         let mut n: u64 = 0;
@@ -100,7 +93,14 @@ fn writer(store: Store, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<Vec<f6
                 .set(key, KvValue::Json(json!({"n": n})), None)
                 .await
                 .expect("write");
-            latencies.push(started.elapsed().as_secs_f64() * 1000.0);
+            let ms = started.elapsed().as_secs_f64() * 1000.0;
+            if ms > 20.0 {
+                println!(
+                    "  a write took {ms:.1} ms, {:.2} s in",
+                    (started - origin).as_secs_f64()
+                );
+            }
+            latencies.push(ms);
             n += 1;
         }
         latencies

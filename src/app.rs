@@ -106,8 +106,9 @@ pub fn register_task_kinds(
         config.webhook_secret.clone(),
     );
     workers.register(webhook_task::KIND, concurrency, webhooks);
-    // One at a time: a second would wait for the first anyway.
-    workers.register(
+    // One at a time: a second would wait for the first anyway. The instance's own: a
+    // caller with an API token must not be able to push good backups out of the window.
+    workers.register_own(
         backup_task::KIND,
         1,
         backup_task::BackupTask::new(store.backups.clone()),

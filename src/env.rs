@@ -619,7 +619,6 @@ impl Config {
             .unwrap_or_else(|| self.data_dir.join("models.toml"))
     }
 
-    /// Who the guarded outbound client may reach besides public addresses.
     /// The bucket backups are sealed to, if one is set; an error when it is set without a
     /// key (a backup is never uploaded in the clear).
     pub fn backup_remote_options(
@@ -653,6 +652,7 @@ impl Config {
         }))
     }
 
+    /// Who the guarded outbound client may reach besides public addresses.
     pub fn outbound_policy(&self) -> GuardPolicy {
         GuardPolicy {
             allow_private: self.outbound_allow_private,

@@ -65,13 +65,13 @@ enum Command {
     Restore {
         /// A backup archive (.tar), or a backup's id: one in DATA_DIR/backups, else one in
         /// TOOLSHED_BACKUP_REMOTE (downloaded and opened with TOOLSHED_BACKUP_KEY).
-        #[arg(long, required_unless_present = "list")]
+        #[arg(long, required_unless_present = "list", conflicts_with = "list")]
         from: Option<String>,
         /// List the backups kept here and in TOOLSHED_BACKUP_REMOTE instead.
         #[arg(long)]
         list: bool,
         /// The archive's expected SHA-256 [default: from the backup's record, if any].
-        #[arg(long)]
+        #[arg(long, conflicts_with = "list")]
         sha256: Option<String>,
         /// The settings: the data directory (--data-dir, TOOLSHED_DATA_DIR) and the
         /// remote's (TOOLSHED_BACKUP_REMOTE, TOOLSHED_BACKUP_KEY, TOOLSHED_BACKUP_S3_*).

@@ -296,7 +296,8 @@ async fn own_schedules(store: &Store, config: &Config) -> Result<(), ServeError>
                 ScheduleSpec {
                     cron: cron.clone(),
                     timezone: config.backup_timezone.clone(),
-                    task: serde_json::json!({"kind": "backup", "payload": null}),
+                    // A large directory or a slow bucket takes minutes; an hour is the most a task gets.
+                    task: serde_json::json!({"kind": "backup", "payload": null, "timeout_ms": 3_600_000}),
                     catch_up: true,
                 },
                 None,

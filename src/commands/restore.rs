@@ -61,6 +61,13 @@ pub fn restore(from: &str, config: &Config, sha256: Option<&str>) -> ExitCode {
                 restored.sha256,
                 data_dir.display()
             );
+            if !restored.sha256_checked {
+                println!(
+                    "note: no recorded SHA-256 for this archive (give --sha256, or keep its .json \
+                     beside it): each file was checked against its manifest, the archive as a whole \
+                     was not"
+                );
+            }
             if let Some(previous) = restored.previous {
                 println!(
                     "the data directory it replaced is at {}",

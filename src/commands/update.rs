@@ -47,10 +47,26 @@ pub fn update(args: &UpdateArgs<'_>) -> ExitCode {
             println!("{message}");
             ExitCode::SUCCESS
         }
-        Err(message) => {
+        Err(Failure::Untouched(message)) => {
             eprintln!("toolshed: update refused, the installed binary is untouched: {message}");
             ExitCode::from(1)
         }
+        Err(Failure::Installed(message)) => {
+            eprintln!("toolshed: {message}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Why an update stopped: before the executable was replaced, or after.
+enum Failure {
+    Untouched(String),
+    Installed(String),
+}
+
+impl From<String> for Failure {
+    fn from(message: String) -> Self {
+        Failure::Untouched(message)
     }
 }
 
@@ -75,7 +91,7 @@ impl Drop for Staged {
     }
 }
 
-fn run(args: &UpdateArgs<'_>) -> Result<String, String> {
+fn run(args: &UpdateArgs<'_>) -> Result<String, Failure> {
     let key = signature::load_public_key(args.public_key).map_err(|e| e.to_string())?;
     let running =
         std::env::current_exe().map_err(|e| format!("cannot find the running executable: {e}"))?;
@@ -122,7 +138,11 @@ fn run(args: &UpdateArgs<'_>) -> Result<String, String> {
         .map_err(|e| format!("cannot make the release executable: {e}"))?;
     runs_here(binary.path())?;
 
-    swap(&exe, binary.take(), sig.take())?;
+    match swap(&exe, binary.take(), sig.take()) {
+        Ok(()) => {}
+        Err(Swap::Untouched(message)) => return Err(Failure::Untouched(message)),
+        Err(Swap::Installed(message)) => return Err(Failure::Installed(message)),
+    }
     let mut message = format!(
         "installed toolshed {} (signed by key {}) at {}; the previous binary is {}.previous",
         release.version,
@@ -132,7 +152,14 @@ fn run(args: &UpdateArgs<'_>) -> Result<String, String> {
     );
     if args.restart {
         message.push('\n');
-        message.push_str(&restart(&exe, args.data_dir)?);
+        match restart(&exe, args.data_dir) {
+            Ok(restarted) => message.push_str(&restarted),
+            Err(e) => {
+                return Err(Failure::Installed(format!(
+                    "{message}\nbut the server was not restarted: {e}"
+                )));
+            }
+        }
     } else {
         message.push_str(
             "\nrestart the server to run it (your supervisor, or `toolshed update --restart`, \
@@ -247,30 +274,69 @@ fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(text)
 }
 
-/// Keeps the executable as `<exe>.previous` and renames the release into its place.
-fn swap(exe: &Path, binary: PathBuf, sig: PathBuf) -> Result<(), String> {
-    let previous = with_suffix(exe, ".previous");
-    let _ = std::fs::remove_file(&previous);
-    // A hard link keeps the old binary without a moment where `exe` is missing.
-    if std::fs::hard_link(exe, &previous).is_err() {
-        std::fs::copy(exe, &previous)
-            .map_err(|e| format!("cannot keep the old binary as {}: {e}", previous.display()))?;
+/// Keeps `file` as `kept` too: a hard link (no moment without the file), else a copy;
+/// through a temporary name, so an old `kept` goes only once the new one is there.
+fn keep(file: &Path, kept: &Path) -> Result<(), String> {
+    let tmp = with_suffix(kept, ".tmp");
+    let _ = std::fs::remove_file(&tmp);
+    if std::fs::hard_link(file, &tmp).is_err() {
+        std::fs::copy(file, &tmp)
+            .map_err(|e| format!("cannot keep {} as {}: {e}", file.display(), kept.display()))?;
     }
-    let exe_sig = signature::signature_path(exe);
-    if exe_sig.exists() {
-        let _ = std::fs::rename(&exe_sig, with_suffix(&previous, ".minisig"));
-    }
-    let installed = std::fs::rename(&binary, exe);
-    if let Err(e) = installed {
+    std::fs::rename(&tmp, kept)
+        .map_err(|e| format!("cannot keep {} as {}: {e}", file.display(), kept.display()))
+}
+
+/// Keeps the executable (and its signature) as `<exe>.previous`, then renames the release
+/// and its signature into place. `Err(Swap::Untouched)` until the executable was replaced.
+fn swap(exe: &Path, binary: PathBuf, sig: PathBuf) -> Result<(), Swap> {
+    let untouched = |message: String| {
         let _ = std::fs::remove_file(&binary);
         let _ = std::fs::remove_file(&sig);
-        return Err(format!(
+        Swap::Untouched(message)
+    };
+    // What is renamed into place must be on disk first, whatever the file system.
+    let synced = std::fs::File::open(&binary)
+        .and_then(|f| f.sync_all())
+        .and_then(|()| std::fs::File::open(&sig))
+        .and_then(|f| f.sync_all());
+    if let Err(e) = synced {
+        return Err(untouched(format!("cannot write the release to disk: {e}")));
+    }
+    let previous = with_suffix(exe, ".previous");
+    keep(exe, &previous).map_err(&untouched)?;
+    let exe_sig = signature::signature_path(exe);
+    if exe_sig.exists() {
+        keep(&exe_sig, &with_suffix(&previous, ".minisig")).map_err(&untouched)?;
+    }
+    if let Err(e) = std::fs::rename(&binary, exe) {
+        return Err(untouched(format!(
             "cannot install the release at {}: {e}",
             exe.display()
-        ));
+        )));
     }
-    std::fs::rename(&sig, &exe_sig)
-        .map_err(|e| format!("installed, but cannot place {}: {e}", exe_sig.display()))
+    let placed = std::fs::rename(&sig, &exe_sig);
+    if let Some(folder) = exe.parent()
+        && let Ok(dir) = std::fs::File::open(folder)
+    {
+        let _ = dir.sync_all();
+    }
+    placed.map_err(|e| {
+        Swap::Installed(format!(
+            "the release is installed at {}, but its signature could not be placed at {} ({e}): \
+             a server with TOOLSHED_REQUIRE_SIGNATURE will refuse to start until it is there",
+            exe.display(),
+            exe_sig.display()
+        ))
+    })
+}
+
+/// How a swap failed.
+enum Swap {
+    /// Before the executable was replaced.
+    Untouched(String),
+    /// After.
+    Installed(String),
 }
 
 /// Asks the server holding `data_dir`, if it runs from `exe`, to restart into it.

@@ -161,10 +161,12 @@ where
                 fingerprint: None,
             });
         }
-        // A task's in-process request acts for whoever enqueued the task; an admin route
-        // takes an admin token whoever asks.
+        // A task's in-process request acts for whoever enqueued the task, and never reaches
+        // an admin route (a token stored in a task would outlive its revocation); an admin
+        // route takes an admin token.
         let verdict = match request.extensions().get::<OnBehalfOf>() {
-            _ if is_admin(&request) => self.access.admin_verdict(request.headers()),
+            Some(_) if is_admin(&request) => Verdict::Unauthorized,
+            None if is_admin(&request) => self.access.admin_verdict(request.headers()),
             Some(OnBehalfOf(caller)) => self.access.verdict_for(*caller),
             None if request.uri().path() == METRICS_PATH => self
                 .access

@@ -58,6 +58,8 @@ where
 }
 
 struct Kind {
+    /// The instance's own kind (a backup): it runs, but no caller may enqueue it.
+    own: bool,
     handler: Arc<dyn TaskHandler>,
     permits: Arc<Semaphore>,
     counts: Arc<AttemptCounts>,
@@ -97,9 +99,20 @@ impl Workers {
 
     /// Registers the handler of `kind`, running at most `concurrency` attempts at once.
     pub fn register(&mut self, kind: &str, concurrency: usize, handler: impl TaskHandler) {
+        self.insert(kind, concurrency, handler, false);
+    }
+
+    /// Registers a kind only the instance itself enqueues (its schedules): `validate`, which
+    /// judges what callers enqueue, refuses it.
+    pub fn register_own(&mut self, kind: &str, concurrency: usize, handler: impl TaskHandler) {
+        self.insert(kind, concurrency, handler, true);
+    }
+
+    fn insert(&mut self, kind: &str, concurrency: usize, handler: impl TaskHandler, own: bool) {
         self.kinds.insert(
             kind.to_owned(),
             Kind {
+                own,
                 handler: Arc::new(handler),
                 permits: Arc::new(Semaphore::new(concurrency.max(1))),
                 counts: Arc::default(),
@@ -118,9 +131,14 @@ impl Workers {
         counts
     }
 
-    /// The registered kinds, sorted.
+    /// The kinds callers may enqueue, sorted.
     pub fn kind_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self.kinds.keys().cloned().collect();
+        let mut names: Vec<String> = self
+            .kinds
+            .iter()
+            .filter(|(_, kind)| !kind.own)
+            .map(|(name, _)| name.clone())
+            .collect();
         names.sort();
         names
     }
@@ -128,6 +146,9 @@ impl Workers {
     /// Checks that `kind` runs here and that its handler accepts `payload`.
     pub fn validate(&self, kind: &str, payload: &Value) -> Result<(), String> {
         match self.kinds.get(kind) {
+            Some(k) if k.own => Err(format!(
+                "kind {kind:?} is this instance's own: its schedule and the admin routes start it"
+            )),
             Some(k) => k.handler.validate(payload),
             None => Err(format!(
                 "kind {kind:?} is not a task kind here; known: {}",

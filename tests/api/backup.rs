@@ -28,7 +28,7 @@ async fn backup(server: &TestServer) -> String {
     let started: Value = response.json().await.expect("json");
     let id = started["id"].as_str().expect("id").to_owned();
     assert_eq!(location, format!("/api/admin/backups/{id}"));
-    for _ in 0..300 {
+    for _ in 0..1200 {
         let list: Value = server.get_json("/api/admin/backups").await;
         let entry = list
             .as_array()
@@ -78,6 +78,7 @@ async fn a_restore_brings_back_exactly_the_backed_up_entries_tasks_and_blobs() {
         ("FAL_KEY", "fal-key"),
         ("FAL_QUEUE_URL", mock.url.as_str()),
         ("TOOLSHED_OUTBOUND_ALLOW_HOSTS", "127.0.0.1"),
+        ("TOOLSHED_BACKUP_SCHEDULE", "off"),
     ];
     let server = support::spawn_in(&data, &env);
     for (key, value) in [("kept", "before"), ("removed", "before")] {
@@ -310,7 +311,10 @@ async fn a_damaged_or_unexpected_archive_changes_nothing() {
 
 #[tokio::test]
 async fn the_window_keeps_the_newest_and_each_backup_can_be_fetched_or_deleted() {
-    let server = support::spawn_with(&[("TOOLSHED_BACKUP_KEEP", "2")]);
+    let server = support::spawn_with(&[
+        ("TOOLSHED_BACKUP_KEEP", "2"),
+        ("TOOLSHED_BACKUP_SCHEDULE", "off"),
+    ]);
     let mut ids = Vec::new();
     for _ in 0..3 {
         ids.push(backup(&server).await);
@@ -418,4 +422,74 @@ async fn admin_routes_take_admin_tokens_only() {
         "an admin token opens nothing else"
     );
     assert_eq!(with(API, "/api/kv/list").await.expect("send").status(), 200);
+
+    // Nor can an API caller reach them through the queue: a backup task is the instance's
+    // own, a task's header cannot carry a token, and a task's request never gets in.
+    let enqueue = |body: Value| {
+        client()
+            .post(server.url("/api/queue/tasks"))
+            .bearer_auth(API)
+            .json(&body)
+            .send()
+    };
+    let backup_task = enqueue(json!({"kind": "backup", "payload": null}))
+        .await
+        .expect("send");
+    assert_eq!(backup_task.status(), 400);
+    let error: Value = backup_task.json().await.expect("json");
+    assert!(
+        error["error"].as_str().expect("error").contains("own"),
+        "{error}"
+    );
+    let smuggled = enqueue(
+        json!({"payload": {"method": "GET", "path": "/api/admin/backups",
+        "headers": {"x-api-key": ADMIN}}}),
+    )
+    .await
+    .expect("send");
+    assert_eq!(smuggled.status(), 400);
+    let task: Value = enqueue(
+        json!({"payload": {"method": "POST", "path": "/api/admin/backups"},
+        "max_attempts": 1}),
+    )
+    .await
+    .expect("send")
+    .json()
+    .await
+    .expect("json");
+    let id = task["id"].as_i64().expect("id");
+    let mut status = Value::Null;
+    for _ in 0..400 {
+        let task: Value = client()
+            .get(server.url(&format!("/api/queue/tasks/{id}")))
+            .bearer_auth(API)
+            .send()
+            .await
+            .expect("send")
+            .json()
+            .await
+            .expect("json");
+        status = task["status"].clone();
+        if status == "dead" {
+            assert!(
+                task["last_error"]
+                    .as_str()
+                    .is_some_and(|e| e.contains("401")),
+                "{task}"
+            );
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(status, "dead");
+    let list: Value = client()
+        .get(server.url("/api/admin/backups"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(list, json!([]), "no backup was started");
 }

@@ -37,7 +37,7 @@ async fn backup(server: &TestServer) -> Value {
         .await
         .expect("json");
     let id = started["id"].as_str().expect("id").to_owned();
-    for _ in 0..400 {
+    for _ in 0..1200 {
         let list: Value = server.get_json("/api/admin/backups").await;
         if let Some(entry) = list
             .as_array()
@@ -54,12 +54,14 @@ async fn backup(server: &TestServer) -> Value {
 }
 
 fn toolshed(args: &[&str], env: &[(&str, &str)]) -> Output {
-    Command::new(support::binary())
-        .args(args)
-        .env_clear()
-        .envs(env.iter().copied())
-        .output()
-        .expect("run toolshed")
+    support::output_within(
+        Command::new(support::binary())
+            .args(args)
+            .env_clear()
+            .env("PORT", "0")
+            .envs(env.iter().copied()),
+        Duration::from_secs(60),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -70,6 +72,7 @@ async fn a_backup_leaves_sealed_and_comes_back_onto_an_empty_machine() {
     let env = remote_env(&moto);
     let mut server_env = pairs(&env);
     server_env.push(("TOOLSHED_BACKUP_KEEP", "2"));
+    server_env.push(("TOOLSHED_BACKUP_SCHEDULE", "off"));
     let dir = support::temp_dir();
     let data = dir.path().join("data");
     let server = support::spawn_in(&data, &server_env);
@@ -169,7 +172,6 @@ fn a_remote_without_a_key_is_refused_at_start() {
         &["serve"],
         &[
             ("TOOLSHED_DATA_DIR", dir.path().to_str().expect("utf-8")),
-            ("PORT", "0"),
             ("TOOLSHED_BACKUP_REMOTE", "s3://toolshed-backups/alice"),
         ],
     );

@@ -101,6 +101,7 @@ pub async fn list_backups(State(state): State<AppState>) -> Json<Vec<BackupStatu
         (status = 401, description = "No admin token", body = ErrorBody),
         (status = 404, description = "No such backup, or it failed", body = ErrorBody),
         (status = 409, description = "Still being written", body = ErrorBody),
+        (status = 416, description = "The range is outside the archive", body = ErrorBody),
     )
 )]
 pub async fn download_backup(
@@ -110,7 +111,7 @@ pub async fn download_backup(
 ) -> Result<Response, AppError> {
     let id = checked_id(&raw)?;
     let status = finished(&state, id).await?;
-    let sha256 = status.sha256.unwrap_or_default();
+    let sha256 = status.sha256.clone().unwrap_or_default();
     let mut request = Request::new(Body::empty());
     if let Some(range) = headers.get(header::RANGE) {
         request.headers_mut().insert(header::RANGE, range.clone());
@@ -120,8 +121,19 @@ pub async fn download_backup(
         Ok(served) => served,
         Err(never) => match never {},
     };
-    if served.status() == StatusCode::NOT_FOUND {
-        return Err(AppError::not_found(format!("no backup {id}")));
+    match served.status() {
+        StatusCode::NOT_FOUND => return Err(AppError::not_found(format!("no backup {id}"))),
+        StatusCode::RANGE_NOT_SATISFIABLE => {
+            return Err(AppError::new(
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                "range_not_satisfiable",
+                format!(
+                    "the range is outside backup {id} ({} bytes)",
+                    status.size.unwrap_or(0)
+                ),
+            ));
+        }
+        _ => {}
     }
     let mut response = served.map(Body::new);
     let response_headers = response.headers_mut();

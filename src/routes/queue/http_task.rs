@@ -4,7 +4,8 @@
 //!
 //! It runs with the rights of the caller that enqueued it (`platform::auth::OnBehalfOf`):
 //! while that caller's token is in force, and never with a token of the payload's own
-//! (an `authorization` header is refused at enqueue time).
+//! (an `authorization` or `x-api-key` header is refused at enqueue time); it never
+//! reaches `/api/admin`.
 //!
 //! A 2xx answer is success and becomes the task's result; 429, 5xx and timeouts are retried;
 //! any other 4xx kills the task at once (sending it again would not help).
@@ -46,11 +47,10 @@ pub fn validate(payload: &Value) -> Result<HttpTaskPayload, String> {
     for (name, value) in &parsed.headers {
         let header = HeaderName::from_bytes(name.as_bytes())
             .map_err(|_| format!("payload.headers: {name:?} is not a header name"))?;
-        if header == axum::http::header::AUTHORIZATION {
-            return Err(
-                "payload.headers: authorization is not taken: a task runs with the rights of the caller that enqueued it"
-                    .into(),
-            );
+        if header == axum::http::header::AUTHORIZATION || header == "x-api-key" {
+            return Err(format!(
+                "payload.headers: {header} is not taken: a task runs with the rights of the caller that enqueued it"
+            ));
         }
         HeaderValue::from_str(value)
             .map_err(|_| format!("payload.headers[{name:?}] is not a valid header value"))?;

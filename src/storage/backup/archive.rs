@@ -5,6 +5,7 @@
 
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::time::UNIX_EPOCH;
 
@@ -84,9 +85,36 @@ impl<W: Write> Write for Hashing<W> {
     }
 }
 
+/// Bytes written between two flushes to disk.
+const SYNC_EVERY: u64 = 16 << 20;
+
+/// The archive file, flushed to disk every [`SYNC_EVERY`] bytes: a gigabyte left dirty in
+/// the page cache made the store's own commits wait behind its writeback (a write stalled
+/// for 200 ms; docs/PERFORMANCE.md, "Backups").
+struct SteadyFile {
+    file: File,
+    unsynced: u64,
+}
+
+impl Write for SteadyFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.unsynced += n as u64;
+        if self.unsynced >= SYNC_EVERY {
+            self.file.sync_data()?;
+            self.unsynced = 0;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
+
 /// An archive being written.
 pub struct ArchiveWriter {
-    builder: tar::Builder<Hashing<BufWriter<File>>>,
+    builder: tar::Builder<Hashing<BufWriter<SteadyFile>>>,
     files: Vec<FileEntry>,
 }
 
@@ -98,7 +126,12 @@ pub struct Written {
 
 impl ArchiveWriter {
     pub fn create(path: &Path) -> io::Result<ArchiveWriter> {
-        let file = File::create(path)?;
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)?;
+        let file = SteadyFile { file, unsynced: 0 };
         Ok(ArchiveWriter {
             builder: tar::Builder::new(Hashing::new(BufWriter::with_capacity(1 << 20, file))),
             files: Vec::new(),
@@ -159,8 +192,8 @@ impl ArchiveWriter {
             .append_data(&mut header, MANIFEST, json.as_slice())?;
         let hashing = self.builder.into_inner()?;
         let (writer, size, sha256) = hashing.finish();
-        let file = writer.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
+        let steady = writer.into_inner().map_err(|e| e.into_error())?;
+        steady.file.sync_all()?;
         Ok(Written { size, sha256 })
     }
 }

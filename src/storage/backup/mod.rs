@@ -13,6 +13,7 @@ pub mod remote;
 pub mod restore;
 pub mod sealed;
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -130,10 +131,11 @@ impl BackupStatus {
     }
 }
 
-/// Backups that are not finished: the one running, those that failed since the start.
+/// Backups that are not finished: the one running and any waiting for it, in order, and
+/// those that failed since the start.
 #[derive(Debug, Default)]
 struct Progress {
-    running: Option<String>,
+    running: Vec<String>,
     failed: Vec<(String, String)>,
 }
 
@@ -172,6 +174,8 @@ impl Backups {
     ) -> std::io::Result<Backups> {
         let dir = data_dir.join(BACKUPS_DIR);
         std::fs::create_dir_all(&dir)?;
+        // Archives hold the instance key: the owner's alone.
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
         for entry in std::fs::read_dir(&dir)?.flatten() {
             if entry.file_name().to_string_lossy().starts_with(WORK_PREFIX) {
                 let _ = std::fs::remove_dir_all(entry.path());
@@ -210,32 +214,36 @@ impl Backups {
     pub fn start(&self) -> String {
         let id = {
             let mut progress = self.progress();
-            if let Some(running) = &progress.running {
+            if let Some(running) = progress.running.first() {
                 return running.clone();
             }
             let id = new_id(Timestamp::now());
-            progress.running = Some(id.clone());
+            progress.running.push(id.clone());
             id
         };
         let backups = self.clone();
         let started = id.clone();
         tokio::spawn(async move {
-            if let Err(e) = backups.take_as(started).await {
+            if let Err(e) = backups.launch(started).await {
                 tracing::error!(error = %e, "backup failed");
             }
         });
         id
     }
 
-    /// Takes a backup now and waits for it (a scheduled backup); after one that is running.
+    /// Takes a backup (after one that is running) and waits for it: a scheduled backup.
+    /// The work runs on a task of its own, so a caller that stops waiting (a task's time
+    /// limit) does not cut a backup off half-way.
     pub async fn take(&self) -> Result<BackupInfo, BackupError> {
-        let _turn = self.one_at_a_time.lock().await;
         let id = new_id(Timestamp::now());
-        self.progress().running = Some(id.clone());
-        self.run(id).await
+        self.progress().running.push(id.clone());
+        let backups = self.clone();
+        tokio::spawn(async move { backups.launch(id).await })
+            .await
+            .map_err(|e| BackupError::Join(e.to_string()))?
     }
 
-    async fn take_as(&self, id: String) -> Result<BackupInfo, BackupError> {
+    async fn launch(&self, id: String) -> Result<BackupInfo, BackupError> {
         let _turn = self.one_at_a_time.lock().await;
         self.run(id).await
     }
@@ -254,7 +262,7 @@ impl Backups {
         };
         {
             let mut progress = self.progress();
-            progress.running = None;
+            progress.running.retain(|running| running != &id);
             match &outcome {
                 Ok(info) => {
                     tracing::info!(id = %info.id, size = info.size, blobs = info.blobs, "backup taken");
@@ -299,6 +307,7 @@ impl Backups {
         let work = self.dir().join(format!("{WORK_PREFIX}{id}"));
         std::fs::create_dir_all(&work)?;
         let outcome = self.assemble(id, &work);
+        remove_gently(&work.join(DB_FILE));
         let _ = std::fs::remove_dir_all(&work);
         if outcome.is_err() {
             let _ = std::fs::remove_file(self.archive_path(id));
@@ -365,7 +374,7 @@ impl Backups {
         let progress = self.progress();
         let mut list: Vec<BackupStatus> = finished
             .into_iter()
-            .filter(|info| progress.running.as_deref() != Some(info.id.as_str()))
+            .filter(|info| !progress.running.contains(&info.id))
             .map(BackupStatus::done)
             .collect();
         list.extend(progress.running.iter().cloned().map(BackupStatus::running));
@@ -427,6 +436,25 @@ impl Backups {
             }
         }
     }
+}
+
+/// Frees a large file a slice at a time before removing it: unlinking the whole snapshot at
+/// once held the file system's journal long enough to stall the store's commits
+/// (docs/PERFORMANCE.md, "Backups").
+fn remove_gently(path: &Path) {
+    const SLICE: u64 = 32 << 20;
+    if let Ok(file) = std::fs::OpenOptions::new().write(true).open(path)
+        && let Ok(meta) = file.metadata()
+    {
+        let mut len = meta.len();
+        while len > SLICE {
+            len -= SLICE;
+            if file.set_len(len).is_err() {
+                break;
+            }
+        }
+    }
+    let _ = std::fs::remove_file(path);
 }
 
 fn remove_if_present(path: &Path) -> std::io::Result<bool> {

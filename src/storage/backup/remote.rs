@@ -4,6 +4,7 @@
 //! leaves the machine unsealed: without a key there is no remote.
 
 use std::io::{Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -126,7 +127,7 @@ impl Remote {
 
     /// Seals `archive` on its way up, then stores its record beside it.
     pub async fn upload(&self, archive: &Path, info: &BackupInfo) -> Result<(), RemoteError> {
-        let (sealer, header) = Sealer::new(&self.key)?;
+        let (sealer, header) = Sealer::new(&self.key, &info.id)?;
         let upload = self
             .store
             .put_multipart(&self.object(&format!("{}.tar.sealed", info.id)))
@@ -145,7 +146,10 @@ impl Remote {
                     return Err(e.into());
                 }
             };
-            writer.wait_for_capacity(PARTS_IN_FLIGHT).await?;
+            if let Err(e) = writer.wait_for_capacity(PARTS_IN_FLIGHT).await {
+                let _ = writer.abort().await;
+                return Err(e.into());
+            }
             writer.write(&piece);
         }
         reader
@@ -165,10 +169,10 @@ impl Remote {
     /// The backups in the bucket (their records), oldest first.
     pub async fn list(&self) -> Result<Vec<BackupInfo>, RemoteError> {
         let prefix = (!self.prefix.is_empty()).then(|| ObjectPath::from(self.prefix.as_str()));
-        let mut listing = self.store.list(prefix.as_ref());
+        // This folder only: a deeper prefix is another instance's.
+        let listing = self.store.list_with_delimiter(prefix.as_ref()).await?;
         let mut records = Vec::new();
-        while let Some(meta) = listing.next().await {
-            let meta = meta?;
+        for meta in listing.objects {
             let name = meta.location.filename().unwrap_or_default().to_owned();
             let Some(id) = name.strip_suffix(".json") else {
                 continue;
@@ -201,7 +205,12 @@ impl Remote {
             .get(&self.object(&format!("{id}.tar.sealed")))
             .await?
             .into_stream();
-        let mut file = std::fs::File::create(target)?;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(target)?;
         let mut header = Vec::with_capacity(HEADER);
         let mut opener: Option<Opener> = None;
         while let Some(bytes) = stream.next().await {
@@ -215,7 +224,7 @@ impl Remote {
                     if header.len() < HEADER {
                         continue;
                     }
-                    opener.insert(Opener::new(&self.key, &header)?)
+                    opener.insert(Opener::new(&self.key, &header, id)?)
                 }
             };
             file.write_all(&opened.push(bytes)?)?;

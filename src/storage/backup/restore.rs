@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, BufReader};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -47,6 +48,9 @@ pub struct Restored {
     pub bytes: u64,
     /// The archive's SHA-256.
     pub sha256: String,
+    /// Whether that was checked against a record (`--sha256` or the backup's `.json`); the
+    /// files were checked against the manifest either way.
+    pub sha256_checked: bool,
     /// Where the data directory that was replaced now is.
     pub previous: Option<PathBuf>,
 }
@@ -120,7 +124,8 @@ pub fn restore(
     };
     let stamp = Timestamp::now().strftime("%Y%m%dT%H%M%SZ").to_string();
     let staging = parent.join(format!(".{name}.restoring-{stamp}"));
-    std::fs::create_dir_all(&staging)?;
+    // A fresh folder, the owner's alone (it will hold the instance key).
+    std::fs::DirBuilder::new().mode(0o700).create(&staging)?;
     let unpacked = unpack(archive, &staging, expected.as_deref());
     let (files, bytes, sha256) = match unpacked {
         Ok(done) => done,
@@ -132,7 +137,10 @@ pub fn restore(
 
     let previous = if data_dir.exists() {
         let previous = parent.join(format!("{name}.before-restore-{stamp}"));
-        std::fs::rename(data_dir, &previous)?;
+        if let Err(e) = std::fs::rename(data_dir, &previous) {
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(e.into());
+        }
         Some(previous)
     } else {
         None
@@ -153,6 +161,7 @@ pub fn restore(
         files,
         bytes,
         sha256,
+        sha256_checked: expected.is_some(),
         previous,
     })
 }
@@ -214,7 +223,12 @@ fn unpack(
         if let Some(folder) = target.parent() {
             std::fs::create_dir_all(folder)?;
         }
-        let mut out = Hashing::new(File::create(&target)?);
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&target)?;
+        let mut out = Hashing::new(file);
         io::copy(&mut entry, &mut out).map_err(|e| invalid(format!("{path}: {e}")))?;
         let (out, size, sha256) = out.finish();
         if let Ok(mtime) = entry.header().mtime() {

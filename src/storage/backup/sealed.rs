@@ -5,8 +5,10 @@
 //!
 //! Layout: the 8-byte magic, the 7-byte random nonce prefix, then chunks of 64 KiB of
 //! plaintext each sealed with its 16-byte tag; the last chunk (possibly empty) is shorter
-//! or equal and sealed as the last.
+//! or equal and sealed as the last. Every chunk authenticates the backup's id as associated
+//! data: a copy stored under another backup's name does not open.
 
+use aes_gcm::aead::Payload;
 use aes_gcm::aead::stream::{DecryptorBE32, EncryptorBE32};
 use aes_gcm::{Aes256Gcm, KeyInit};
 
@@ -51,11 +53,13 @@ pub fn parse_key(hex: &str) -> Option<[u8; 32]> {
 pub struct Sealer {
     encryptor: EncryptorBE32<Aes256Gcm>,
     pending: Vec<u8>,
+    /// The backup's id, authenticated with every chunk.
+    id: Vec<u8>,
 }
 
 impl Sealer {
-    /// A sealer and the header to write first.
-    pub fn new(key: &[u8; 32]) -> Result<(Sealer, Vec<u8>), SealError> {
+    /// A sealer for backup `id` and the header to write first.
+    pub fn new(key: &[u8; 32], id: &str) -> Result<(Sealer, Vec<u8>), SealError> {
         let mut prefix = [0u8; NONCE_PREFIX];
         getrandom::fill(&mut prefix).map_err(|e| SealError::Random(e.to_string()))?;
         let aead = Aes256Gcm::new(key.into());
@@ -66,6 +70,7 @@ impl Sealer {
             Sealer {
                 encryptor,
                 pending: Vec::with_capacity(CHUNK * 2),
+                id: id.as_bytes().to_vec(),
             },
             header,
         ))
@@ -80,7 +85,10 @@ impl Sealer {
         while self.pending.len() - start > CHUNK {
             let sealed = self
                 .encryptor
-                .encrypt_next(&self.pending[start..start + CHUNK])
+                .encrypt_next(Payload {
+                    msg: &self.pending[start..start + CHUNK],
+                    aad: &self.id,
+                })
                 .map_err(|_| SealError::Seal)?;
             out.extend_from_slice(&sealed);
             start += CHUNK;
@@ -92,7 +100,10 @@ impl Sealer {
     /// Seals what is left as the last chunk.
     pub fn finish(self) -> Result<Vec<u8>, SealError> {
         self.encryptor
-            .encrypt_last(self.pending.as_slice())
+            .encrypt_last(Payload {
+                msg: self.pending.as_slice(),
+                aad: &self.id,
+            })
             .map_err(|_| SealError::Seal)
     }
 }
@@ -101,10 +112,12 @@ impl Sealer {
 pub struct Opener {
     decryptor: DecryptorBE32<Aes256Gcm>,
     pending: Vec<u8>,
+    id: Vec<u8>,
 }
 
 impl Opener {
-    pub fn new(key: &[u8; 32], header: &[u8]) -> Result<Opener, SealError> {
+    /// An opener for what was sealed as backup `id`, given its header.
+    pub fn new(key: &[u8; 32], header: &[u8], id: &str) -> Result<Opener, SealError> {
         if header.len() != HEADER || &header[..MAGIC.len()] != MAGIC {
             return Err(SealError::NotSealed);
         }
@@ -115,6 +128,7 @@ impl Opener {
         Ok(Opener {
             decryptor: DecryptorBE32::from_aead(aead, (&prefix).into()),
             pending: Vec::with_capacity(SEALED_CHUNK * 2),
+            id: id.as_bytes().to_vec(),
         })
     }
 
@@ -126,7 +140,10 @@ impl Opener {
         while self.pending.len() - start > SEALED_CHUNK {
             let plain = self
                 .decryptor
-                .decrypt_next(&self.pending[start..start + SEALED_CHUNK])
+                .decrypt_next(Payload {
+                    msg: &self.pending[start..start + SEALED_CHUNK],
+                    aad: &self.id,
+                })
                 .map_err(|_| SealError::Open)?;
             out.extend_from_slice(&plain);
             start += SEALED_CHUNK;
@@ -138,7 +155,10 @@ impl Opener {
     /// Opens the last chunk; fails if the stream was cut short.
     pub fn finish(self) -> Result<Vec<u8>, SealError> {
         self.decryptor
-            .decrypt_last(self.pending.as_slice())
+            .decrypt_last(Payload {
+                msg: self.pending.as_slice(),
+                aad: &self.id,
+            })
             .map_err(|_| SealError::Open)
     }
 }
@@ -148,7 +168,7 @@ mod tests {
     use super::*;
 
     fn seal(key: &[u8; 32], data: &[u8], piece: usize) -> Vec<u8> {
-        let (mut sealer, mut out) = Sealer::new(key).expect("sealer");
+        let (mut sealer, mut out) = Sealer::new(key, "20261203T081500.123Z").expect("sealer");
         for part in data.chunks(piece.max(1)) {
             out.extend(sealer.push(part).expect("push"));
         }
@@ -157,10 +177,19 @@ mod tests {
     }
 
     fn open(key: &[u8; 32], sealed: &[u8], piece: usize) -> Result<Vec<u8>, SealError> {
+        open_as(key, sealed, piece, "20261203T081500.123Z")
+    }
+
+    fn open_as(
+        key: &[u8; 32],
+        sealed: &[u8],
+        piece: usize,
+        id: &str,
+    ) -> Result<Vec<u8>, SealError> {
         if sealed.len() < HEADER {
             return Err(SealError::NotSealed);
         }
-        let mut opener = Opener::new(key, &sealed[..HEADER])?;
+        let mut opener = Opener::new(key, &sealed[..HEADER], id)?;
         let mut out = Vec::new();
         for part in sealed[HEADER..].chunks(piece.max(1)) {
             out.extend(opener.push(part)?);

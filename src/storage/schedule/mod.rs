@@ -29,8 +29,9 @@ const LATE_MS: i64 = 60_000;
 const LOOK_EVERY: Duration = Duration::from_secs(1);
 /// Schedules fired in one transaction at most.
 const FIRE_BATCH: usize = 100;
-/// Missed ticks counted one by one at most (a minutely schedule down for months).
-const MAX_COUNTED_MISSES: u64 = 100_000;
+/// Missed ticks counted one by one at most, per schedule and downtime: counting walks the
+/// pattern inside the writer's transaction (a minutely schedule down for months).
+const MAX_COUNTED_MISSES: u64 = 1_000;
 
 /// What a caller asks for.
 #[derive(Debug, Clone)]

@@ -189,7 +189,7 @@ async fn bad_requests_get_clear_errors() {
         (
             json!({"kind": "smoke-signals", "payload": {}}),
             400,
-            "known: backup, http",
+            "known: http",
         ),
         (
             json!({"payload": {"method": "GET", "path": "/openapi.json"}}),
@@ -273,7 +273,7 @@ async fn kv_atomic_can_enqueue_in_the_same_commit() {
         ),
         (
             json!({"kind": "carrier-pigeon", "payload": {}}),
-            "known: backup, http",
+            "known: http",
         ),
     ] {
         let response = client()

@@ -180,7 +180,7 @@ impl TestServer {
 
     /// Waits until a log line matches `pred`.
     pub fn wait_for_log(&self, pred: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
-        for _ in 0..200 {
+        for _ in 0..800 {
             if let Some(line) = self.log_lines().into_iter().find(|l| pred(l)) {
                 return line;
             }
@@ -198,6 +198,25 @@ impl Drop for TestServer {
 }
 
 /// What a finished command printed, stdout then stderr.
+/// Runs `command` to its end, or kills it after `within` (a server that should have refused
+/// to start would otherwise serve for ever).
+pub fn output_within(command: &mut Command, within: Duration) -> std::process::Output {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run");
+    let deadline = std::time::Instant::now() + within;
+    while child.try_wait().expect("try_wait").is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("output")
+}
+
 pub fn said(output: &std::process::Output) -> String {
     format!(
         "{}{}",
