@@ -165,6 +165,41 @@ async fn a_backup_leaves_sealed_and_comes_back_onto_an_empty_machine() {
     assert_eq!(entry["value"], SECRET_TEXT);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_that_failed_goes_up_with_the_next_backup() {
+    let Some(moto) = moto::start(BUCKET).await else {
+        return;
+    };
+    let mut env = remote_env(&moto);
+    // A bucket that is not there yet: the first upload fails.
+    env[0].1 = "s3://later-bucket/alice".into();
+    let mut server_env = pairs(&env);
+    server_env.push(("TOOLSHED_BACKUP_SCHEDULE", "off"));
+    let server = support::spawn_with(&server_env);
+    let failed = backup(&server).await;
+    assert_eq!(
+        failed["state"], "done",
+        "the backup itself stands: {failed}"
+    );
+    assert_eq!(failed["remote"], Value::Null);
+    assert!(failed["remote_error"].is_string(), "{failed}");
+
+    let made = client()
+        .put(format!("{}/later-bucket", moto.url))
+        .send()
+        .await
+        .expect("make the bucket");
+    assert!(made.status().is_success());
+    backup(&server).await;
+    let list: Value = server.get_json("/api/admin/backups").await;
+    let list = list.as_array().expect("list");
+    assert_eq!(list.len(), 2);
+    for entry in list {
+        assert!(entry["remote"].is_string(), "{entry}");
+        assert_eq!(entry["remote_error"], Value::Null, "{entry}");
+    }
+}
+
 #[test]
 fn a_remote_without_a_key_is_refused_at_start() {
     let dir = support::temp_dir();

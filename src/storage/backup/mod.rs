@@ -257,9 +257,17 @@ impl Backups {
             .and_then(|outcome| outcome);
         // Still `running` while its copy goes up: done means done everywhere.
         let outcome = match (outcome, &self.remote) {
-            (Ok(info), Some(remote)) => Ok(self.send_off(remote, info).await),
+            (Ok(info), Some(remote)) => {
+                let info = self.send_off(remote, info).await;
+                self.send_pending(remote, &info.id).await;
+                Ok(info)
+            }
             (outcome, _) => outcome,
         };
+        // Still `running` while the window is trimmed: done means nothing is left to do.
+        if outcome.is_ok() {
+            self.prune().await;
+        }
         {
             let mut progress = self.progress();
             progress.running.retain(|running| running != &id);
@@ -271,10 +279,18 @@ impl Backups {
                 Err(e) => progress.failed.push((id, e.to_string())),
             }
         }
-        if outcome.is_ok() {
-            self.prune().await;
-        }
         outcome
+    }
+
+    /// Sends the kept backups whose upload failed before (the bucket was down, say), so
+    /// that a passing outage loses no off-machine copy.
+    async fn send_pending(&self, remote: &remote::Remote, current: &str) {
+        for info in self.finished().await {
+            if info.remote.is_none() && info.id != current {
+                tracing::info!(id = %info.id, "sending a backup whose upload failed before");
+                self.send_off(remote, info).await;
+            }
+        }
     }
 
     /// Uploads a finished backup's sealed copy and records the outcome in its sidecar.
@@ -282,7 +298,8 @@ impl Backups {
         info.remote = Some(remote.location(&info.id));
         match remote.upload(&self.archive_path(&info.id), &info).await {
             Ok(()) => {
-                tracing::info!(id = %info.id, remote = %remote.location(&info.id), "backup sent off")
+                tracing::info!(id = %info.id, remote = %remote.location(&info.id), "backup sent off");
+                info.remote_error = None;
             }
             Err(e) => {
                 tracing::error!(id = %info.id, error = %e, "the backup's off-machine copy failed");
