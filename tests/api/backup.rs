@@ -333,6 +333,31 @@ async fn the_window_keeps_the_newest_and_each_backup_can_be_fetched_or_deleted()
     assert!(first["size"].as_u64().expect("size") > 0);
     assert_eq!(first["sha256"].as_str().expect("sha").len(), 64);
 
+    // An orchestrator sees how old the newest backup is, without a user's data.
+    let metrics = server.get("/metrics").await.text().await.expect("metrics");
+    assert!(metrics.contains("toolshed_backups_kept 2"), "{metrics}");
+    assert!(
+        metrics.contains(&format!(
+            "toolshed_backup_last_size_bytes {}",
+            list[1]["size"].as_u64().expect("size")
+        )),
+        "{metrics}"
+    );
+    let last_success: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("toolshed_backup_last_success_timestamp_seconds "))
+        .expect("the newest backup's time")
+        .parse()
+        .expect("a number");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs_f64();
+    assert!(
+        (now - last_success).abs() < 120.0,
+        "{last_success} vs {now}"
+    );
+
     let ranged = client()
         .get(server.url(&format!("/api/admin/backups/{}", ids[2])))
         .header("range", "bytes=0-9")

@@ -87,6 +87,10 @@ async fn metrics_name_what_an_orchestrator_needs_and_promtool_accepts_them() {
         r#"toolshed_queue_retries_total{kind="http"} 0"#,
         r#"toolshed_queue_dead_total{kind="webhook"} 0"#,
         "toolshed_storage_size_bytes ",
+        "toolshed_backups_kept 0",
+        "toolshed_backup_last_success_timestamp_seconds ",
+        "toolshed_backups_failed 0",
+        "toolshed_backups_not_sent 0",
         &format!(
             r#"toolshed_build_info{{version="{}","#,
             env!("CARGO_PKG_VERSION")

@@ -1,6 +1,7 @@
 //! What a scrape reads at the moment it is made: the queue's tasks by state and the oldest
-//! due task's wait (from the store), the store's size on disk, and the workers' attempt
-//! counts by kind and outcome.
+//! due task's wait (from the store), the store's size on disk, the backups kept (how many,
+//! the newest's time and size, failures, copies not yet off the machine), and the workers'
+//! attempt counts by kind and outcome.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,6 +30,11 @@ pub struct Scrape {
     tasks: Family<StateLabels, Gauge>,
     oldest_pending: Gauge<f64, AtomicU64>,
     storage_bytes: Gauge,
+    backups_kept: Gauge,
+    backup_last_success: Gauge<f64, AtomicU64>,
+    backup_last_size: Gauge,
+    backups_failed: Gauge,
+    backups_not_sent: Gauge,
 }
 
 /// Attempts by kind and outcome, read from the workers' counters at each scrape.
@@ -108,6 +114,11 @@ impl Scrape {
             tasks: Family::default(),
             oldest_pending: Gauge::default(),
             storage_bytes: Gauge::default(),
+            backups_kept: Gauge::default(),
+            backup_last_success: Gauge::default(),
+            backup_last_size: Gauge::default(),
+            backups_failed: Gauge::default(),
+            backups_not_sent: Gauge::default(),
         };
         app.metrics.register(|registry| {
             registry.register(
@@ -126,6 +137,33 @@ impl Scrape {
                 "The database on disk: its file, write-ahead log and index",
                 Unit::Bytes,
                 scrape.storage_bytes.clone(),
+            );
+            registry.register(
+                "backups_kept",
+                "Finished backups kept in the data directory",
+                scrape.backups_kept.clone(),
+            );
+            registry.register_with_unit(
+                "backup_last_success_timestamp",
+                "When the newest kept backup was taken, Unix time (0 when there is none)",
+                Unit::Seconds,
+                scrape.backup_last_success.clone(),
+            );
+            registry.register_with_unit(
+                "backup_last_size",
+                "The newest kept backup's archive",
+                Unit::Bytes,
+                scrape.backup_last_size.clone(),
+            );
+            registry.register(
+                "backups_failed",
+                "Backups that failed since the process started",
+                scrape.backups_failed.clone(),
+            );
+            registry.register(
+                "backups_not_sent",
+                "Kept backups without an off-machine copy, when TOOLSHED_BACKUP_REMOTE is set",
+                scrape.backups_not_sent.clone(),
             );
             registry.register_collector(Box::new(AttemptCollector(app.workers.clone())));
         });
@@ -146,6 +184,25 @@ impl Scrape {
             .set(stats.oldest_pending_age_ms as f64 / 1000.0);
         self.storage_bytes
             .set(i64::try_from(self.app.store.size_on_disk()).unwrap_or(i64::MAX));
+        let backups = &self.app.store.backups;
+        let kept = backups.finished().await;
+        let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        self.backups_kept.set(count(kept.len()));
+        let newest = kept.last();
+        self.backup_last_success.set(
+            newest
+                .and_then(|info| info.created_at.parse::<jiff::Timestamp>().ok())
+                .map_or(0.0, |at| at.as_millisecond() as f64 / 1000.0),
+        );
+        self.backup_last_size
+            .set(newest.map_or(0, |info| i64::try_from(info.size).unwrap_or(i64::MAX)));
+        self.backups_failed.set(count(backups.failed_count()));
+        let not_sent = if backups.has_remote() {
+            kept.iter().filter(|info| info.remote.is_none()).count()
+        } else {
+            0
+        };
+        self.backups_not_sent.set(count(not_sent));
         self.app.metrics.encode(format).map_err(AppError::internal)
     }
 }

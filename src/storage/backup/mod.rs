@@ -404,6 +404,16 @@ impl Backups {
         list
     }
 
+    /// Backups that failed since the start.
+    pub fn failed_count(&self) -> usize {
+        self.progress().failed.len()
+    }
+
+    /// Whether backups are also sent to a bucket.
+    pub fn has_remote(&self) -> bool {
+        self.remote.is_some()
+    }
+
     /// What became of backup `id`, if it is known.
     pub async fn status(&self, id: &str) -> Option<BackupStatus> {
         self.list().await.into_iter().find(|status| status.id == id)
