@@ -6,6 +6,7 @@
 pub mod app;
 pub mod build_info;
 pub mod commands;
+pub mod controlplane;
 pub mod env;
 pub mod middlewares;
 pub mod platform;

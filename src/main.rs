@@ -1,5 +1,5 @@
 //! The `toolshed` command: `serve` (the default), `sign`, `verify`, `attest verify`,
-//! `restore`, `update` and `version`.
+//! `restore`, `update`, `controlplane serve` and `version`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -108,6 +108,37 @@ enum Command {
     /// Remote attestation: `attest verify` checks a running instance's evidence.
     #[command(subcommand)]
     Attest(AttestCommand),
+    /// The control plane: `controlplane serve` starts one instance per user and keeps it
+    /// running.
+    #[command(subcommand)]
+    Controlplane(ControlplaneCommand),
+}
+
+#[derive(Subcommand)]
+enum ControlplaneCommand {
+    /// Serve the control plane's API and run its reconcile loop (instances keep running
+    /// when it stops, and are taken up again when it starts).
+    Serve {
+        /// The address its API listens on.
+        #[arg(long, env = "TOOLSHED_CONTROLPLANE_HOST", default_value = "127.0.0.1")]
+        host: std::net::IpAddr,
+        /// Its port (0: any free one).
+        #[arg(long, env = "TOOLSHED_CONTROLPLANE_PORT", default_value_t = 8100)]
+        port: u16,
+        /// Its state and every instance's folder.
+        #[arg(
+            long,
+            env = "TOOLSHED_CONTROLPLANE_DATA_DIR",
+            default_value = "./controlplane"
+        )]
+        data_dir: PathBuf,
+        /// Its admin tokens, comma-separated (at least 16 characters each).
+        #[arg(long, env = "TOOLSHED_CONTROLPLANE_TOKENS", hide_env_values = true)]
+        tokens: String,
+        /// `pretty` or `json` [default: json].
+        #[arg(long, env = "LOG_FORMAT", default_value = "json")]
+        log_format: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -193,6 +224,13 @@ fn main() -> ExitCode {
             restart,
             data_dir: &data_dir,
         }),
+        Command::Controlplane(ControlplaneCommand::Serve {
+            host,
+            port,
+            data_dir,
+            tokens,
+            log_format,
+        }) => controlplane(host, port, data_dir, &tokens, log_format),
         Command::Attest(AttestCommand::Verify {
             url,
             expect_binary_sha256,
@@ -285,4 +323,93 @@ fn restart(exe: std::io::Result<PathBuf>) -> ExitCode {
         .exec();
     eprintln!("toolshed: cannot restart as {}: {failed}", exe.display());
     ExitCode::from(1)
+}
+
+fn controlplane(
+    host: std::net::IpAddr,
+    port: u16,
+    data_dir: PathBuf,
+    tokens: &str,
+    log_format: String,
+) -> ExitCode {
+    let settings = SettingsArgs {
+        log_format: Some(log_format),
+        env: Some("production".into()),
+        ..SettingsArgs::default()
+    };
+    let config = match Config::from_args(&settings) {
+        Ok(config) => config,
+        Err(errors) => {
+            eprint!("toolshed: {errors}");
+            return ExitCode::from(1);
+        }
+    };
+    let tokens = match toolshed::platform::auth::TokenSet::read(
+        toolshed::env::Secret::new(tokens).as_ref(),
+        None,
+    ) {
+        Ok(tokens) if !tokens.is_empty() => tokens,
+        Ok(_) => {
+            eprintln!("toolshed: the control plane needs TOOLSHED_CONTROLPLANE_TOKENS");
+            return ExitCode::from(1);
+        }
+        Err(e) => {
+            eprintln!("toolshed: TOOLSHED_CONTROLPLANE_TOKENS: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let program = match std::env::current_exe() {
+        Ok(program) => program,
+        Err(e) => {
+            eprintln!("toolshed: cannot find this executable, which instances run: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let _logging = telemetry::init(&config);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("toolshed: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let options = toolshed::controlplane::Options {
+        host,
+        port,
+        data_dir,
+        tokens,
+        program,
+    };
+    let served = runtime.block_on(async {
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let trigger = shutdown.clone();
+        tokio::spawn(async move {
+            let terminate = async {
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(mut signal) => {
+                        signal.recv().await;
+                    }
+                    Err(_) => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                () = terminate => {}
+            }
+            tracing::info!("control plane stopping; instances keep running");
+            trigger.cancel();
+        });
+        toolshed::controlplane::serve(options, shutdown).await
+    });
+    match served {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "the control plane stopped with an error");
+            eprintln!("toolshed: {e}");
+            ExitCode::from(1)
+        }
+    }
 }

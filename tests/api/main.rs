@@ -7,6 +7,7 @@ mod attestation;
 mod backup;
 mod backup_remote;
 mod common_layers;
+mod controlplane;
 mod foundation;
 mod img;
 mod kv;

@@ -155,7 +155,7 @@ async fn run(server: &support::TestServer, example: &Example) -> Option<(u16, St
                 args.next();
             }
             "--data-urlencode" => query.push(args.next().cloned().expect("a pair")),
-            other if other.starts_with("localhost:8000") => url = Some(other.to_owned()),
+            other if other.starts_with("localhost:") => url = Some(other.to_owned()),
             other => panic!(
                 "the README test does not know curl's {other}: {}",
                 example.line
@@ -163,7 +163,8 @@ async fn run(server: &support::TestServer, example: &Example) -> Option<(u16, St
         }
     }
     let url = url.expect("a URL");
-    let path = url.trim_start_matches("localhost:8000");
+    // Another port is another program's (the control plane's): not this instance's.
+    let path = url.strip_prefix("localhost:8000")?;
     if !RUNNABLE.iter().any(|r| path.starts_with(r)) {
         return None;
     }

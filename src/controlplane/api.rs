@@ -1,0 +1,431 @@
+//! The control plane's HTTP API: instances and their lifecycle, behind its admin tokens,
+//! described at `/openapi.json`.
+
+use std::time::Duration;
+
+use axum::extract::{Query, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, OpenApi, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::ControlPlane;
+use super::process::free_port;
+use super::store::{Desired, Instance, State as InstanceState};
+use crate::platform::error::{AppError, ErrorBody};
+use crate::platform::extract::{AppJson, AppPath};
+use crate::storage::db::now_ms;
+
+/// The longest `wait` holds a request.
+const MAX_WAIT_S: u64 = 60;
+
+#[derive(OpenApi)]
+#[openapi(info(
+    title = "Toolshed control plane",
+    description = "Starts one Toolshed instance per user and keeps it running."
+))]
+struct ControlPlaneDoc;
+
+pub fn router(cp: ControlPlane) -> Router {
+    let (api, spec) = OpenApiRouter::with_openapi(ControlPlaneDoc::openapi())
+        .routes(routes!(create_instance, list_instances))
+        .routes(routes!(get_instance, delete_instance))
+        .routes(routes!(start_instance))
+        .routes(routes!(stop_instance))
+        .routes(routes!(restart_instance))
+        .routes(routes!(wait_instance))
+        .split_for_parts();
+    let spec = serde_json::to_value(&spec).unwrap_or_default();
+    api.route(
+        "/openapi.json",
+        axum::routing::get(move || async move { Json(spec.clone()) }),
+    )
+    .fallback(|| async { AppError::not_found("no such route on the control plane") })
+    .layer(axum::middleware::from_fn_with_state(
+        cp.clone(),
+        require_token,
+    ))
+    .with_state(cp)
+}
+
+/// Every route takes one of the control plane's admin tokens.
+async fn require_token(State(cp): State<ControlPlane>, request: Request, next: Next) -> Response {
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim().to_owned());
+    match presented.and_then(|token| cp.tokens.find(&token)) {
+        Some(_) => next.run(request).await,
+        None => AppError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "send a control plane token (TOOLSHED_CONTROLPLANE_TOKENS) as Authorization: Bearer <token>",
+        )
+        .into_response(),
+    }
+}
+
+/// `POST /instances`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateRequest {
+    /// Whose instance (1 to 128 characters); one user may have several.
+    pub user_id: String,
+    /// Start it now (default true); false only creates it.
+    pub start: Option<bool>,
+}
+
+/// An instance, desired and observed. Times are ms since the epoch.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InstanceBody {
+    pub id: String,
+    pub user_id: String,
+    pub desired: Desired,
+    pub state: InstanceState,
+    /// Where it serves.
+    pub url: String,
+    pub pid: Option<u32>,
+    /// Restarts after it exited or failed its health probe.
+    pub restarts: u32,
+    pub last_probe_at: Option<i64>,
+    pub last_error: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    /// The user's API token for it: shown once, in the answer that created it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+}
+
+impl From<Instance> for InstanceBody {
+    fn from(i: Instance) -> Self {
+        InstanceBody {
+            url: format!("http://127.0.0.1:{}", i.port),
+            id: i.id,
+            user_id: i.user_id,
+            desired: i.desired,
+            state: i.state,
+            pid: i.pid,
+            restarts: i.restarts,
+            last_probe_at: i.last_probe_at,
+            last_error: i.last_error,
+            created_at: i.created_at,
+            updated_at: i.updated_at,
+            token: None,
+        }
+    }
+}
+
+fn internal(e: impl std::fmt::Display) -> AppError {
+    AppError::internal(e)
+}
+
+fn random_hex(bytes: usize) -> Result<String, AppError> {
+    let mut raw = vec![0u8; bytes];
+    getrandom::fill(&mut raw).map_err(|e| internal(format!("no randomness: {e}")))?;
+    Ok(raw.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+fn found(cp: &ControlPlane, id: &str) -> Result<Instance, AppError> {
+    cp.store
+        .get(id)
+        .map_err(internal)?
+        .filter(|i| i.state != InstanceState::Destroyed)
+        .ok_or_else(|| AppError::not_found(format!("no instance {id:?}")))
+}
+
+/// Create an instance (and start it unless `start` is false).
+#[utoipa::path(
+    post,
+    path = "/instances",
+    tag = "instances",
+    request_body = CreateRequest,
+    responses(
+        (status = 201, description = "Created; the token is shown this once", body = InstanceBody),
+        (status = 400, description = "A bad user id", body = ErrorBody),
+        (status = 401, description = "No control plane token", body = ErrorBody),
+        (status = 422, description = "Body of the wrong shape", body = ErrorBody),
+    )
+)]
+async fn create_instance(
+    State(cp): State<ControlPlane>,
+    AppJson(request): AppJson<CreateRequest>,
+) -> Result<(StatusCode, Json<InstanceBody>), AppError> {
+    let user_id = request.user_id.trim();
+    if user_id.is_empty() || user_id.len() > 128 {
+        return Err(AppError::bad_request("user_id must be 1 to 128 characters"));
+    }
+    let id = format!("i-{}", random_hex(8)?);
+    let token = random_hex(24)?;
+    let port = free_port().map_err(|e| internal(format!("no free port: {e}")))?;
+    let now = now_ms();
+    let instance = Instance {
+        id: id.clone(),
+        user_id: user_id.to_owned(),
+        desired: if request.start.unwrap_or(true) {
+            Desired::Started
+        } else {
+            Desired::Stopped
+        },
+        state: InstanceState::Created,
+        port,
+        pid: None,
+        restarts: 0,
+        failures: 0,
+        last_probe_at: None,
+        last_error: None,
+        created_at: now,
+        updated_at: now,
+    };
+    cp.provider
+        .prepare(&id, &token)
+        .map_err(|e| internal(format!("cannot make the instance's folder: {e}")))?;
+    cp.store.insert(&instance).map_err(internal)?;
+    cp.changed.notify_one();
+    let mut body = InstanceBody::from(instance);
+    body.token = Some(token);
+    Ok((StatusCode::CREATED, Json(body)))
+}
+
+/// Every instance that is not destroyed.
+#[utoipa::path(
+    get,
+    path = "/instances",
+    tag = "instances",
+    responses(
+        (status = 200, description = "The instances", body = Vec<InstanceBody>),
+        (status = 401, description = "No control plane token", body = ErrorBody),
+    )
+)]
+async fn list_instances(
+    State(cp): State<ControlPlane>,
+) -> Result<Json<Vec<InstanceBody>>, AppError> {
+    let all = cp.store.list().map_err(internal)?;
+    Ok(Json(all.into_iter().map(Into::into).collect()))
+}
+
+/// One instance, desired and observed.
+#[utoipa::path(
+    get,
+    path = "/instances/{id}",
+    tag = "instances",
+    params(("id" = String, Path, description = "The instance's id")),
+    responses(
+        (status = 200, description = "The instance", body = InstanceBody),
+        (status = 401, description = "No control plane token", body = ErrorBody),
+        (status = 404, description = "No such instance", body = ErrorBody),
+    )
+)]
+async fn get_instance(
+    State(cp): State<ControlPlane>,
+    AppPath(id): AppPath<String>,
+) -> Result<Json<InstanceBody>, AppError> {
+    Ok(Json(found(&cp, &id)?.into()))
+}
+
+/// Changes what an instance should be, then answers it as it is now.
+async fn want(
+    cp: &ControlPlane,
+    id: &str,
+    desired: Desired,
+) -> Result<Json<InstanceBody>, AppError> {
+    found(cp, id)?;
+    cp.store
+        .set_desired(id, desired, now_ms())
+        .map_err(internal)?;
+    if desired == Desired::Started
+        && let Some(mut instance) = cp.store.get(id).map_err(internal)?
+        && matches!(
+            instance.state,
+            InstanceState::CrashLoop | InstanceState::Failed
+        )
+    {
+        // Its owner asks again: a fresh start, no backoff left over.
+        instance.state = InstanceState::Stopped;
+        cp.store_observed(&instance);
+    }
+    cp.changed.notify_one();
+    Ok(Json(found(cp, id)?.into()))
+}
+
+/// Start an instance (also out of `crash_loop`).
+#[utoipa::path(
+    post,
+    path = "/instances/{id}/start",
+    tag = "instances",
+    params(("id" = String, Path, description = "The instance's id")),
+    responses(
+        (status = 200, description = "It will run: wait for `started`", body = InstanceBody),
+        (status = 401, description = "No control plane token", body = ErrorBody),
+        (status = 404, description = "No such instance", body = ErrorBody),
+    )
+)]
+async fn start_instance(
+    State(cp): State<ControlPlane>,
+    AppPath(id): AppPath<String>,
+) -> Result<Json<InstanceBody>, AppError> {
+    want(&cp, &id, Desired::Started).await
+}
+
+/// Stop an instance (gracefully: its requests and tasks get their grace).
+#[utoipa::path(
+    post,
+    path = "/instances/{id}/stop",
+    tag = "instances",
+    params(("id" = String, Path, description = "The instance's id")),
+    responses(
+        (status = 200, description = "It will stop: wait for `stopped`", body = InstanceBody),
+        (status = 401, description = "No control plane token", body = ErrorBody),
+        (status = 404, description = "No such instance", body = ErrorBody),
+    )
+)]
+async fn stop_instance(
+    State(cp): State<ControlPlane>,
+    AppPath(id): AppPath<String>,
+) -> Result<Json<InstanceBody>, AppError> {
+    want(&cp, &id, Desired::Stopped).await
+}
+
+/// Restart an instance: stop it gracefully, then start it again.
+#[utoipa::path(
+    post,
+    path = "/instances/{id}/restart",
+    tag = "instances",
+    params(("id" = String, Path, description = "The instance's id")),
+    responses(
+        (status = 200, description = "Stopped and starting again: wait for `started`", body = InstanceBody),
+        (status = 401, description = "No control plane token", body = ErrorBody),
+        (status = 404, description = "No such instance", body = ErrorBody),
+    )
+)]
+async fn restart_instance(
+    State(cp): State<ControlPlane>,
+    AppPath(id): AppPath<String>,
+) -> Result<Json<InstanceBody>, AppError> {
+    let mut instance = found(&cp, &id)?;
+    if let Some(pid) = instance.pid.take() {
+        instance.state = InstanceState::Stopping;
+        cp.store_observed(&instance);
+        cp.provider.stop(&id, pid).await;
+    }
+    instance.state = InstanceState::Stopped;
+    instance.restarts += 1;
+    cp.store_observed(&instance);
+    want(&cp, &id, Desired::Started).await
+}
+
+/// `DELETE /instances/{id}` options.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+struct DeleteQuery {
+    /// Also remove its data (default false: kept in the control plane's data directory).
+    purge: Option<bool>,
+}
+
+/// Stop an instance for good; its data is kept unless `purge=true`.
+#[utoipa::path(
+    delete,
+    path = "/instances/{id}",
+    tag = "instances",
+    params(("id" = String, Path, description = "The instance's id"), DeleteQuery),
+    responses(
+        (status = 200, description = "Stopped and destroyed", body = InstanceBody),
+        (status = 401, description = "No control plane token", body = ErrorBody),
+        (status = 404, description = "No such instance", body = ErrorBody),
+    )
+)]
+async fn delete_instance(
+    State(cp): State<ControlPlane>,
+    AppPath(id): AppPath<String>,
+    Query(query): Query<DeleteQuery>,
+) -> Result<Json<InstanceBody>, AppError> {
+    let mut instance = found(&cp, &id)?;
+    cp.store
+        .set_desired(&id, Desired::Destroyed, now_ms())
+        .map_err(internal)?;
+    if let Some(pid) = instance.pid.take() {
+        cp.provider.stop(&id, pid).await;
+    }
+    instance.state = InstanceState::Destroyed;
+    instance.desired = Desired::Destroyed;
+    cp.store_observed(&instance);
+    if query.purge.unwrap_or(false) {
+        cp.provider
+            .purge(&id)
+            .map_err(|e| internal(format!("cannot remove the instance's data: {e}")))?;
+    }
+    Ok(Json(instance.into()))
+}
+
+/// `GET /instances/{id}/wait` options.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+struct WaitQuery {
+    /// The state to wait for (default `started`).
+    state: Option<String>,
+    /// At most this long (default 10 s, at most 60).
+    #[param(minimum = 1, maximum = 60)]
+    timeout_s: Option<u64>,
+}
+
+/// Wait until an instance is in a state (long poll); 408 when the time runs out.
+#[utoipa::path(
+    get,
+    path = "/instances/{id}/wait",
+    tag = "instances",
+    params(("id" = String, Path, description = "The instance's id"), WaitQuery),
+    responses(
+        (status = 200, description = "It is in that state now", body = InstanceBody),
+        (status = 400, description = "An unknown state or a bad timeout", body = ErrorBody),
+        (status = 401, description = "No control plane token", body = ErrorBody),
+        (status = 404, description = "No such instance", body = ErrorBody),
+        (status = 408, description = "Not in that state within the timeout", body = ErrorBody),
+    )
+)]
+async fn wait_instance(
+    State(cp): State<ControlPlane>,
+    AppPath(id): AppPath<String>,
+    Query(query): Query<WaitQuery>,
+) -> Result<Json<InstanceBody>, AppError> {
+    let wanted = query.state.as_deref().unwrap_or("started");
+    let wanted = InstanceState::parse(wanted).ok_or_else(|| {
+        AppError::bad_request(format!(
+            "state {wanted:?} is not one of created, starting, started, stopping, stopped, failed, crash_loop, destroyed"
+        ))
+    })?;
+    let timeout = query.timeout_s.unwrap_or(10);
+    if !(1..=MAX_WAIT_S).contains(&timeout) {
+        return Err(AppError::bad_request(format!(
+            "timeout_s must be 1 to {MAX_WAIT_S}"
+        )));
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(timeout);
+    loop {
+        let instance = cp
+            .store
+            .get(&id)
+            .map_err(internal)?
+            .ok_or_else(|| AppError::not_found(format!("no instance {id:?}")))?;
+        if instance.state == wanted {
+            return Ok(Json(instance.into()));
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(AppError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "timeout",
+                format!(
+                    "instance {id} is {} after {timeout} s, not {}",
+                    instance.state.as_str(),
+                    wanted.as_str()
+                ),
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -1,0 +1,104 @@
+//! `toolshed controlplane serve`: starts one Toolshed instance per user and keeps it
+//! running, from outside: it talks to instances only over HTTP (their health probe) and
+//! never reads their data. Its own HTTP API (admin tokens, JSON errors, an OpenAPI
+//! document), its own state store (`store.rs`, SQLite in its data directory), the `process`
+//! provider (`process.rs`) and the reconcile loop (`reconcile.rs`).
+//!
+//! This is the first part of the control plane: instance lifecycle on one machine. Signed
+//! releases and rollouts, attestation checks, metrics scraping, `/fleet/metrics` and the
+//! PostgreSQL store are not built yet.
+
+mod api;
+pub mod process;
+mod reconcile;
+pub mod store;
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::platform::auth::TokenSet;
+use process::ProcessProvider;
+use store::{Instance, Store};
+
+/// How it was asked to run.
+pub struct Options {
+    pub host: IpAddr,
+    pub port: u16,
+    pub data_dir: PathBuf,
+    /// The admin tokens its API takes.
+    pub tokens: TokenSet,
+    /// The toolshed binary instances run.
+    pub program: PathBuf,
+}
+
+/// Everything the API and the loop share; cheap to clone.
+#[derive(Clone)]
+pub struct ControlPlane {
+    store: Store,
+    provider: ProcessProvider,
+    tokens: Arc<TokenSet>,
+    /// Wakes the loop when an instance's desired state changes.
+    changed: Arc<Notify>,
+    probe: reqwest::Client,
+}
+
+impl ControlPlane {
+    /// Whether the instance on `port` answers its liveness probe.
+    async fn probe(&self, port: u16) -> bool {
+        self.probe
+            .get(format!("http://127.0.0.1:{port}/api/health"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+    }
+
+    fn store_observed(&self, instance: &Instance) {
+        if let Err(e) = self.store.observe(instance, crate::storage::db::now_ms()) {
+            tracing::error!(instance = %instance.id, error = %e, "cannot record an instance's state");
+        }
+    }
+}
+
+/// Serves the API and runs the loop until `shutdown`; the instances keep running after.
+pub async fn serve(options: Options, shutdown: CancellationToken) -> Result<(), String> {
+    std::fs::create_dir_all(&options.data_dir).map_err(|e| {
+        format!(
+            "cannot create the control plane's data directory {}: {e}",
+            options.data_dir.display()
+        )
+    })?;
+    let store =
+        Store::open(&options.data_dir.join("controlplane.db")).map_err(|e| e.to_string())?;
+    let probe = reqwest::Client::builder()
+        .timeout(Duration::from_secs(1))
+        .no_proxy()
+        .build()
+        .map_err(|e| format!("cannot make the probe client: {e}"))?;
+    let cp = ControlPlane {
+        store,
+        provider: ProcessProvider::new(&options.data_dir, options.program),
+        tokens: Arc::new(options.tokens),
+        changed: Arc::default(),
+        probe,
+    };
+    let listener = tokio::net::TcpListener::bind(SocketAddr::from((options.host, options.port)))
+        .await
+        .map_err(|e| format!("cannot listen on {}:{}: {e}", options.host, options.port))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| format!("cannot read the listening address: {e}"))?;
+    let adopted = cp.store.list().map(|l| l.len()).unwrap_or(0);
+    tracing::info!(addr = %addr, instances = adopted, "control plane listening");
+    let looping = tokio::spawn(reconcile::run(cp.clone(), shutdown.clone()));
+    let served = axum::serve(listener, api::router(cp))
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+        .await;
+    shutdown.cancel();
+    let _ = looping.await;
+    served.map_err(|e| format!("the control plane's listener failed: {e}"))
+}

@@ -1,0 +1,156 @@
+//! The `process` provider: each instance is a child process of this same binary
+//! (`toolshed serve`) on 127.0.0.1 with its own data directory, port and API token.
+//!
+//! An instance's folder `<control plane data>/instances/<id>/` holds `data/` (its data
+//! directory), `tokens` (its API token, 0600, read through `TOOLSHED_API_TOKENS_FILE`) and
+//! `instance.log` (its standard output and error). Children run in a process group of
+//! their own, so they outlive a control plane that stops or restarts; a pid is taken for an
+//! instance only while `/proc/<pid>/environ` names that instance's data directory.
+
+use std::collections::HashMap;
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// How long a stopping instance gets to drain before it is killed.
+const STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// Starts, stops and recognises instance processes.
+#[derive(Clone)]
+pub struct ProcessProvider {
+    root: PathBuf,
+    program: PathBuf,
+    /// Children this control plane started, kept to reap them when they exit.
+    children: Arc<Mutex<HashMap<u32, Child>>>,
+}
+
+impl ProcessProvider {
+    /// Instances live under `root/instances`; `program` is the toolshed binary they run.
+    pub fn new(root: &Path, program: PathBuf) -> ProcessProvider {
+        ProcessProvider {
+            root: root.join("instances"),
+            program,
+            children: Arc::default(),
+        }
+    }
+
+    pub fn folder(&self, id: &str) -> PathBuf {
+        self.root.join(id)
+    }
+
+    fn data_dir(&self, id: &str) -> PathBuf {
+        self.folder(id).join("data")
+    }
+
+    /// Writes the instance's token file (once, at creation).
+    pub fn prepare(&self, id: &str, token: &str) -> std::io::Result<()> {
+        let folder = self.folder(id);
+        std::fs::create_dir_all(self.data_dir(id))?;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(folder.join("tokens"))?;
+        std::io::Write::write_all(&mut file, format!("{token}\n").as_bytes())
+    }
+
+    /// Starts instance `id` on `port`; its pid.
+    pub fn start(&self, id: &str, port: u16) -> std::io::Result<u32> {
+        let folder = self.folder(id);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(folder.join("instance.log"))?;
+        let child = Command::new(&self.program)
+            .arg("serve")
+            .env_clear()
+            .env("ENV", "production")
+            .env("HOST", "127.0.0.1")
+            .env("PORT", port.to_string())
+            .env("LOG_FORMAT", "json")
+            .env("TOOLSHED_DATA_DIR", self.data_dir(id))
+            .env("TOOLSHED_API_TOKENS_FILE", folder.join("tokens"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            // Its own group: a signal to the control plane's group does not reach it.
+            .process_group(0)
+            .spawn()?;
+        let pid = child.id();
+        self.children
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(pid, child);
+        Ok(pid)
+    }
+
+    /// Whether `pid` is alive and is instance `id` (not a recycled pid).
+    pub fn is_running(&self, id: &str, pid: u32) -> bool {
+        self.reap();
+        let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else {
+            return false;
+        };
+        let expected = format!("TOOLSHED_DATA_DIR={}", self.data_dir(id).display());
+        let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|stat| {
+                stat.rsplit_once(')')
+                    .and_then(|(_, rest)| rest.split_whitespace().next().map(|s| s == "Z"))
+            })
+            .unwrap_or(true);
+        !zombie
+            && environ
+                .split(|b| *b == 0)
+                .any(|entry| entry == expected.as_bytes())
+    }
+
+    /// Collects the exit status of children that ended.
+    fn reap(&self) {
+        let mut children = self
+            .children
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        children.retain(|_, child| matches!(child.try_wait(), Ok(None)));
+    }
+
+    /// Stops instance `id`'s process: SIGTERM, then SIGKILL after the grace.
+    pub async fn stop(&self, id: &str, pid: u32) {
+        if !self.is_running(id, pid) {
+            return;
+        }
+        signal(pid, "TERM");
+        let deadline = tokio::time::Instant::now() + STOP_GRACE;
+        while self.is_running(id, pid) {
+            if tokio::time::Instant::now() > deadline {
+                signal(pid, "KILL");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Removes instance `id`'s folder (its data too).
+    pub fn purge(&self, id: &str) -> std::io::Result<()> {
+        match std::fs::remove_dir_all(self.folder(id)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+}
+
+fn signal(pid: u32, name: &str) {
+    let _ = Command::new("kill")
+        .args([format!("-{name}"), pid.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
+/// A port on 127.0.0.1 free right now.
+pub fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}

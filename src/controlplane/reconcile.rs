@@ -1,0 +1,186 @@
+//! The reconcile loop: compares each instance's desired state with what its process and
+//! its health probe say, and acts. Dead or unhealthy instances that should run are started
+//! again with exponential backoff; after [`CRASH_LOOP_AFTER`] failures in a row an instance
+//! is left in `crash_loop` until its owner starts it again.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::ControlPlane;
+use super::store::{Desired, Instance, State};
+use crate::storage::db::now_ms;
+
+/// Failed starts or probes in a row that make a crash loop.
+const CRASH_LOOP_AFTER: u32 = 5;
+/// Failed probes in a row that make a running instance unhealthy (then restarted).
+const UNHEALTHY_AFTER: u32 = 3;
+/// How long a starting instance has to answer its health probe.
+const START_TIMEOUT: Duration = Duration::from_secs(15);
+/// How often the loop looks while nothing is starting, and while something is.
+const IDLE_EVERY: Duration = Duration::from_millis(500);
+const BUSY_EVERY: Duration = Duration::from_millis(20);
+
+/// Runs until `shutdown`; instances keep running when it ends.
+pub async fn run(cp: ControlPlane, shutdown: CancellationToken) {
+    let mut not_before: HashMap<String, Instant> = HashMap::new();
+    let mut started_at: HashMap<String, Instant> = HashMap::new();
+    loop {
+        let busy = match cp.store.list() {
+            Ok(instances) => {
+                let mut busy = false;
+                for instance in instances {
+                    busy |= step(&cp, instance, &mut not_before, &mut started_at).await;
+                }
+                busy
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the instances");
+                false
+            }
+        };
+        let wait = if busy { BUSY_EVERY } else { IDLE_EVERY };
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(wait) => {}
+            () = cp.changed.notified() => {}
+        }
+    }
+}
+
+/// The wait before start attempt number `failures + 1`.
+fn backoff(failures: u32) -> Duration {
+    if failures <= 1 {
+        return Duration::ZERO;
+    }
+    Duration::from_millis(250u64.saturating_mul(1 << (failures - 2).min(7)))
+}
+
+/// Moves one instance toward its desired state; `true` while it is starting.
+async fn step(
+    cp: &ControlPlane,
+    mut instance: Instance,
+    not_before: &mut HashMap<String, Instant>,
+    started_at: &mut HashMap<String, Instant>,
+) -> bool {
+    let before = (
+        instance.state,
+        instance.pid,
+        instance.failures,
+        instance.restarts,
+    );
+    let alive = instance
+        .pid
+        .is_some_and(|pid| cp.provider.is_running(&instance.id, pid));
+    match instance.desired {
+        Desired::Started if instance.state == State::CrashLoop => {}
+        Desired::Started if !alive => {
+            if instance.pid.take().is_some()
+                && matches!(instance.state, State::Started | State::Starting)
+            {
+                instance.restarts += 1;
+                instance.failures += 1;
+                instance.last_error = Some("the process exited".into());
+                tracing::warn!(instance = %instance.id, "instance exited; starting it again");
+            }
+            if instance.failures >= CRASH_LOOP_AFTER {
+                instance.state = State::CrashLoop;
+            } else if not_before
+                .get(&instance.id)
+                .is_none_or(|at| Instant::now() >= *at)
+            {
+                match cp.provider.start(&instance.id, instance.port) {
+                    Ok(pid) => {
+                        instance.pid = Some(pid);
+                        instance.state = State::Starting;
+                        started_at.insert(instance.id.clone(), Instant::now());
+                    }
+                    Err(e) => {
+                        instance.failures += 1;
+                        instance.state = State::Failed;
+                        instance.last_error = Some(format!("cannot start: {e}"));
+                    }
+                }
+                not_before.insert(
+                    instance.id.clone(),
+                    Instant::now() + backoff(instance.failures + 1),
+                );
+            } else {
+                instance.state = State::Failed;
+            }
+        }
+        Desired::Started => {
+            let healthy = cp.probe(instance.port).await;
+            instance.last_probe_at = Some(now_ms());
+            if healthy {
+                instance.state = State::Started;
+                instance.failures = 0;
+                instance.last_error = None;
+            } else if instance.state == State::Starting
+                && started_at
+                    .get(&instance.id)
+                    .is_some_and(|at| at.elapsed() < START_TIMEOUT)
+            {
+                // Still coming up.
+            } else {
+                instance.failures += 1;
+                instance.last_error = Some("the health probe failed".into());
+                if instance.failures >= UNHEALTHY_AFTER
+                    && let Some(pid) = instance.pid.take()
+                {
+                    tracing::warn!(instance = %instance.id, "instance unhealthy; restarting it");
+                    instance.state = State::Stopping;
+                    cp.store_observed(&instance);
+                    cp.provider.stop(&instance.id, pid).await;
+                    instance.restarts += 1;
+                    instance.state = if instance.failures >= CRASH_LOOP_AFTER {
+                        State::CrashLoop
+                    } else {
+                        State::Failed
+                    };
+                }
+            }
+        }
+        Desired::Stopped | Desired::Destroyed => {
+            if let (true, Some(pid)) = (alive, instance.pid) {
+                instance.state = State::Stopping;
+                cp.store_observed(&instance);
+                cp.provider.stop(&instance.id, pid).await;
+            }
+            instance.pid = None;
+            instance.state = if instance.desired == Desired::Destroyed {
+                State::Destroyed
+            } else {
+                State::Stopped
+            };
+        }
+    }
+    let after = (
+        instance.state,
+        instance.pid,
+        instance.failures,
+        instance.restarts,
+    );
+    if after != before || instance.desired == Desired::Started {
+        cp.store_observed(&instance);
+        if after.0 != before.0 {
+            tracing::info!(instance = %instance.id, state = instance.state.as_str(), "instance state");
+        }
+    }
+    instance.state == State::Starting
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_from_the_second_retry_and_stops_growing() {
+        assert_eq!(backoff(1), Duration::ZERO);
+        assert_eq!(backoff(2), Duration::from_millis(250));
+        assert_eq!(backoff(3), Duration::from_millis(500));
+        assert_eq!(backoff(30), Duration::from_millis(250 * 128));
+    }
+}

@@ -1,0 +1,355 @@
+//! `toolshed controlplane serve`: instances started, told apart by their tokens, restarted
+//! after a kill with their data, stopped, destroyed, and taken up again by a restarted
+//! control plane.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::support::{self, client};
+
+const ADMIN: &str = "controlplane-token-0123456789";
+
+/// A running control plane; killed on drop, and with it every instance it started (they
+/// run in process groups of their own and would outlive the test).
+struct Plane {
+    child: Child,
+    base: String,
+    dir: PathBuf,
+}
+
+impl Drop for Plane {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        for pid in instance_pids(&self.dir) {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+        }
+    }
+}
+
+/// The pids of the instances under `dir`, from their data directories' lock files.
+fn instance_pids(dir: &Path) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir(dir.join("instances")) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| std::fs::read_to_string(e.path().join("data/toolshed.lock")).ok())
+        .filter_map(|pid| pid.trim().parse().ok())
+        .collect()
+}
+
+fn start_plane(dir: &Path) -> Plane {
+    let mut child = Command::new(support::binary())
+        .args(["controlplane", "serve", "--port", "0"])
+        .arg("--data-dir")
+        .arg(dir)
+        .env_clear()
+        .env("TOOLSHED_CONTROLPLANE_TOKENS", ADMIN)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the control plane");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut tx = Some(tx);
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if let Ok(v) = serde_json::from_str::<Value>(&line)
+                && v["message"] == "control plane listening"
+                && let (Some(tx), Some(addr)) = (tx.take(), v["addr"].as_str())
+            {
+                let _ = tx.send(addr.to_owned());
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the control plane listens");
+    Plane {
+        child,
+        base: format!("http://{addr}"),
+        dir: dir.to_owned(),
+    }
+}
+
+impl Plane {
+    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut request = client()
+            .request(
+                method.parse().expect("method"),
+                format!("{}{path}", self.base),
+            )
+            .bearer_auth(ADMIN);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("send");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn create(&self, user: &str) -> Value {
+        let (status, body) = self
+            .call("POST", "/instances", Some(json!({"user_id": user})))
+            .await;
+        assert_eq!(status, 201, "{body}");
+        body
+    }
+
+    async fn wait(&self, id: &str, state: &str) -> Value {
+        let (status, body) = self
+            .call(
+                "GET",
+                &format!("/instances/{id}/wait?state={state}&timeout_s=30"),
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+}
+
+fn alive(pid: u64) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        !stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_keep_to_their_tokens_come_back_after_a_kill_and_go_when_deleted() {
+    let dir = support::temp_dir();
+    let plane = start_plane(dir.path());
+    let mut instances = Vec::new();
+    for n in 0..10 {
+        instances.push(plane.create(&format!("user-{n}")).await);
+    }
+    for instance in &instances {
+        let started = plane
+            .wait(instance["id"].as_str().expect("id"), "started")
+            .await;
+        assert!(started["pid"].is_u64());
+    }
+    let url = |i: usize| instances[i]["url"].as_str().expect("url").to_owned();
+    let token = |i: usize| instances[i]["token"].as_str().expect("token").to_owned();
+    for i in 0..instances.len() {
+        let health = client()
+            .get(format!("{}/api/health", url(i)))
+            .send()
+            .await
+            .expect("health");
+        assert_eq!(health.status(), 200);
+        let own = client()
+            .get(format!("{}/api/kv/list", url(i)))
+            .bearer_auth(token(i))
+            .send()
+            .await
+            .expect("own");
+        assert_eq!(own.status(), 200, "instance {i} takes its own token");
+        let other = client()
+            .get(format!("{}/api/kv/list", url(i)))
+            .bearer_auth(token((i + 1) % instances.len()))
+            .send()
+            .await
+            .expect("other");
+        assert_eq!(other.status(), 401, "instance {i} refuses another's token");
+    }
+    let (_, listed) = plane.call("GET", "/instances", None).await;
+    assert_eq!(listed.as_array().expect("list").len(), 10);
+    assert!(listed[0].get("token").is_none(), "a token is shown once");
+
+    // Killed: started again within seconds, with its data.
+    let id0 = instances[0]["id"].as_str().expect("id").to_owned();
+    let put = client()
+        .put(format!("{}/api/kv/entries/notes/first", url(0)))
+        .bearer_auth(token(0))
+        .json(&json!({"value": "kept"}))
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(put.status(), 200);
+    let (_, before) = plane.call("GET", &format!("/instances/{id0}"), None).await;
+    let old_pid = before["pid"].as_u64().expect("pid");
+    Command::new("kill")
+        .args(["-KILL", &old_pid.to_string()])
+        .status()
+        .expect("kill");
+    let killed_at = Instant::now();
+    let again = loop {
+        let (_, now) = plane.call("GET", &format!("/instances/{id0}"), None).await;
+        if now["state"] == "started" && now["pid"].as_u64() != Some(old_pid) {
+            break now;
+        }
+        assert!(
+            killed_at.elapsed() < Duration::from_secs(20),
+            "not restarted: {now}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(again["restarts"], 1, "{again}");
+    let entry: Value = client()
+        .get(format!("{}/api/kv/entries/notes/first", url(0)))
+        .bearer_auth(token(0))
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(entry["value"], "kept");
+
+    // Deleted: its process is gone, its id too.
+    let id1 = instances[1]["id"].as_str().expect("id").to_owned();
+    let (_, one) = plane.call("GET", &format!("/instances/{id1}"), None).await;
+    let pid1 = one["pid"].as_u64().expect("pid");
+    let (status, gone) = plane
+        .call("DELETE", &format!("/instances/{id1}?purge=true"), None)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(gone["state"], "destroyed");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while alive(pid1) {
+        assert!(Instant::now() < deadline, "pid {pid1} still runs");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        plane
+            .call("GET", &format!("/instances/{id1}"), None)
+            .await
+            .0,
+        404
+    );
+    assert!(!dir.path().join("instances").join(&id1).exists(), "purged");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_control_plane_takes_up_its_instances_without_restarting_them() {
+    let dir = support::temp_dir();
+    let plane = start_plane(dir.path());
+    let mut pids = Vec::new();
+    let mut ids = Vec::new();
+    for user in ["ada", "alan"] {
+        let created = plane.create(user).await;
+        let id = created["id"].as_str().expect("id").to_owned();
+        let started = plane.wait(&id, "started").await;
+        pids.push(started["pid"].as_u64().expect("pid"));
+        ids.push(id);
+    }
+    let mut first = plane;
+    Command::new("kill")
+        .args(["-TERM", &first.child.id().to_string()])
+        .status()
+        .expect("stop");
+    let _ = first.child.wait();
+    // Its drop would kill the instances: take its place by hand.
+    first.dir = dir.path().join("not-here");
+    drop(first);
+    for pid in &pids {
+        assert!(alive(*pid), "instances outlive their control plane");
+    }
+
+    let plane = start_plane(dir.path());
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    for (id, pid) in ids.iter().zip(&pids) {
+        let (_, now) = plane.call("GET", &format!("/instances/{id}"), None).await;
+        assert_eq!(now["state"], "started", "{now}");
+        assert_eq!(now["pid"].as_u64(), Some(*pid), "the same process: {now}");
+        assert_eq!(now["restarts"], 0, "{now}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn states_can_be_awaited_and_bad_requests_get_json_errors() {
+    let dir = support::temp_dir();
+    let plane = start_plane(dir.path());
+    let anonymous = client()
+        .get(format!("{}/instances", plane.base))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(anonymous.status(), 401);
+    assert!(anonymous.json::<Value>().await.expect("json")["error"].is_string());
+
+    let (status, created) = plane
+        .call(
+            "POST",
+            "/instances",
+            Some(json!({"user_id": "grace", "start": false})),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let id = created["id"].as_str().expect("id").to_owned();
+    plane.wait(&id, "stopped").await;
+    let (status, body) = plane
+        .call(
+            "GET",
+            &format!("/instances/{id}/wait?state=started&timeout_s=1"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 408, "{body}");
+    assert!(body["error"].as_str().expect("error").contains("stopped"));
+    let (status, _) = plane
+        .call("POST", &format!("/instances/{id}/start"), None)
+        .await;
+    assert_eq!(status, 200);
+    let started = plane.wait(&id, "started").await;
+    let (status, _) = plane
+        .call("POST", &format!("/instances/{id}/restart"), None)
+        .await;
+    assert_eq!(status, 200);
+    let restarted = plane.wait(&id, "started").await;
+    assert_ne!(restarted["pid"], started["pid"]);
+    assert_eq!(restarted["restarts"], 1);
+    let (status, _) = plane
+        .call("POST", &format!("/instances/{id}/stop"), None)
+        .await;
+    assert_eq!(status, 200);
+    plane.wait(&id, "stopped").await;
+
+    for (method, path, body, expected) in [
+        (
+            "POST",
+            "/instances".to_owned(),
+            Some(json!({"user_id": ""})),
+            400,
+        ),
+        (
+            "POST",
+            "/instances".to_owned(),
+            Some(json!({"user_id": "x", "size": 3})),
+            422,
+        ),
+        (
+            "GET",
+            format!("/instances/{id}/wait?state=asleep"),
+            None,
+            400,
+        ),
+        (
+            "GET",
+            format!("/instances/{id}/wait?timeout_s=61"),
+            None,
+            400,
+        ),
+        ("GET", "/instances/i-nope".to_owned(), None, 404),
+        ("POST", "/instances/i-nope/start".to_owned(), None, 404),
+        ("GET", "/nowhere".to_owned(), None, 404),
+    ] {
+        let (status, answer) = plane.call(method, &path, body).await;
+        assert_eq!(status, expected, "{method} {path}: {answer}");
+        assert!(answer["error"].is_string(), "{method} {path}: {answer}");
+    }
+    let (status, spec) = plane.call("GET", "/openapi.json", None).await;
+    assert_eq!(status, 200);
+    assert!(spec["paths"]["/instances/{id}/wait"].is_object());
+}
