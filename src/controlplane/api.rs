@@ -14,6 +14,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::ControlPlane;
+use super::fleet::{self, Usage};
 use super::process::free_port;
 use super::store::{Desired, Instance, State as InstanceState};
 use crate::platform::error::{AppError, ErrorBody};
@@ -38,6 +39,7 @@ pub fn router(cp: ControlPlane) -> Router {
         .routes(routes!(stop_instance))
         .routes(routes!(restart_instance))
         .routes(routes!(wait_instance))
+        .routes(routes!(fleet_metrics))
         .split_for_parts();
     let spec = serde_json::to_value(&spec).unwrap_or_default();
     api.route(
@@ -98,6 +100,8 @@ pub struct InstanceBody {
     pub last_error: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// What its last `/metrics` scrape said (every 5 s while it runs).
+    pub usage: Option<Usage>,
     /// The user's API token for it: shown once, in the answer that created it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
@@ -117,6 +121,7 @@ impl From<Instance> for InstanceBody {
             last_error: i.last_error,
             created_at: i.created_at,
             updated_at: i.updated_at,
+            usage: None,
             token: None,
         }
     }
@@ -130,6 +135,15 @@ fn random_hex(bytes: usize) -> Result<String, AppError> {
     let mut raw = vec![0u8; bytes];
     getrandom::fill(&mut raw).map_err(|e| internal(format!("no randomness: {e}")))?;
     Ok(raw.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// An instance's answer, with its last scrape.
+fn body(cp: &ControlPlane, instance: Instance) -> InstanceBody {
+    let usage = cp.scrapes.get(&instance.id);
+    InstanceBody {
+        usage,
+        ..instance.into()
+    }
 }
 
 fn found(cp: &ControlPlane, id: &str) -> Result<Instance, AppError> {
@@ -183,8 +197,9 @@ async fn create_instance(
         created_at: now,
         updated_at: now,
     };
+    let metrics_token = random_hex(24)?;
     cp.provider
-        .prepare(&id, &token)
+        .prepare(&id, &token, &metrics_token)
         .map_err(|e| internal(format!("cannot make the instance's folder: {e}")))?;
     cp.store.insert(&instance).map_err(internal)?;
     cp.changed.notify_one();
@@ -207,7 +222,7 @@ async fn list_instances(
     State(cp): State<ControlPlane>,
 ) -> Result<Json<Vec<InstanceBody>>, AppError> {
     let all = cp.store.list().map_err(internal)?;
-    Ok(Json(all.into_iter().map(Into::into).collect()))
+    Ok(Json(all.into_iter().map(|i| body(&cp, i)).collect()))
 }
 
 /// One instance, desired and observed.
@@ -226,7 +241,7 @@ async fn get_instance(
     State(cp): State<ControlPlane>,
     AppPath(id): AppPath<String>,
 ) -> Result<Json<InstanceBody>, AppError> {
-    Ok(Json(found(&cp, &id)?.into()))
+    Ok(Json(body(&cp, found(&cp, &id)?)))
 }
 
 /// Changes what an instance should be, then answers it as it is now.
@@ -352,6 +367,7 @@ async fn delete_instance(
     if let Some(pid) = instance.pid.take() {
         cp.provider.stop(&id, pid).await;
     }
+    cp.scrapes.forget(&id);
     instance.state = InstanceState::Destroyed;
     instance.desired = Desired::Destroyed;
     cp.store_observed(&instance);
@@ -428,4 +444,29 @@ async fn wait_instance(
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// The fleet in the Prometheus text format: instances by state, and per instance id (no
+/// user id, no user data) whether it is up, its restarts, and its last scrape's memory, CPU,
+/// requests, server errors and queue backlog.
+#[utoipa::path(
+    get,
+    path = "/fleet/metrics",
+    tag = "fleet",
+    responses(
+        (status = 200, description = "Prometheus text format", content_type = "text/plain; version=0.0.4", body = String),
+        (status = 401, description = "No control plane token", body = ErrorBody),
+    )
+)]
+async fn fleet_metrics(State(cp): State<ControlPlane>) -> Result<Response, AppError> {
+    let instances = cp.store.list().map_err(internal)?;
+    let text = fleet::render(&instances, &cp.scrapes).map_err(internal)?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response())
 }

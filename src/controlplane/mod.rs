@@ -4,11 +4,12 @@
 //! document), its own state store (`store.rs`, SQLite in its data directory), the `process`
 //! provider (`process.rs`) and the reconcile loop (`reconcile.rs`).
 //!
-//! This is the first part of the control plane: instance lifecycle on one machine. Signed
-//! releases and rollouts, attestation checks, metrics scraping, `/fleet/metrics` and the
+//! This is the first part of the control plane: instance lifecycle on one machine and the
+//! fleet's metrics (`fleet.rs`). Signed releases and rollouts, attestation checks and the
 //! PostgreSQL store are not built yet.
 
 mod api;
+pub mod fleet;
 pub mod process;
 mod reconcile;
 pub mod store;
@@ -45,6 +46,8 @@ pub struct ControlPlane {
     /// Wakes the loop when an instance's desired state changes.
     changed: Arc<Notify>,
     probe: reqwest::Client,
+    /// Each running instance's figures, from its `/metrics`.
+    scrapes: fleet::Scrapes,
 }
 
 impl ControlPlane {
@@ -55,6 +58,27 @@ impl ControlPlane {
             .send()
             .await
             .is_ok_and(|r| r.status().is_success())
+    }
+
+    /// Reads instance `id`'s `/metrics` (with its metrics token) into the fleet's view.
+    async fn scrape(&self, id: &str, port: u16) {
+        let Some(token) = self.provider.metrics_token(id) else {
+            return;
+        };
+        let answer = self
+            .probe
+            .get(format!("http://127.0.0.1:{port}/metrics"))
+            .bearer_auth(token)
+            .send()
+            .await;
+        let text = match answer {
+            Ok(answer) if answer.status().is_success() => answer.text().await.ok(),
+            _ => None,
+        };
+        if let Some(text) = text {
+            self.scrapes
+                .set(id, fleet::usage_from(&text, crate::storage::db::now_ms()));
+        }
     }
 
     fn store_observed(&self, instance: &Instance) {
@@ -85,6 +109,7 @@ pub async fn serve(options: Options, shutdown: CancellationToken) -> Result<(), 
         tokens: Arc::new(options.tokens),
         changed: Arc::default(),
         probe,
+        scrapes: fleet::Scrapes::default(),
     };
     let listener = tokio::net::TcpListener::bind(SocketAddr::from((options.host, options.port)))
         .await

@@ -45,16 +45,27 @@ impl ProcessProvider {
         self.folder(id).join("data")
     }
 
-    /// Writes the instance's token file (once, at creation).
-    pub fn prepare(&self, id: &str, token: &str) -> std::io::Result<()> {
+    /// Writes the instance's token file and its metrics token (once, at creation).
+    pub fn prepare(&self, id: &str, token: &str, metrics_token: &str) -> std::io::Result<()> {
         let folder = self.folder(id);
         std::fs::create_dir_all(self.data_dir(id))?;
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(folder.join("tokens"))?;
-        std::io::Write::write_all(&mut file, format!("{token}\n").as_bytes())
+        for (name, secret) in [("tokens", token), ("metrics-token", metrics_token)] {
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(folder.join(name))?;
+            std::io::Write::write_all(&mut file, format!("{secret}\n").as_bytes())?;
+        }
+        Ok(())
+    }
+
+    /// The token instance `id`'s `/metrics` takes (and nothing else does).
+    pub fn metrics_token(&self, id: &str) -> Option<String> {
+        std::fs::read_to_string(self.folder(id).join("metrics-token"))
+            .ok()
+            .map(|t| t.trim().to_owned())
+            .filter(|t| !t.is_empty())
     }
 
     /// Starts instance `id` on `port`; its pid.
@@ -64,9 +75,12 @@ impl ProcessProvider {
             .create(true)
             .append(true)
             .open(folder.join("instance.log"))?;
-        let child = Command::new(&self.program)
-            .arg("serve")
-            .env_clear()
+        let mut command = Command::new(&self.program);
+        command.arg("serve").env_clear();
+        if let Some(token) = self.metrics_token(id) {
+            command.env("TOOLSHED_METRICS_TOKEN", token);
+        }
+        let child = command
             .env("ENV", "production")
             .env("HOST", "127.0.0.1")
             .env("PORT", port.to_string())

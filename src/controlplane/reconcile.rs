@@ -19,6 +19,8 @@ const CRASH_LOOP_AFTER: u32 = 5;
 const UNHEALTHY_AFTER: u32 = 3;
 /// How long a starting instance has to answer its health probe.
 const START_TIMEOUT: Duration = Duration::from_secs(15);
+/// How often a running instance's `/metrics` is read.
+const SCRAPE_EVERY_MS: i64 = 5_000;
 /// How often the loop looks while nothing is starting, and while something is.
 const IDLE_EVERY: Duration = Duration::from_millis(500);
 const BUSY_EVERY: Duration = Duration::from_millis(20);
@@ -118,6 +120,13 @@ async fn step(
                 instance.state = State::Started;
                 instance.failures = 0;
                 instance.last_error = None;
+                let stale = cp
+                    .scrapes
+                    .get(&instance.id)
+                    .is_none_or(|usage| now_ms() - usage.scraped_at >= SCRAPE_EVERY_MS);
+                if stale {
+                    cp.scrape(&instance.id, instance.port).await;
+                }
             } else if instance.state == State::Starting
                 && started_at
                     .get(&instance.id)

@@ -28,6 +28,7 @@ impl Drop for Plane {
         for pid in instance_pids(&self.dir) {
             let _ = Command::new("kill")
                 .args(["-KILL", &pid.to_string()])
+                .stderr(Stdio::null())
                 .status();
         }
     }
@@ -117,6 +118,31 @@ impl Plane {
     }
 }
 
+/// `promtool check metrics` on `text`: `None` when promtool is not installed (`.ci/run`
+/// installs it and sets `TOOLSHED_REQUIRE_TOOLS`, so there it must be).
+fn promtool(text: &str) -> Option<(bool, String)> {
+    use std::io::Write;
+    let child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(child) => child,
+        Err(_) if std::env::var_os("TOOLSHED_REQUIRE_TOOLS").is_none() => return None,
+        Err(e) => panic!("promtool is required here: {e}"),
+    };
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("write");
+    let out = child.wait_with_output().expect("promtool");
+    Some((out.status.success(), support::said(&out)))
+}
+
 fn alive(pid: u64) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
         !stat
@@ -165,6 +191,55 @@ async fn instances_keep_to_their_tokens_come_back_after_a_kill_and_go_when_delet
     }
     let (_, listed) = plane.call("GET", "/instances", None).await;
     assert_eq!(listed.as_array().expect("list").len(), 10);
+
+    // Every running instance is scraped: its memory shows per instance id in the fleet's
+    // metrics and in its own record.
+    let scraped_by = Instant::now() + Duration::from_secs(20);
+    let fleet_text = loop {
+        let text = client()
+            .get(format!("{}/fleet/metrics", plane.base))
+            .bearer_auth(ADMIN)
+            .send()
+            .await
+            .expect("fleet")
+            .text()
+            .await
+            .expect("text");
+        let scraped = text
+            .lines()
+            .filter(|l| l.starts_with("toolshed_fleet_instance_resident_memory_bytes{"))
+            .count();
+        if scraped == 10 {
+            break text;
+        }
+        assert!(
+            Instant::now() < scraped_by,
+            "not every instance scraped: {text}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        fleet_text.contains(r#"toolshed_fleet_instances{state="started"} 10"#),
+        "{fleet_text}"
+    );
+    assert!(
+        !fleet_text.contains("user-"),
+        "no user id in the fleet's metrics"
+    );
+    let (_, one) = plane
+        .call(
+            "GET",
+            &format!("/instances/{}", instances[2]["id"].as_str().expect("id")),
+            None,
+        )
+        .await;
+    assert!(
+        one["usage"]["resident_memory_bytes"].as_f64() > Some(1e6),
+        "{one}"
+    );
+    if let Some((ok, said)) = promtool(&fleet_text) {
+        assert!(ok, "promtool check metrics: {said}\n{fleet_text}");
+    }
     assert!(listed[0].get("token").is_none(), "a token is shown once");
 
     // Killed: started again within seconds, with its data.
@@ -349,6 +424,37 @@ async fn states_can_be_awaited_and_bad_requests_get_json_errors() {
         assert_eq!(status, expected, "{method} {path}: {answer}");
         assert!(answer["error"].is_string(), "{method} {path}: {answer}");
     }
+    // The fleet's view: instance ids, never user ids; memory from the instance's own
+    // /metrics, scraped with a token the user's does not replace.
+    let fleet_text = loop {
+        let text = client()
+            .get(format!("{}/fleet/metrics", plane.base))
+            .bearer_auth(ADMIN)
+            .send()
+            .await
+            .expect("fleet")
+            .text()
+            .await
+            .expect("text");
+        if text.contains("toolshed_fleet_instance_resident_memory_bytes{")
+            || text.contains("\"stopped\"} 1")
+        {
+            break text;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        fleet_text.contains(r#"toolshed_fleet_instances{state="stopped"} 1"#),
+        "{fleet_text}"
+    );
+    assert!(
+        fleet_text.contains(&format!(
+            r#"toolshed_fleet_instance_up{{instance="{id}"}} 0"#
+        )),
+        "{fleet_text}"
+    );
+    assert!(!fleet_text.contains("grace"), "no user id: {fleet_text}");
+
     let (status, spec) = plane.call("GET", "/openapi.json", None).await;
     assert_eq!(status, 200);
     assert!(spec["paths"]["/instances/{id}/wait"].is_object());
