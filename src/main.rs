@@ -138,6 +138,10 @@ enum ControlplaneCommand {
         /// `pretty` or `json` [default: json].
         #[arg(long, env = "LOG_FORMAT", default_value = "json")]
         log_format: String,
+        /// The minisign public key releases must be signed with (a file or the base64
+        /// line); without it instances run this binary only.
+        #[arg(long, env = "TOOLSHED_CONTROLPLANE_RELEASE_KEY")]
+        release_key: Option<String>,
     },
 }
 
@@ -230,7 +234,15 @@ fn main() -> ExitCode {
             data_dir,
             tokens,
             log_format,
-        }) => controlplane(host, port, data_dir, &tokens, log_format),
+            release_key,
+        }) => controlplane(
+            host,
+            port,
+            data_dir,
+            &tokens,
+            log_format,
+            release_key.as_deref(),
+        ),
         Command::Attest(AttestCommand::Verify {
             url,
             expect_binary_sha256,
@@ -331,7 +343,15 @@ fn controlplane(
     data_dir: PathBuf,
     tokens: &str,
     log_format: String,
+    release_key: Option<&str>,
 ) -> ExitCode {
+    let release_key = match release_key.map(signature::load_public_key).transpose() {
+        Ok(key) => key,
+        Err(e) => {
+            eprintln!("toolshed: --release-key: {e}");
+            return ExitCode::from(1);
+        }
+    };
     let settings = SettingsArgs {
         log_format: Some(log_format),
         env: Some("production".into()),
@@ -382,6 +402,7 @@ fn controlplane(
         data_dir,
         tokens,
         program,
+        release_key,
     };
     let served = runtime.block_on(async {
         let shutdown = tokio_util::sync::CancellationToken::new();

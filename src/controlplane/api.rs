@@ -16,6 +16,8 @@ use utoipa_axum::routes;
 use super::ControlPlane;
 use super::fleet::{self, Usage};
 use super::process::free_port;
+use super::releases::Release;
+use super::rollouts::{self, Plan, Rollout};
 use super::store::{Desired, Instance, State as InstanceState};
 use crate::platform::error::{AppError, ErrorBody};
 use crate::platform::extract::{AppJson, AppPath};
@@ -40,6 +42,9 @@ pub fn router(cp: ControlPlane) -> Router {
         .routes(routes!(restart_instance))
         .routes(routes!(wait_instance))
         .routes(routes!(fleet_metrics))
+        .routes(routes!(add_release, list_releases))
+        .routes(routes!(start_rollout))
+        .routes(routes!(get_rollout))
         .split_for_parts();
     let spec = serde_json::to_value(&spec).unwrap_or_default();
     api.route(
@@ -80,6 +85,8 @@ async fn require_token(State(cp): State<ControlPlane>, request: Request, next: N
 pub struct CreateRequest {
     /// Whose instance (1 to 128 characters); one user may have several.
     pub user_id: String,
+    /// The release it runs (default: the newest registered, else the control plane's own).
+    pub version: Option<String>,
     /// Start it now (default true); false only creates it.
     pub start: Option<bool>,
 }
@@ -89,6 +96,8 @@ pub struct CreateRequest {
 pub struct InstanceBody {
     pub id: String,
     pub user_id: String,
+    /// The release it runs.
+    pub version: String,
     pub desired: Desired,
     pub state: InstanceState,
     /// Where it serves.
@@ -113,6 +122,7 @@ impl From<Instance> for InstanceBody {
             url: format!("http://127.0.0.1:{}", i.port),
             id: i.id,
             user_id: i.user_id,
+            version: i.version,
             desired: i.desired,
             state: i.state,
             pid: i.pid,
@@ -162,7 +172,7 @@ fn found(cp: &ControlPlane, id: &str) -> Result<Instance, AppError> {
     request_body = CreateRequest,
     responses(
         (status = 201, description = "Created; the token is shown this once", body = InstanceBody),
-        (status = 400, description = "A bad user id", body = ErrorBody),
+        (status = 400, description = "A bad user id, or a version with no verified release", body = ErrorBody),
         (status = 401, description = "No control plane token", body = ErrorBody),
         (status = 422, description = "Body of the wrong shape", body = ErrorBody),
     )
@@ -175,6 +185,12 @@ async fn create_instance(
     if user_id.is_empty() || user_id.len() > 128 {
         return Err(AppError::bad_request("user_id must be 1 to 128 characters"));
     }
+    let version = request
+        .version
+        .unwrap_or_else(|| cp.releases.default_version());
+    cp.releases
+        .binary(&version)
+        .map_err(|e| AppError::bad_request(format!("version: {e}")))?;
     let id = format!("i-{}", random_hex(8)?);
     let token = random_hex(24)?;
     let port = free_port().map_err(|e| internal(format!("no free port: {e}")))?;
@@ -182,6 +198,7 @@ async fn create_instance(
     let instance = Instance {
         id: id.clone(),
         user_id: user_id.to_owned(),
+        version,
         desired: if request.start.unwrap_or(true) {
             Desired::Started
         } else {
@@ -469,4 +486,170 @@ async fn fleet_metrics(State(cp): State<ControlPlane>) -> Result<Response, AppEr
         text,
     )
         .into_response())
+}
+
+/// `POST /releases`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReleaseRequest {
+    /// A release binary on this machine, with its `.minisig` beside it.
+    pub path: String,
+}
+
+/// Register a release: refused unless its signature verifies under the release key; its
+/// version comes from the signed trusted comment.
+#[utoipa::path(
+    post,
+    path = "/releases",
+    tag = "releases",
+    request_body = ReleaseRequest,
+    responses(
+        (status = 201, description = "Verified and kept", body = Release),
+        (status = 400, description = "No release key, or the release does not verify", body = ErrorBody),
+        (status = 401, description = "No control plane token", body = ErrorBody),
+        (status = 422, description = "Body of the wrong shape", body = ErrorBody),
+    )
+)]
+async fn add_release(
+    State(cp): State<ControlPlane>,
+    AppJson(request): AppJson<ReleaseRequest>,
+) -> Result<(StatusCode, Json<Release>), AppError> {
+    let releases = cp.releases.clone();
+    let added =
+        tokio::task::spawn_blocking(move || releases.add(std::path::Path::new(&request.path)))
+            .await
+            .map_err(internal)?
+            .map_err(|e| AppError::bad_request(format!("release refused: {e}")))?;
+    Ok((StatusCode::CREATED, Json(added)))
+}
+
+/// The registered releases that verify, oldest version first.
+#[utoipa::path(
+    get,
+    path = "/releases",
+    tag = "releases",
+    responses(
+        (status = 200, description = "The releases", body = Vec<Release>),
+        (status = 401, description = "No control plane token", body = ErrorBody),
+    )
+)]
+async fn list_releases(State(cp): State<ControlPlane>) -> Result<Json<Vec<Release>>, AppError> {
+    let releases = cp.releases.clone();
+    Ok(Json(
+        tokio::task::spawn_blocking(move || releases.list())
+            .await
+            .map_err(internal)?,
+    ))
+}
+
+/// `POST /rollouts`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RolloutRequest {
+    /// The release every running instance moves to.
+    pub version: String,
+    /// Instances moved at once after the canary (default 1).
+    #[schema(minimum = 1, maximum = 100)]
+    pub max_parallel: Option<usize>,
+    /// How long each must stay healthy (default 5 s).
+    #[schema(maximum = 600)]
+    pub min_healthy_time_s: Option<u64>,
+    /// How long each gets to get there (default 60 s).
+    #[schema(minimum = 1, maximum = 3600)]
+    pub healthy_deadline_s: Option<u64>,
+    /// Move to an older release (default false).
+    pub allow_downgrade: Option<bool>,
+}
+
+/// Move every running instance to a release: a canary, then batches, each gated on staying
+/// healthy; a failure reverts what was moved.
+#[utoipa::path(
+    post,
+    path = "/rollouts",
+    tag = "rollouts",
+    request_body = RolloutRequest,
+    responses(
+        (status = 202, description = "Started: follow it at /rollouts/{id}", body = Rollout),
+        (status = 400, description = "No such verified release, a downgrade, or bad bounds", body = ErrorBody),
+        (status = 401, description = "No control plane token", body = ErrorBody),
+        (status = 409, description = "Another rollout is running", body = ErrorBody),
+        (status = 422, description = "Body of the wrong shape", body = ErrorBody),
+    )
+)]
+async fn start_rollout(
+    State(cp): State<ControlPlane>,
+    AppJson(request): AppJson<RolloutRequest>,
+) -> Result<(StatusCode, Json<Rollout>), AppError> {
+    if let Some(running) = cp.rollouts.running() {
+        return Err(AppError::conflict(format!("rollout {running} is running")));
+    }
+    let max_parallel = request.max_parallel.unwrap_or(1);
+    let min_healthy = request.min_healthy_time_s.unwrap_or(5);
+    let deadline = request.healthy_deadline_s.unwrap_or(60);
+    if !(1..=100).contains(&max_parallel) || min_healthy > 600 || !(1..=3600).contains(&deadline) {
+        return Err(AppError::bad_request(
+            "max_parallel is 1 to 100, min_healthy_time_s at most 600, healthy_deadline_s 1 to 3600",
+        ));
+    }
+    let releases = cp.releases.clone();
+    let version = request.version.clone();
+    tokio::task::spawn_blocking(move || releases.binary(&version))
+        .await
+        .map_err(internal)?
+        .map_err(|e| AppError::bad_request(format!("version: {e}")))?;
+    let new = semver::Version::parse(&request.version)
+        .map_err(|e| AppError::bad_request(format!("version: {e}")))?;
+    if !request.allow_downgrade.unwrap_or(false) {
+        let instances = cp.store.list().map_err(internal)?;
+        if let Some(newer) = instances
+            .iter()
+            .find(|i| semver::Version::parse(&i.version).is_ok_and(|running| running > new))
+        {
+            return Err(AppError::bad_request(format!(
+                "instance {} runs {}, newer than {new}: a downgrade needs \"allow_downgrade\": true",
+                newer.id, newer.version
+            )));
+        }
+    }
+    let rollout = Rollout {
+        id: format!("r-{}", random_hex(6)?),
+        version: request.version.clone(),
+        state: "running",
+        total: 0,
+        done: 0,
+        error: None,
+        started_at: now_ms(),
+        finished_at: None,
+    };
+    cp.rollouts.insert(rollout.clone());
+    let plan = Plan {
+        version: request.version,
+        max_parallel,
+        min_healthy_time: Duration::from_secs(min_healthy),
+        healthy_deadline: Duration::from_secs(deadline),
+    };
+    tokio::spawn(rollouts::run(cp.clone(), rollout.id.clone(), plan));
+    Ok((StatusCode::ACCEPTED, Json(rollout)))
+}
+
+/// A rollout's progress.
+#[utoipa::path(
+    get,
+    path = "/rollouts/{id}",
+    tag = "rollouts",
+    params(("id" = String, Path, description = "The rollout's id")),
+    responses(
+        (status = 200, description = "Its progress", body = Rollout),
+        (status = 401, description = "No control plane token", body = ErrorBody),
+        (status = 404, description = "No such rollout (since this control plane started)", body = ErrorBody),
+    )
+)]
+async fn get_rollout(
+    State(cp): State<ControlPlane>,
+    AppPath(id): AppPath<String>,
+) -> Result<Json<Rollout>, AppError> {
+    cp.rollouts
+        .get(&id)
+        .map(Json)
+        .ok_or_else(|| AppError::not_found(format!("no rollout {id:?}")))
 }

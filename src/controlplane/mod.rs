@@ -5,13 +5,16 @@
 //! provider (`process.rs`) and the reconcile loop (`reconcile.rs`).
 //!
 //! This is the first part of the control plane: instance lifecycle on one machine and the
-//! fleet's metrics (`fleet.rs`). Signed releases and rollouts, attestation checks and the
-//! PostgreSQL store are not built yet.
+//! fleet's metrics (`fleet.rs`), signed releases (`releases.rs`) and rollouts
+//! (`rollouts.rs`). Attestation checks after start and the PostgreSQL store are not built
+//! yet.
 
 mod api;
 pub mod fleet;
 pub mod process;
 mod reconcile;
+pub mod releases;
+mod rollouts;
 pub mod store;
 
 use std::net::{IpAddr, SocketAddr};
@@ -33,8 +36,10 @@ pub struct Options {
     pub data_dir: PathBuf,
     /// The admin tokens its API takes.
     pub tokens: TokenSet,
-    /// The toolshed binary instances run.
+    /// The toolshed binary instances run when there is no release.
     pub program: PathBuf,
+    /// The key releases must be signed with; without one, only `program` runs.
+    pub release_key: Option<minisign::PublicKey>,
 }
 
 /// Everything the API and the loop share; cheap to clone.
@@ -48,6 +53,8 @@ pub struct ControlPlane {
     probe: reqwest::Client,
     /// Each running instance's figures, from its `/metrics`.
     scrapes: fleet::Scrapes,
+    releases: releases::Releases,
+    rollouts: rollouts::Rollouts,
 }
 
 impl ControlPlane {
@@ -105,7 +112,17 @@ pub async fn serve(options: Options, shutdown: CancellationToken) -> Result<(), 
         .map_err(|e| format!("cannot make the probe client: {e}"))?;
     let cp = ControlPlane {
         store,
-        provider: ProcessProvider::new(&options.data_dir, options.program),
+        provider: ProcessProvider::new(&options.data_dir),
+        releases: releases::Releases::new(
+            &options.data_dir,
+            options.release_key,
+            (
+                semver::Version::parse(crate::build_info::VERSION)
+                    .map_err(|e| format!("this build's version: {e}"))?,
+                options.program,
+            ),
+        ),
+        rollouts: rollouts::Rollouts::default(),
         tokens: Arc::new(options.tokens),
         changed: Arc::default(),
         probe,

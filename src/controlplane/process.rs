@@ -22,17 +22,15 @@ const STOP_GRACE: Duration = Duration::from_secs(10);
 #[derive(Clone)]
 pub struct ProcessProvider {
     root: PathBuf,
-    program: PathBuf,
     /// Children this control plane started, kept to reap them when they exit.
     children: Arc<Mutex<HashMap<u32, Child>>>,
 }
 
 impl ProcessProvider {
-    /// Instances live under `root/instances`; `program` is the toolshed binary they run.
-    pub fn new(root: &Path, program: PathBuf) -> ProcessProvider {
+    /// Instances live under `root/instances`.
+    pub fn new(root: &Path) -> ProcessProvider {
         ProcessProvider {
             root: root.join("instances"),
-            program,
             children: Arc::default(),
         }
     }
@@ -68,14 +66,14 @@ impl ProcessProvider {
             .filter(|t| !t.is_empty())
     }
 
-    /// Starts instance `id` on `port`; its pid.
-    pub fn start(&self, id: &str, port: u16) -> std::io::Result<u32> {
+    /// Starts instance `id` on `port` running `program` (a verified release); its pid.
+    pub fn start(&self, id: &str, port: u16, program: &Path) -> std::io::Result<u32> {
         let folder = self.folder(id);
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(folder.join("instance.log"))?;
-        let mut command = Command::new(&self.program);
+        let mut command = Command::new(program);
         command.arg("serve").env_clear();
         if let Some(token) = self.metrics_token(id) {
             command.env("TOOLSHED_METRICS_TOKEN", token);
@@ -103,6 +101,23 @@ impl ProcessProvider {
 
     /// Whether `pid` is alive and is instance `id` (not a recycled pid).
     pub fn is_running(&self, id: &str, pid: u32) -> bool {
+        {
+            // A child of ours is known by its handle: right after the fork, before the exec,
+            // its environment is still ours.
+            let mut children = self
+                .children
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some(child) = children.get_mut(&pid) {
+                return match child.try_wait() {
+                    Ok(None) => true,
+                    _ => {
+                        children.remove(&pid);
+                        false
+                    }
+                };
+            }
+        }
         self.reap();
         let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else {
             return false;

@@ -93,7 +93,16 @@ async fn step(
                 .get(&instance.id)
                 .is_none_or(|at| Instant::now() >= *at)
             {
-                match cp.provider.start(&instance.id, instance.port) {
+                // Verified at each start (a hash of the whole binary): off the async threads.
+                let releases = cp.releases.clone();
+                let version = instance.version.clone();
+                let program = tokio::task::spawn_blocking(move || releases.binary(&version))
+                    .await
+                    .unwrap_or_else(|e| Err(e.to_string()));
+                let started = program
+                    .map_err(std::io::Error::other)
+                    .and_then(|program| cp.provider.start(&instance.id, instance.port, &program));
+                match started {
                     Ok(pid) => {
                         instance.pid = Some(pid);
                         instance.state = State::Starting;

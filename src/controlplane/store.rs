@@ -84,6 +84,8 @@ impl Desired {
 pub struct Instance {
     pub id: String,
     pub user_id: String,
+    /// The release it runs.
+    pub version: String,
     pub desired: Desired,
     pub state: State,
     pub port: u16,
@@ -112,7 +114,7 @@ pub struct Store {
 }
 
 const COLUMNS: &str = "id, user_id, desired, state, port, pid, restarts, failures, last_probe_at,
-    last_error, created_at, updated_at";
+    last_error, created_at, updated_at, version";
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<Instance> {
     let state: String = row.get(3)?;
@@ -129,6 +131,7 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Instance> {
         last_error: row.get(9)?,
         created_at: row.get(10)?,
         updated_at: row.get(11)?,
+        version: row.get::<_, Option<String>>(12)?.unwrap_or_default(),
     })
 }
 
@@ -153,6 +156,12 @@ impl Store {
                 updated_at INTEGER NOT NULL
              ) STRICT;",
         )?;
+        let has_version = conn
+            .prepare("SELECT 1 FROM pragma_table_info('instances') WHERE name = 'version'")?
+            .exists([])?;
+        if !has_version {
+            conn.execute_batch("ALTER TABLE instances ADD COLUMN version TEXT;")?;
+        }
         Ok(Store {
             conn: Arc::new(Mutex::new(conn)),
         })
@@ -172,15 +181,16 @@ impl Store {
     pub fn insert(&self, instance: &Instance) -> Result<(), StoreError> {
         self.with(|conn| {
             conn.execute(
-                "INSERT INTO instances (id, user_id, desired, state, port, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+                "INSERT INTO instances (id, user_id, desired, state, port, created_at, updated_at, version)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7)",
                 params![
                     instance.id,
                     instance.user_id,
                     instance.desired.as_str(),
                     instance.state.as_str(),
                     instance.port,
-                    instance.created_at
+                    instance.created_at,
+                    instance.version
                 ],
             )
             .map(|_| ())
@@ -215,6 +225,17 @@ impl Store {
                 params![id, desired.as_str(), now],
             )
             .map(|n| n > 0)
+        })
+    }
+
+    /// Moves an instance to another release (a rollout's step, or its revert).
+    pub fn set_version(&self, id: &str, version: &str, now: i64) -> Result<(), StoreError> {
+        self.with(|conn| {
+            conn.execute(
+                "UPDATE instances SET version = ?2, updated_at = ?3 WHERE id = ?1",
+                params![id, version, now],
+            )
+            .map(|_| ())
         })
     }
 

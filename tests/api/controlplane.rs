@@ -47,10 +47,15 @@ fn instance_pids(dir: &Path) -> Vec<u32> {
 }
 
 fn start_plane(dir: &Path) -> Plane {
+    start_plane_with(dir, &[])
+}
+
+fn start_plane_with(dir: &Path, args: &[&str]) -> Plane {
     let mut child = Command::new(support::binary())
         .args(["controlplane", "serve", "--port", "0"])
         .arg("--data-dir")
         .arg(dir)
+        .args(args)
         .env_clear()
         .env("TOOLSHED_CONTROLPLANE_TOKENS", ADMIN)
         .stdout(Stdio::piped())
@@ -458,4 +463,146 @@ async fn states_can_be_awaited_and_bad_requests_get_json_errors() {
     let (status, spec) = plane.call("GET", "/openapi.json", None).await;
     assert_eq!(status, 200);
     assert!(spec["paths"]["/instances/{id}/wait"].is_object());
+}
+
+/// A copy of the test binary (or `content`) signed as `version` with `secret`, in `dir`.
+fn release(dir: &Path, secret: &Path, version: &str, content: Option<&[u8]>) -> PathBuf {
+    let file = dir.join(format!("toolshed-{version}"));
+    match content {
+        Some(bytes) => std::fs::write(&file, bytes).expect("write"),
+        None => {
+            std::fs::copy(support::binary(), &file).expect("copy");
+        }
+    }
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o755)).expect("mode");
+    let out = Command::new(support::binary())
+        .args(["sign", "--secret-key"])
+        .arg(secret)
+        .args([
+            "--trusted-comment",
+            &format!("timestamp:1\tfile:toolshed\ttoolshed:{version}"),
+        ])
+        .arg(&file)
+        .env_clear()
+        .output()
+        .expect("sign");
+    assert!(out.status.success(), "{}", support::said(&out));
+    file
+}
+
+async fn rollout_outcome(plane: &Plane, body: Value) -> Value {
+    let (status, started) = plane.call("POST", "/rollouts", Some(body)).await;
+    assert_eq!(status, 202, "{started}");
+    let id = started["id"].as_str().expect("id").to_owned();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let (_, now) = plane.call("GET", &format!("/rollouts/{id}"), None).await;
+        if now["state"] != "running" {
+            return now;
+        }
+        assert!(Instant::now() < deadline, "rollout still running: {now}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_signed_releases_run_and_a_rollout_moves_all_or_reverts() {
+    let dir = support::temp_dir();
+    let out = dir.path().join("out");
+    std::fs::create_dir_all(&out).expect("out");
+    let pair = minisign::KeyPair::generate_unencrypted_keypair().expect("key pair");
+    let secret = dir.path().join("release.key");
+    std::fs::write(&secret, pair.sk.to_box(None).expect("box").into_string()).expect("key");
+    let v1 = release(&out, &secret, "1.0.0", None);
+    let v2 = release(&out, &secret, "2.0.0", None);
+    // Starts, but never answers its health probe.
+    let hung = release(&out, &secret, "3.0.0", Some(b"#!/bin/sh\nexec sleep 600\n"));
+    let tampered = release(&out, &secret, "4.0.0", Some(b"#!/bin/sh\nexit 0\n"));
+    std::fs::write(&tampered, b"#!/bin/sh\necho changed\n").expect("tamper");
+
+    let data = dir.path().join("plane");
+    let plane = start_plane_with(&data, &["--release-key", &pair.pk.to_base64()]);
+    let add = |path: &Path| json!({"path": path.to_str().expect("utf-8")});
+    let (status, added) = plane.call("POST", "/releases", Some(add(&v1))).await;
+    assert_eq!(status, 201, "{added}");
+    assert_eq!(added["version"], "1.0.0");
+    let (status, refused) = plane.call("POST", "/releases", Some(add(&tampered))).await;
+    assert_eq!(status, 400, "a changed binary is refused: {refused}");
+    let (_, listed) = plane.call("GET", "/releases", None).await;
+    assert_eq!(listed.as_array().expect("list").len(), 1);
+
+    let mut ids = Vec::new();
+    for user in ["ada", "alan", "grace"] {
+        let created = plane.create(user).await;
+        assert_eq!(created["version"], "1.0.0", "the newest release by default");
+        let id = created["id"].as_str().expect("id").to_owned();
+        plane.wait(&id, "started").await;
+        ids.push(id);
+    }
+    for path in [&v2, &hung] {
+        let (status, added) = plane.call("POST", "/releases", Some(add(path))).await;
+        assert_eq!(status, 201, "{added}");
+    }
+
+    // Everyone to 2.0.0: canary, then batches of two.
+    let done = rollout_outcome(
+        &plane,
+        json!({"version": "2.0.0", "max_parallel": 2, "min_healthy_time_s": 1, "healthy_deadline_s": 60}),
+    )
+    .await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+    assert_eq!(done["done"], 3);
+    for id in &ids {
+        let (_, now) = plane.call("GET", &format!("/instances/{id}"), None).await;
+        assert_eq!(now["version"], "2.0.0");
+        assert_eq!(now["state"], "started");
+        let exe = std::fs::read_link(format!("/proc/{}/exe", now["pid"])).expect("exe");
+        assert_eq!(
+            exe,
+            data.join("releases/2.0.0/toolshed"),
+            "runs the kept release"
+        );
+    }
+
+    // Back to 1.0.0 only when asked.
+    let (status, body) = plane
+        .call("POST", "/rollouts", Some(json!({"version": "1.0.0"})))
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .expect("error")
+            .contains("allow_downgrade")
+    );
+
+    // A release whose binary changed on disk after it was registered is not launched.
+    std::fs::write(data.join("releases/3.0.0/toolshed.minisig"), b"garbage").expect("break");
+    let (status, body) = plane
+        .call("POST", "/rollouts", Some(json!({"version": "3.0.0"})))
+        .await;
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = plane
+        .call("POST", "/rollouts", Some(json!({"version": "9.9.9"})))
+        .await;
+    assert_eq!(status, 400, "{body}");
+
+    // A release that never gets healthy: the canary fails and goes back; nothing else moves.
+    let sig = std::fs::read(out.join("toolshed-3.0.0.minisig")).expect("signature");
+    std::fs::write(data.join("releases/3.0.0/toolshed.minisig"), sig).expect("restore");
+    let failed = rollout_outcome(
+        &plane,
+        json!({"version": "3.0.0", "min_healthy_time_s": 1, "healthy_deadline_s": 3}),
+    )
+    .await;
+    assert_eq!(failed["state"], "failed", "{failed}");
+    assert!(
+        failed["error"].as_str().expect("error").contains("back"),
+        "{failed}"
+    );
+    for id in &ids {
+        let now = plane.wait(id, "started").await;
+        assert_eq!(now["version"], "2.0.0", "{now}");
+    }
 }
