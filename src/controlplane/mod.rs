@@ -55,6 +55,9 @@ pub struct ControlPlane {
     scrapes: fleet::Scrapes,
     releases: releases::Releases,
     rollouts: rollouts::Rollouts,
+    /// The SHA-256 of the binary each process this control plane started runs, by pid:
+    /// what the instance's attestation must report.
+    launched: Arc<std::sync::Mutex<std::collections::HashMap<u32, String>>>,
 }
 
 impl ControlPlane {
@@ -85,6 +88,50 @@ impl ControlPlane {
         if let Some(text) = text {
             self.scrapes
                 .set(id, fleet::usage_from(&text, crate::storage::db::now_ms()));
+        }
+    }
+
+    /// Asks instance `id` (process `pid`) for attestation evidence over a fresh nonce and
+    /// checks that it answers for that nonce with the hash of the binary it was started
+    /// from. `Ok` when it proves it, or when this process was not started here (adopted).
+    async fn attest(&self, id: &str, port: u16, pid: u32) -> Result<(), String> {
+        let expected = self
+            .launched
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&pid)
+            .cloned();
+        let Some(expected) = expected else {
+            return Ok(());
+        };
+        let token = self
+            .provider
+            .api_token(id)
+            .ok_or("its token file is missing")?;
+        let mut nonce = [0u8; 32];
+        getrandom::fill(&mut nonce).map_err(|e| format!("no randomness: {e}"))?;
+        let nonce = crate::platform::hex::to_hex(&nonce);
+        let evidence: serde_json::Value = self
+            .probe
+            .get(format!(
+                "http://127.0.0.1:{port}/api/attestation?nonce={nonce}"
+            ))
+            .bearer_auth(token)
+            .send()
+            .await
+            .map_err(|e| format!("no attestation evidence: {e}"))?
+            .json()
+            .await
+            .map_err(|e| format!("unreadable attestation evidence: {e}"))?;
+        if evidence["nonce"].as_str() != Some(nonce.as_str()) {
+            return Err("its attestation evidence is not for our nonce".into());
+        }
+        match evidence["binary_sha256"].as_str() {
+            Some(reported) if reported.eq_ignore_ascii_case(&expected) => Ok(()),
+            reported => Err(format!(
+                "it cannot prove it runs its release: it reports binary {}, the release is {expected}",
+                reported.unwrap_or("nothing")
+            )),
         }
     }
 
@@ -123,6 +170,7 @@ pub async fn serve(options: Options, shutdown: CancellationToken) -> Result<(), 
             ),
         ),
         rollouts: rollouts::Rollouts::default(),
+        launched: Arc::default(),
         tokens: Arc::new(options.tokens),
         changed: Arc::default(),
         probe,

@@ -58,6 +58,14 @@ impl ProcessProvider {
         Ok(())
     }
 
+    /// Instance `id`'s API token (the user's), which its attestation route takes.
+    pub fn api_token(&self, id: &str) -> Option<String> {
+        std::fs::read_to_string(self.folder(id).join("tokens"))
+            .ok()
+            .and_then(|t| t.lines().next().map(|l| l.trim().to_owned()))
+            .filter(|t| !t.is_empty())
+    }
+
     /// The token instance `id`'s `/metrics` takes (and nothing else does).
     pub fn metrics_token(&self, id: &str) -> Option<String> {
         std::fs::read_to_string(self.folder(id).join("metrics-token"))

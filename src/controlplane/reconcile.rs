@@ -96,12 +96,25 @@ async fn step(
                 // Verified at each start (a hash of the whole binary): off the async threads.
                 let releases = cp.releases.clone();
                 let version = instance.version.clone();
-                let program = tokio::task::spawn_blocking(move || releases.binary(&version))
-                    .await
-                    .unwrap_or_else(|e| Err(e.to_string()));
-                let started = program
-                    .map_err(std::io::Error::other)
-                    .and_then(|program| cp.provider.start(&instance.id, instance.port, &program));
+                let program = tokio::task::spawn_blocking(move || {
+                    let program = releases.binary(&version)?;
+                    let sha256 = crate::platform::hash::sha256_file_hex(&program)
+                        .map_err(|e| format!("cannot read {}: {e}", program.display()))?;
+                    Ok::<_, String>((program, sha256))
+                })
+                .await
+                .unwrap_or_else(|e| Err(e.to_string()));
+                let started =
+                    program
+                        .map_err(std::io::Error::other)
+                        .and_then(|(program, sha256)| {
+                            let pid = cp.provider.start(&instance.id, instance.port, &program)?;
+                            cp.launched
+                                .lock()
+                                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                                .insert(pid, sha256);
+                            Ok(pid)
+                        });
                 match started {
                     Ok(pid) => {
                         instance.pid = Some(pid);
@@ -125,7 +138,26 @@ async fn step(
         Desired::Started => {
             let healthy = cp.probe(instance.port).await;
             instance.last_probe_at = Some(now_ms());
-            if healthy {
+            let proven = match (healthy, instance.state, instance.pid) {
+                // Once per process, when it first answers: does it run its release?
+                (true, State::Starting, Some(pid)) => {
+                    cp.attest(&instance.id, instance.port, pid).await
+                }
+                _ => Ok(()),
+            };
+            if let Err(error) = proven {
+                tracing::warn!(instance = %instance.id, %error, "instance failed its attestation check");
+                if let Some(pid) = instance.pid.take() {
+                    cp.provider.stop(&instance.id, pid).await;
+                }
+                instance.failures += 1;
+                instance.last_error = Some(error);
+                instance.state = if instance.failures >= CRASH_LOOP_AFTER {
+                    State::CrashLoop
+                } else {
+                    State::Failed
+                };
+            } else if healthy {
                 instance.state = State::Started;
                 instance.failures = 0;
                 instance.last_error = None;

@@ -1,8 +1,18 @@
-//! Keys for cached answers: the SHA-256 of a normalized request, so two requests share an
-//! entry only when they are the same request. Stable across builds, platforms and restarts
-//! (std's hasher is not): keys written today must be found by tomorrow's binary.
+//! SHA-256 in hex: keys for cached answers (the hash of a normalized request, so two
+//! requests share an entry only when they are the same request), and a file's hash. Stable
+//! across builds, platforms and restarts (std's hasher is not): keys written today must be
+//! found by tomorrow's binary.
 
 use sha2::{Digest, Sha256};
+
+/// The SHA-256 of the file at `path`, in lowercase hex, read a piece at a time (a release
+/// binary, whose hash an instance's attestation must report).
+pub fn sha256_file_hex(path: &std::path::Path) -> std::io::Result<String> {
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    std::io::copy(&mut file, &mut hasher)?;
+    Ok(format!("{:x}", hasher.finalize()))
+}
 
 /// 64 lower-case hex digits of the SHA-256 of `text`.
 pub fn cache_key(text: &str) -> String {

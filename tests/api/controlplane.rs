@@ -554,10 +554,16 @@ async fn only_signed_releases_run_and_a_rollout_moves_all_or_reverts() {
     assert_eq!(done["state"], "succeeded", "{done}");
     assert_eq!(done["done"], 3);
     for id in &ids {
-        let (_, now) = plane.call("GET", &format!("/instances/{id}"), None).await;
-        assert_eq!(now["version"], "2.0.0");
-        assert_eq!(now["state"], "started");
-        let exe = std::fs::read_link(format!("/proc/{}/exe", now["pid"])).expect("exe");
+        // (Read again if the process changed between the answer and the look at it.)
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let exe = loop {
+            let now = plane.wait(id, "started").await;
+            assert_eq!(now["version"], "2.0.0");
+            if let Ok(exe) = std::fs::read_link(format!("/proc/{}/exe", now["pid"])) {
+                break exe;
+            }
+            assert!(Instant::now() < deadline, "no process for {id}");
+        };
         assert_eq!(
             exe,
             data.join("releases/2.0.0/toolshed"),
@@ -605,4 +611,33 @@ async fn only_signed_releases_run_and_a_rollout_moves_all_or_reverts() {
         let now = plane.wait(id, "started").await;
         assert_eq!(now["version"], "2.0.0", "{now}");
     }
+
+    // A signed release that runs, answers, but is not the binary it claims to be (a script
+    // that starts another): its attestation reports another hash, so it is failed.
+    let script = format!("#!/bin/sh\nexec {} \"$@\"\n", support::binary());
+    let impostor = release(&out, &secret, "5.0.0", Some(script.as_bytes()));
+    let (status, added) = plane.call("POST", "/releases", Some(add(&impostor))).await;
+    assert_eq!(status, 201, "{added}");
+    let (status, created) = plane
+        .call(
+            "POST",
+            "/instances",
+            Some(json!({"user_id": "mallory", "version": "5.0.0"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().expect("id");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let failed = loop {
+        let (_, now) = plane.call("GET", &format!("/instances/{id}"), None).await;
+        if now["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("cannot prove"))
+        {
+            break now;
+        }
+        assert!(Instant::now() < deadline, "not caught: {now}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_ne!(failed["state"], "started", "{failed}");
 }
