@@ -267,6 +267,7 @@ async fn want(
     id: &str,
     desired: Desired,
 ) -> Result<Json<InstanceBody>, AppError> {
+    let turn = cp.acting.lock().await;
     found(cp, id)?;
     cp.store
         .set_desired(id, desired, now_ms())
@@ -282,6 +283,7 @@ async fn want(
         instance.state = InstanceState::Stopped;
         cp.store_observed(&instance);
     }
+    drop(turn);
     cp.changed.notify_one();
     Ok(Json(found(cp, id)?.into()))
 }
@@ -340,15 +342,18 @@ async fn restart_instance(
     State(cp): State<ControlPlane>,
     AppPath(id): AppPath<String>,
 ) -> Result<Json<InstanceBody>, AppError> {
-    let mut instance = found(&cp, &id)?;
-    if let Some(pid) = instance.pid.take() {
-        instance.state = InstanceState::Stopping;
+    {
+        let _turn = cp.acting.lock().await;
+        let mut instance = found(&cp, &id)?;
+        if let Some(pid) = instance.pid.take() {
+            instance.state = InstanceState::Stopping;
+            cp.store_observed(&instance);
+            cp.provider.stop(&id, pid).await;
+        }
+        instance.state = InstanceState::Stopped;
+        instance.restarts += 1;
         cp.store_observed(&instance);
-        cp.provider.stop(&id, pid).await;
     }
-    instance.state = InstanceState::Stopped;
-    instance.restarts += 1;
-    cp.store_observed(&instance);
     want(&cp, &id, Desired::Started).await
 }
 
@@ -377,6 +382,7 @@ async fn delete_instance(
     AppPath(id): AppPath<String>,
     Query(query): Query<DeleteQuery>,
 ) -> Result<Json<InstanceBody>, AppError> {
+    let _turn = cp.acting.lock().await;
     let mut instance = found(&cp, &id)?;
     cp.store
         .set_desired(&id, Desired::Destroyed, now_ms())

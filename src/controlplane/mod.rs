@@ -55,6 +55,9 @@ pub struct ControlPlane {
     scrapes: fleet::Scrapes,
     releases: releases::Releases,
     rollouts: rollouts::Rollouts,
+    /// Held by whoever acts on instances' processes (a reconcile pass, a restart, a
+    /// rollout's step, a delete), so that no two act on one instance from different reads.
+    acting: Arc<tokio::sync::Mutex<()>>,
     /// The SHA-256 of the binary each process this control plane started runs, by pid:
     /// what the instance's attestation must report.
     launched: Arc<std::sync::Mutex<std::collections::HashMap<u32, String>>>,
@@ -171,6 +174,7 @@ pub async fn serve(options: Options, shutdown: CancellationToken) -> Result<(), 
         ),
         rollouts: rollouts::Rollouts::default(),
         launched: Arc::default(),
+        acting: Arc::default(),
         tokens: Arc::new(options.tokens),
         changed: Arc::default(),
         probe,

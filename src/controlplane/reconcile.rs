@@ -30,6 +30,8 @@ pub async fn run(cp: ControlPlane, shutdown: CancellationToken) {
     let mut not_before: HashMap<String, Instant> = HashMap::new();
     let mut started_at: HashMap<String, Instant> = HashMap::new();
     loop {
+        // Read and act under the lock: a rollout or a restart must not act between the two.
+        let turn = cp.acting.lock().await;
         let busy = match cp.store.list() {
             Ok(instances) => {
                 let mut busy = false;
@@ -43,6 +45,7 @@ pub async fn run(cp: ControlPlane, shutdown: CancellationToken) {
                 false
             }
         };
+        drop(turn);
         let wait = if busy { BUSY_EVERY } else { IDLE_EVERY };
         tokio::select! {
             () = shutdown.cancelled() => return,

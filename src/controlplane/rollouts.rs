@@ -77,6 +77,7 @@ impl Rollouts {
 
 /// Moves `id` to `version` and restarts it on that release.
 async fn move_to(cp: &ControlPlane, id: &str, version: &str) {
+    let _turn = cp.acting.lock().await;
     if let Err(e) = cp.store.set_version(id, version, now_ms()) {
         tracing::error!(instance = %id, error = %e, "cannot record an instance's release");
     }
