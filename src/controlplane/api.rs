@@ -144,7 +144,7 @@ fn internal(e: impl std::fmt::Display) -> AppError {
 fn random_hex(bytes: usize) -> Result<String, AppError> {
     let mut raw = vec![0u8; bytes];
     getrandom::fill(&mut raw).map_err(|e| internal(format!("no randomness: {e}")))?;
-    Ok(raw.iter().map(|b| format!("{b:02x}")).collect())
+    Ok(crate::platform::hex::to_hex(&raw))
 }
 
 /// An instance's answer, with its last scrape.
@@ -345,11 +345,7 @@ async fn restart_instance(
     {
         let _turn = cp.acting.lock().await;
         let mut instance = found(&cp, &id)?;
-        if let Some(pid) = instance.pid.take() {
-            instance.state = InstanceState::Stopping;
-            cp.store_observed(&instance);
-            cp.provider.stop(&id, pid).await;
-        }
+        cp.stop_process(&mut instance).await;
         instance.state = InstanceState::Stopped;
         instance.restarts += 1;
         cp.store_observed(&instance);
@@ -387,9 +383,7 @@ async fn delete_instance(
     cp.store
         .set_desired(&id, Desired::Destroyed, now_ms())
         .map_err(internal)?;
-    if let Some(pid) = instance.pid.take() {
-        cp.provider.stop(&id, pid).await;
-    }
+    cp.stop_process(&mut instance).await;
     cp.scrapes.forget(&id);
     instance.state = InstanceState::Destroyed;
     instance.desired = Desired::Destroyed;

@@ -138,6 +138,16 @@ impl ControlPlane {
         }
     }
 
+    /// Stops `instance`'s process gracefully, recording `stopping` meanwhile; it is left
+    /// without a pid (and in `stopping` until the caller says what it is now).
+    async fn stop_process(&self, instance: &mut Instance) {
+        if let Some(pid) = instance.pid.take() {
+            instance.state = store::State::Stopping;
+            self.store_observed(instance);
+            self.provider.stop(&instance.id, pid).await;
+        }
+    }
+
     fn store_observed(&self, instance: &Instance) {
         if let Err(e) = self.store.observe(instance, crate::storage::db::now_ms()) {
             tracing::error!(instance = %instance.id, error = %e, "cannot record an instance's state");

@@ -101,7 +101,8 @@ async fn step(
                 let version = instance.version.clone();
                 let program = tokio::task::spawn_blocking(move || {
                     let program = releases.binary(&version)?;
-                    let sha256 = crate::platform::hash::sha256_file_hex(&program)
+                    let sha256 = crate::platform::hash::sha256_file(&program)
+                        .map(|hash| crate::platform::hex::to_hex(&hash))
                         .map_err(|e| format!("cannot read {}: {e}", program.display()))?;
                     Ok::<_, String>((program, sha256))
                 })
@@ -150,9 +151,7 @@ async fn step(
             };
             if let Err(error) = proven {
                 tracing::warn!(instance = %instance.id, %error, "instance failed its attestation check");
-                if let Some(pid) = instance.pid.take() {
-                    cp.provider.stop(&instance.id, pid).await;
-                }
+                cp.stop_process(&mut instance).await;
                 instance.failures += 1;
                 instance.last_error = Some(error);
                 instance.state = if instance.failures >= CRASH_LOOP_AFTER {
@@ -180,13 +179,9 @@ async fn step(
             } else {
                 instance.failures += 1;
                 instance.last_error = Some("the health probe failed".into());
-                if instance.failures >= UNHEALTHY_AFTER
-                    && let Some(pid) = instance.pid.take()
-                {
+                if instance.failures >= UNHEALTHY_AFTER && instance.pid.is_some() {
                     tracing::warn!(instance = %instance.id, "instance unhealthy; restarting it");
-                    instance.state = State::Stopping;
-                    cp.store_observed(&instance);
-                    cp.provider.stop(&instance.id, pid).await;
+                    cp.stop_process(&mut instance).await;
                     instance.restarts += 1;
                     instance.state = if instance.failures >= CRASH_LOOP_AFTER {
                         State::CrashLoop
@@ -197,10 +192,8 @@ async fn step(
             }
         }
         Desired::Stopped | Desired::Destroyed => {
-            if let (true, Some(pid)) = (alive, instance.pid) {
-                instance.state = State::Stopping;
-                cp.store_observed(&instance);
-                cp.provider.stop(&instance.id, pid).await;
+            if alive {
+                cp.stop_process(&mut instance).await;
             }
             instance.pid = None;
             instance.state = if instance.desired == Desired::Destroyed {

@@ -82,11 +82,7 @@ async fn move_to(cp: &ControlPlane, id: &str, version: &str) {
         tracing::error!(instance = %id, error = %e, "cannot record an instance's release");
     }
     if let Ok(Some(mut instance)) = cp.store.get(id) {
-        if let Some(pid) = instance.pid.take() {
-            instance.state = State::Stopping;
-            cp.store_observed(&instance);
-            cp.provider.stop(id, pid).await;
-        }
+        cp.stop_process(&mut instance).await;
         instance.state = State::Stopped;
         cp.store_observed(&instance);
     }

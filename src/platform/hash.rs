@@ -5,13 +5,13 @@
 
 use sha2::{Digest, Sha256};
 
-/// The SHA-256 of the file at `path`, in lowercase hex, read a piece at a time (a release
-/// binary, whose hash an instance's attestation must report).
-pub fn sha256_file_hex(path: &std::path::Path) -> std::io::Result<String> {
+/// The SHA-256 of the file at `path`, read a piece at a time (an executable: the one
+/// running, for attestation, or a release's).
+pub fn sha256_file(path: &std::path::Path) -> std::io::Result<[u8; 32]> {
     let mut file = std::fs::File::open(path)?;
     let mut hasher = Sha256::new();
     std::io::copy(&mut file, &mut hasher)?;
-    Ok(format!("{:x}", hasher.finalize()))
+    Ok(hasher.finalize().into())
 }
 
 /// 64 lower-case hex digits of the SHA-256 of `text`.

@@ -123,31 +123,6 @@ impl Plane {
     }
 }
 
-/// `promtool check metrics` on `text`: `None` when promtool is not installed (`.ci/run`
-/// installs it and sets `TOOLSHED_REQUIRE_TOOLS`, so there it must be).
-fn promtool(text: &str) -> Option<(bool, String)> {
-    use std::io::Write;
-    let child = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn();
-    let mut child = match child {
-        Ok(child) => child,
-        Err(_) if std::env::var_os("TOOLSHED_REQUIRE_TOOLS").is_none() => return None,
-        Err(e) => panic!("promtool is required here: {e}"),
-    };
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(text.as_bytes())
-        .expect("write");
-    let out = child.wait_with_output().expect("promtool");
-    Some((out.status.success(), support::said(&out)))
-}
-
 fn alive(pid: u64) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
         !stat
@@ -242,7 +217,7 @@ async fn instances_keep_to_their_tokens_come_back_after_a_kill_and_go_when_delet
         one["usage"]["resident_memory_bytes"].as_f64() > Some(1e6),
         "{one}"
     );
-    if let Some((ok, said)) = promtool(&fleet_text) {
+    if let Some((ok, said)) = support::promtool(&fleet_text) {
         assert!(ok, "promtool check metrics: {said}\n{fleet_text}");
     }
     assert!(listed[0].get("token").is_none(), "a token is shown once");

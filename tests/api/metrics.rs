@@ -1,9 +1,6 @@
 //! `GET /metrics`: Prometheus text (OpenMetrics on request) that promtool accepts, the
 //! names an orchestrator needs, its own token or listener, and no user data in any label.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
 use serde_json::{Value, json};
 
 use crate::support::{self, TestServer};
@@ -24,35 +21,6 @@ async fn scrape(
         request = request.header("accept", accept);
     }
     request.send().await.expect("send")
-}
-
-/// `promtool check metrics` on `text`: `None` when promtool is not installed (`.ci/run`
-/// installs it and sets `TOOLSHED_REQUIRE_TOOLS`, so there it must be).
-fn promtool(text: &str) -> Option<(bool, String)> {
-    let child = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn();
-    let mut child = match child {
-        Ok(child) => child,
-        Err(_) if std::env::var_os("TOOLSHED_REQUIRE_TOOLS").is_none() => return None,
-        Err(e) => panic!("promtool is required here: {e}"),
-    };
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(text.as_bytes())
-        .expect("write");
-    let output = child.wait_with_output().expect("promtool");
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    Some((output.status.success(), said))
 }
 
 #[tokio::test]
@@ -106,7 +74,7 @@ async fn metrics_name_what_an_orchestrator_needs_and_promtool_accepts_them() {
         assert!(text.contains(needle), "no {needle:?} in:\n{text}");
     }
     assert!(!text.contains(" summary\n"), "histograms, never summaries");
-    if let Some((ok, said)) = promtool(&text) {
+    if let Some((ok, said)) = support::promtool(&text) {
         assert!(ok, "promtool check metrics: {said}\n{text}");
     }
 

@@ -226,24 +226,14 @@ fn a_binary_that_requires_its_signature_starts_only_when_it_holds() {
 
     // A start that should be refused but is not would serve for ever: killed after 20 s.
     let refuse = |public: &str| {
-        let mut child = Command::new(&copy)
-            .args(["serve", "--require-signature", public])
-            .env_clear()
-            .env("PORT", "0")
-            .env("TOOLSHED_DATA_DIR", &data)
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("run copy");
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        while child.try_wait().expect("try_wait").is_none() {
-            if std::time::Instant::now() > deadline {
-                let _ = child.kill();
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-        child.wait_with_output().expect("output")
+        support::output_within(
+            Command::new(&copy)
+                .args(["serve", "--require-signature", public])
+                .env_clear()
+                .env("PORT", "0")
+                .env("TOOLSHED_DATA_DIR", &data),
+            std::time::Duration::from_secs(20),
+        )
     };
     let other = minisign::KeyPair::generate_unencrypted_keypair().expect("key pair");
     let out = refuse(&other.pk.to_base64());

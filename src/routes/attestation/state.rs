@@ -4,7 +4,6 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use sha2::{Digest, Sha256};
 use tokio::sync::OnceCell;
 
 use super::instance_key::InstanceKey;
@@ -57,10 +56,6 @@ fn hash_running_executable() -> Result<[u8; 32], String> {
     } else {
         std::env::current_exe().map_err(|e| format!("cannot find the executable: {e}"))?
     };
-    let mut file = std::fs::File::open(&path)
-        .map_err(|e| format!("cannot open the executable {}: {e}", path.display()))?;
-    let mut hasher = Sha256::new();
-    std::io::copy(&mut file, &mut hasher)
-        .map_err(|e| format!("cannot read the executable {}: {e}", path.display()))?;
-    Ok(hasher.finalize().into())
+    crate::platform::hash::sha256_file(&path)
+        .map_err(|e| format!("cannot read the executable {}: {e}", path.display()))
 }

@@ -217,6 +217,31 @@ pub fn output_within(command: &mut Command, within: Duration) -> std::process::O
     child.wait_with_output().expect("output")
 }
 
+/// `promtool check metrics` on `text`: `None` when promtool is not installed (`.ci/run`
+/// installs it and sets `TOOLSHED_REQUIRE_TOOLS`, so there it must be).
+pub fn promtool(text: &str) -> Option<(bool, String)> {
+    use std::io::Write;
+    let child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(child) => child,
+        Err(_) if std::env::var_os("TOOLSHED_REQUIRE_TOOLS").is_none() => return None,
+        Err(e) => panic!("promtool is required here: {e}"),
+    };
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("write");
+    let output = child.wait_with_output().expect("promtool");
+    Some((output.status.success(), said(&output)))
+}
+
 pub fn said(output: &std::process::Output) -> String {
     format!(
         "{}{}",
