@@ -142,6 +142,15 @@ enum ControlplaneCommand {
         /// line); without it instances run this binary only.
         #[arg(long, env = "TOOLSHED_CONTROLPLANE_RELEASE_KEY")]
         release_key: Option<String>,
+        /// Keep its state in PostgreSQL (`postgres://user:password@host:port/db`, no TLS)
+        /// instead of SQLite in the data directory: control planes on one database share it,
+        /// one leads (an advisory lock), the others stand by.
+        #[arg(
+            long,
+            env = "TOOLSHED_CONTROLPLANE_DATABASE_URL",
+            hide_env_values = true
+        )]
+        database_url: Option<String>,
     },
 }
 
@@ -235,6 +244,7 @@ fn main() -> ExitCode {
             tokens,
             log_format,
             release_key,
+            database_url,
         }) => controlplane(
             host,
             port,
@@ -242,6 +252,7 @@ fn main() -> ExitCode {
             &tokens,
             log_format,
             release_key.as_deref(),
+            database_url,
         ),
         Command::Attest(AttestCommand::Verify {
             url,
@@ -344,6 +355,7 @@ fn controlplane(
     tokens: &str,
     log_format: String,
     release_key: Option<&str>,
+    database_url: Option<String>,
 ) -> ExitCode {
     let release_key = match release_key.map(signature::load_public_key).transpose() {
         Ok(key) => key,
@@ -403,6 +415,7 @@ fn controlplane(
         tokens,
         program,
         release_key,
+        database_url,
     };
     let served = runtime.block_on(async {
         let shutdown = tokio_util::sync::CancellationToken::new();

@@ -17,8 +17,8 @@ use super::ControlPlane;
 use super::fleet::{self, Usage};
 use super::process::free_port;
 use super::releases::Release;
-use super::rollouts::{self, Plan, Rollout};
-use super::store::{Desired, Instance, State as InstanceState};
+use super::rollouts::{self, Rollout};
+use super::store::{Desired, Instance, Limits, Restart, Spec, State as InstanceState};
 use crate::platform::error::{AppError, ErrorBody};
 use crate::platform::extract::{AppJson, AppPath};
 use crate::storage::db::now_ms;
@@ -54,6 +54,10 @@ pub fn router(cp: ControlPlane) -> Router {
     .fallback(|| async { AppError::not_found("no such route on the control plane") })
     .layer(axum::middleware::from_fn_with_state(
         cp.clone(),
+        require_lead,
+    ))
+    .layer(axum::middleware::from_fn_with_state(
+        cp.clone(),
         require_token,
     ))
     .with_state(cp)
@@ -79,6 +83,20 @@ async fn require_token(State(cp): State<ControlPlane>, request: Request, next: N
     }
 }
 
+/// A control plane standing by answers nothing but that: the leader's view is the one that
+/// acts, and a request here would act beside it.
+async fn require_lead(State(cp): State<ControlPlane>, request: Request, next: Next) -> Response {
+    if cp.leading.load(std::sync::atomic::Ordering::SeqCst) {
+        return next.run(request).await;
+    }
+    AppError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "standing_by",
+        "this control plane is standing by: another one holds the store's lock and answers; this one takes over when it stops",
+    )
+    .into_response()
+}
+
 /// `POST /instances`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -89,6 +107,10 @@ pub struct CreateRequest {
     pub version: Option<String>,
     /// Start it now (default true); false only creates it.
     pub start: Option<bool>,
+    /// When it is started again after its process ended (default `always`).
+    pub restart: Option<Restart>,
+    /// What its process may use (default: no limits).
+    pub limits: Option<Limits>,
 }
 
 /// An instance, desired and observed. Times are ms since the epoch.
@@ -109,6 +131,8 @@ pub struct InstanceBody {
     pub last_error: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
+    pub restart: Restart,
+    pub limits: Limits,
     /// What its last `/metrics` scrape said (every 5 s while it runs).
     pub usage: Option<Usage>,
     /// The user's API token for it: shown once, in the answer that created it.
@@ -131,6 +155,8 @@ impl From<Instance> for InstanceBody {
             last_error: i.last_error,
             created_at: i.created_at,
             updated_at: i.updated_at,
+            restart: i.spec.restart,
+            limits: i.spec.limits,
             usage: None,
             token: None,
         }
@@ -156,12 +182,50 @@ fn body(cp: &ControlPlane, instance: Instance) -> InstanceBody {
     }
 }
 
-fn found(cp: &ControlPlane, id: &str) -> Result<Instance, AppError> {
+async fn found(cp: &ControlPlane, id: &str) -> Result<Instance, AppError> {
     cp.store
         .get(id)
+        .await
         .map_err(internal)?
         .filter(|i| i.state != InstanceState::Destroyed)
         .ok_or_else(|| AppError::not_found(format!("no instance {id:?}")))
+}
+
+/// Bounds of a restart policy and of limits, and what this machine can enforce.
+fn check_spec(spec: &Spec) -> Result<(), AppError> {
+    let Restart {
+        max_restarts,
+        window_s,
+        ..
+    } = spec.restart;
+    if !(1..=100).contains(&max_restarts) || !(1..=86_400).contains(&window_s) {
+        return Err(AppError::bad_request(
+            "restart: max_restarts is 1 to 100 and window_s 1 to 86400",
+        ));
+    }
+    let Limits {
+        memory_mb,
+        open_files,
+        nice,
+    } = spec.limits;
+    for (name, value) in [("memory_mb", memory_mb), ("open_files", open_files)] {
+        if value.is_some_and(|v| !(64..=1_048_576).contains(&v)) {
+            return Err(AppError::bad_request(format!(
+                "limits.{name} is 64 to 1048576"
+            )));
+        }
+    }
+    if nice.is_some_and(|n| n > 19) {
+        return Err(AppError::bad_request("limits.nice is 0 to 19"));
+    }
+    if spec.limits != Limits::default()
+        && let Err(missing) = super::process::limits_supported()
+    {
+        return Err(AppError::bad_request(format!(
+            "limits: this machine cannot enforce them: {missing}"
+        )));
+    }
+    Ok(())
 }
 
 /// Create an instance (and start it unless `start` is false).
@@ -191,6 +255,11 @@ async fn create_instance(
     cp.releases
         .binary(&version)
         .map_err(|e| AppError::bad_request(format!("version: {e}")))?;
+    let spec = Spec {
+        restart: request.restart.unwrap_or_default(),
+        limits: request.limits.unwrap_or_default(),
+    };
+    check_spec(&spec)?;
     let id = format!("i-{}", random_hex(8)?);
     let token = random_hex(24)?;
     let port = free_port().map_err(|e| internal(format!("no free port: {e}")))?;
@@ -213,12 +282,13 @@ async fn create_instance(
         last_error: None,
         created_at: now,
         updated_at: now,
+        spec,
     };
     let metrics_token = random_hex(24)?;
     cp.provider
         .prepare(&id, &token, &metrics_token)
         .map_err(|e| internal(format!("cannot make the instance's folder: {e}")))?;
-    cp.store.insert(&instance).map_err(internal)?;
+    cp.store.insert(&instance).await.map_err(internal)?;
     cp.changed.notify_one();
     let mut body = InstanceBody::from(instance);
     body.token = Some(token);
@@ -238,7 +308,7 @@ async fn create_instance(
 async fn list_instances(
     State(cp): State<ControlPlane>,
 ) -> Result<Json<Vec<InstanceBody>>, AppError> {
-    let all = cp.store.list().map_err(internal)?;
+    let all = cp.store.list().await.map_err(internal)?;
     Ok(Json(all.into_iter().map(|i| body(&cp, i)).collect()))
 }
 
@@ -258,7 +328,7 @@ async fn get_instance(
     State(cp): State<ControlPlane>,
     AppPath(id): AppPath<String>,
 ) -> Result<Json<InstanceBody>, AppError> {
-    Ok(Json(body(&cp, found(&cp, &id)?)))
+    Ok(Json(body(&cp, found(&cp, &id).await?)))
 }
 
 /// Changes what an instance should be, then answers it as it is now.
@@ -268,24 +338,24 @@ async fn want(
     desired: Desired,
 ) -> Result<Json<InstanceBody>, AppError> {
     let turn = cp.acting.lock().await;
-    found(cp, id)?;
+    found(cp, id).await?;
     cp.store
         .set_desired(id, desired, now_ms())
+        .await
         .map_err(internal)?;
-    if desired == Desired::Started
-        && let Some(mut instance) = cp.store.get(id).map_err(internal)?
+    if let Some(mut instance) = cp.store.get(id).await.map_err(internal)?
         && matches!(
             instance.state,
             InstanceState::CrashLoop | InstanceState::Failed
         )
     {
-        // Its owner asks again: a fresh start, no backoff left over.
+        // Its owner asks again: a fresh start (no backoff left over), or a plain stop.
         instance.state = InstanceState::Stopped;
-        cp.store_observed(&instance);
+        cp.store_observed(&instance).await;
     }
     drop(turn);
     cp.changed.notify_one();
-    Ok(Json(found(cp, id)?.into()))
+    Ok(Json(found(cp, id).await?.into()))
 }
 
 /// Start an instance (also out of `crash_loop`).
@@ -344,11 +414,11 @@ async fn restart_instance(
 ) -> Result<Json<InstanceBody>, AppError> {
     {
         let _turn = cp.acting.lock().await;
-        let mut instance = found(&cp, &id)?;
+        let mut instance = found(&cp, &id).await?;
         cp.stop_process(&mut instance).await;
         instance.state = InstanceState::Stopped;
         instance.restarts += 1;
-        cp.store_observed(&instance);
+        cp.store_observed(&instance).await;
     }
     want(&cp, &id, Desired::Started).await
 }
@@ -379,15 +449,16 @@ async fn delete_instance(
     Query(query): Query<DeleteQuery>,
 ) -> Result<Json<InstanceBody>, AppError> {
     let _turn = cp.acting.lock().await;
-    let mut instance = found(&cp, &id)?;
+    let mut instance = found(&cp, &id).await?;
     cp.store
         .set_desired(&id, Desired::Destroyed, now_ms())
+        .await
         .map_err(internal)?;
     cp.stop_process(&mut instance).await;
     cp.scrapes.forget(&id);
     instance.state = InstanceState::Destroyed;
     instance.desired = Desired::Destroyed;
-    cp.store_observed(&instance);
+    cp.store_observed(&instance).await;
     if query.purge.unwrap_or(false) {
         cp.provider
             .purge(&id)
@@ -443,6 +514,7 @@ async fn wait_instance(
         let instance = cp
             .store
             .get(&id)
+            .await
             .map_err(internal)?
             .ok_or_else(|| AppError::not_found(format!("no instance {id:?}")))?;
         if instance.state == wanted {
@@ -476,7 +548,7 @@ async fn wait_instance(
     )
 )]
 async fn fleet_metrics(State(cp): State<ControlPlane>) -> Result<Response, AppError> {
-    let instances = cp.store.list().map_err(internal)?;
+    let instances = cp.store.list().await.map_err(internal)?;
     let text = fleet::render(&instances, &cp.scrapes).map_err(internal)?;
     Ok((
         [(
@@ -580,9 +652,6 @@ async fn start_rollout(
     State(cp): State<ControlPlane>,
     AppJson(request): AppJson<RolloutRequest>,
 ) -> Result<(StatusCode, Json<Rollout>), AppError> {
-    if let Some(running) = cp.rollouts.running() {
-        return Err(AppError::conflict(format!("rollout {running} is running")));
-    }
     let max_parallel = request.max_parallel.unwrap_or(1);
     let min_healthy = request.min_healthy_time_s.unwrap_or(5);
     let deadline = request.healthy_deadline_s.unwrap_or(60);
@@ -600,7 +669,7 @@ async fn start_rollout(
     let new = semver::Version::parse(&request.version)
         .map_err(|e| AppError::bad_request(format!("version: {e}")))?;
     if !request.allow_downgrade.unwrap_or(false) {
-        let instances = cp.store.list().map_err(internal)?;
+        let instances = cp.store.list().await.map_err(internal)?;
         if let Some(newer) = instances
             .iter()
             .find(|i| semver::Version::parse(&i.version).is_ok_and(|running| running > new))
@@ -613,22 +682,30 @@ async fn start_rollout(
     }
     let rollout = Rollout {
         id: format!("r-{}", random_hex(6)?),
-        version: request.version.clone(),
-        state: "running",
+        version: request.version,
+        state: "running".into(),
+        max_parallel,
+        min_healthy_time_s: min_healthy,
+        healthy_deadline_s: deadline,
         total: 0,
         done: 0,
+        moved: Vec::new(),
         error: None,
         started_at: now_ms(),
         finished_at: None,
     };
-    cp.rollouts.insert(rollout.clone());
-    let plan = Plan {
-        version: request.version,
-        max_parallel,
-        min_healthy_time: Duration::from_secs(min_healthy),
-        healthy_deadline: Duration::from_secs(deadline),
-    };
-    tokio::spawn(rollouts::run(cp.clone(), rollout.id.clone(), plan));
+    {
+        // Checked and recorded under the lock: two at once would fight over the instances.
+        let _turn = cp.acting.lock().await;
+        if let Some(running) = rollouts::running(&cp).await.map_err(internal)?.first() {
+            return Err(AppError::conflict(format!(
+                "rollout {} is running",
+                running.id
+            )));
+        }
+        rollouts::save(&cp, &rollout).await.map_err(internal)?;
+    }
+    tokio::spawn(rollouts::run(cp.clone(), rollout.clone()));
     Ok((StatusCode::ACCEPTED, Json(rollout)))
 }
 
@@ -641,15 +718,16 @@ async fn start_rollout(
     responses(
         (status = 200, description = "Its progress", body = Rollout),
         (status = 401, description = "No control plane token", body = ErrorBody),
-        (status = 404, description = "No such rollout (since this control plane started)", body = ErrorBody),
+        (status = 404, description = "No such rollout", body = ErrorBody),
     )
 )]
 async fn get_rollout(
     State(cp): State<ControlPlane>,
     AppPath(id): AppPath<String>,
 ) -> Result<Json<Rollout>, AppError> {
-    cp.rollouts
-        .get(&id)
+    rollouts::load(&cp, &id)
+        .await
+        .map_err(internal)?
         .map(Json)
         .ok_or_else(|| AppError::not_found(format!("no rollout {id:?}")))
 }

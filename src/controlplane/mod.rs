@@ -1,13 +1,13 @@
 //! `toolshed controlplane serve`: starts one Toolshed instance per user and keeps it
 //! running, from outside: it talks to instances only over HTTP (their health probe) and
 //! never reads their data. Its own HTTP API (admin tokens, JSON errors, an OpenAPI
-//! document), its own state store (`store.rs`, SQLite in its data directory), the `process`
-//! provider (`process.rs`) and the reconcile loop (`reconcile.rs`).
+//! document), its own state store (`store/`: SQLite in its data directory, or PostgreSQL
+//! shared with a standby), the `process` provider (`process.rs`), the reconcile loop
+//! (`reconcile.rs`), the fleet's metrics (`fleet.rs`), signed releases (`releases.rs`) and
+//! rollouts (`rollouts.rs`).
 //!
-//! This is the first part of the control plane: instance lifecycle on one machine and the
-//! fleet's metrics (`fleet.rs`), signed releases (`releases.rs`) and rollouts
-//! (`rollouts.rs`). Attestation checks after start and the PostgreSQL store are not built
-//! yet.
+//! Only the leader acts: the control plane holding the store's lock. Another one on the
+//! same store stands by (its API answers 503) and takes over when the lock is free.
 
 mod api;
 pub mod fleet;
@@ -40,6 +40,8 @@ pub struct Options {
     pub program: PathBuf,
     /// The key releases must be signed with; without one, only `program` runs.
     pub release_key: Option<minisign::PublicKey>,
+    /// A PostgreSQL store (`postgres://…`) instead of SQLite in `data_dir`.
+    pub database_url: Option<String>,
 }
 
 /// Everything the API and the loop share; cheap to clone.
@@ -54,7 +56,8 @@ pub struct ControlPlane {
     /// Each running instance's figures, from its `/metrics`.
     scrapes: fleet::Scrapes,
     releases: releases::Releases,
-    rollouts: rollouts::Rollouts,
+    /// Whether this control plane holds the store's lock (else it stands by).
+    leading: Arc<std::sync::atomic::AtomicBool>,
     /// Held by whoever acts on instances' processes (a reconcile pass, a restart, a
     /// rollout's step, a delete), so that no two act on one instance from different reads.
     acting: Arc<tokio::sync::Mutex<()>>,
@@ -143,19 +146,24 @@ impl ControlPlane {
     async fn stop_process(&self, instance: &mut Instance) {
         if let Some(pid) = instance.pid.take() {
             instance.state = store::State::Stopping;
-            self.store_observed(instance);
+            self.store_observed(instance).await;
             self.provider.stop(&instance.id, pid).await;
         }
     }
 
-    fn store_observed(&self, instance: &Instance) {
-        if let Err(e) = self.store.observe(instance, crate::storage::db::now_ms()) {
+    async fn store_observed(&self, instance: &Instance) {
+        if let Err(e) = self
+            .store
+            .observe(instance, crate::storage::db::now_ms())
+            .await
+        {
             tracing::error!(instance = %instance.id, error = %e, "cannot record an instance's state");
         }
     }
 }
 
-/// Serves the API and runs the loop until `shutdown`; the instances keep running after.
+/// Serves the API and, once it leads, runs the loop until `shutdown`; the instances keep
+/// running after.
 pub async fn serve(options: Options, shutdown: CancellationToken) -> Result<(), String> {
     std::fs::create_dir_all(&options.data_dir).map_err(|e| {
         format!(
@@ -163,8 +171,11 @@ pub async fn serve(options: Options, shutdown: CancellationToken) -> Result<(), 
             options.data_dir.display()
         )
     })?;
-    let store =
-        Store::open(&options.data_dir.join("controlplane.db")).map_err(|e| e.to_string())?;
+    let store = match &options.database_url {
+        Some(url) => Store::connect_postgres(url).await,
+        None => Store::open_sqlite(&options.data_dir),
+    }
+    .map_err(|e| e.to_string())?;
     let probe = reqwest::Client::builder()
         .timeout(Duration::from_secs(1))
         .no_proxy()
@@ -182,7 +193,7 @@ pub async fn serve(options: Options, shutdown: CancellationToken) -> Result<(), 
                 options.program,
             ),
         ),
-        rollouts: rollouts::Rollouts::default(),
+        leading: Arc::default(),
         launched: Arc::default(),
         acting: Arc::default(),
         tokens: Arc::new(options.tokens),
@@ -196,13 +207,57 @@ pub async fn serve(options: Options, shutdown: CancellationToken) -> Result<(), 
     let addr = listener
         .local_addr()
         .map_err(|e| format!("cannot read the listening address: {e}"))?;
-    let adopted = cp.store.list().map(|l| l.len()).unwrap_or(0);
-    tracing::info!(addr = %addr, instances = adopted, "control plane listening");
-    let looping = tokio::spawn(reconcile::run(cp.clone(), shutdown.clone()));
-    let served = axum::serve(listener, api::router(cp))
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-        .await;
+    tracing::info!(addr = %addr, "control plane listening");
+    let serving = tokio::spawn(
+        axum::serve(listener, api::router(cp.clone()))
+            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+            .into_future(),
+    );
+    let outcome = tokio::select! {
+        () = lead(cp.clone(), shutdown.clone()) => Ok(()),
+        () = cp.store.lost() => Err("lost its database connection (and with it the lead); the instances keep running".to_owned()),
+    };
     shutdown.cancel();
-    let _ = looping.await;
+    let served = serving
+        .await
+        .map_err(|e| format!("the control plane's listener failed: {e}"))?;
+    outcome?;
     served.map_err(|e| format!("the control plane's listener failed: {e}"))
+}
+
+/// Waits for the store's lock, then carries on the running rollouts and runs the loop
+/// until `shutdown`.
+async fn lead(cp: ControlPlane, shutdown: CancellationToken) {
+    let mut said = false;
+    loop {
+        match cp.store.lead().await {
+            Ok(true) => break,
+            Ok(false) if !said => {
+                said = true;
+                tracing::info!("another control plane leads on this store; standing by");
+            }
+            Ok(false) => {}
+            Err(e) => tracing::error!(error = %e, "cannot take the lead"),
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(Duration::from_millis(500)) => {}
+        }
+    }
+    cp.leading.store(true, std::sync::atomic::Ordering::SeqCst);
+    let adopted = cp.store.list().await.map(|l| l.len()).unwrap_or(0);
+    tracing::info!(
+        instances = adopted,
+        "leading: this control plane acts on the instances"
+    );
+    match rollouts::running(&cp).await {
+        Ok(running) => {
+            for rollout in running {
+                tracing::info!(rollout = %rollout.id, "carrying on a rollout");
+                tokio::spawn(rollouts::run(cp.clone(), rollout));
+            }
+        }
+        Err(e) => tracing::error!(error = %e, "cannot read the running rollouts"),
+    }
+    reconcile::run(cp, shutdown).await;
 }

@@ -6,14 +6,22 @@
 //! `instance.log` (its standard output and error). Children run in a process group of
 //! their own, so they outlive a control plane that stops or restarts; a pid is taken for an
 //! instance only while `/proc/<pid>/environ` names that instance's data directory.
+//!
+//! Limits are the kernel's, set before the instance's first instruction: the child is
+//! `prlimit --data=… --nofile=… -- nice -n N toolshed serve`, each of which execs the next
+//! (one pid). Without cgroups (which a VM or container may not delegate), RLIMIT_DATA is
+//! the memory bound: allocations past it fail, where a cgroup would have killed.
 
 use std::collections::HashMap;
+use std::ffi::OsString;
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use super::store::Limits;
 
 /// How long a stopping instance gets to drain before it is killed.
 const STOP_GRACE: Duration = Duration::from_secs(10);
@@ -24,6 +32,8 @@ pub struct ProcessProvider {
     root: PathBuf,
     /// Children this control plane started, kept to reap them when they exit.
     children: Arc<Mutex<HashMap<u32, Child>>>,
+    /// How each child that ended did: `true` for a clean exit (status 0).
+    ended: Arc<Mutex<HashMap<u32, bool>>>,
 }
 
 impl ProcessProvider {
@@ -32,6 +42,7 @@ impl ProcessProvider {
         ProcessProvider {
             root: root.join("instances"),
             children: Arc::default(),
+            ended: Arc::default(),
         }
     }
 
@@ -74,15 +85,25 @@ impl ProcessProvider {
             .filter(|t| !t.is_empty())
     }
 
-    /// Starts instance `id` on `port` running `program` (a verified release); its pid.
-    pub fn start(&self, id: &str, port: u16, program: &Path) -> std::io::Result<u32> {
+    /// Starts instance `id` on `port` running `program` (a verified release) within
+    /// `limits`; its pid.
+    pub fn start(
+        &self,
+        id: &str,
+        port: u16,
+        program: &Path,
+        limits: &Limits,
+    ) -> std::io::Result<u32> {
         let folder = self.folder(id);
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(folder.join("instance.log"))?;
-        let mut command = Command::new(program);
-        command.arg("serve").env_clear();
+        let mut argv = limited(limits).map_err(std::io::Error::other)?;
+        argv.push(program.into());
+        argv.push("serve".into());
+        let mut command = Command::new(&argv[0]);
+        command.args(&argv[1..]).env_clear();
         if let Some(token) = self.metrics_token(id) {
             command.env("TOOLSHED_METRICS_TOKEN", token);
         }
@@ -117,13 +138,13 @@ impl ProcessProvider {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             if let Some(child) = children.get_mut(&pid) {
-                return match child.try_wait() {
-                    Ok(None) => true,
-                    _ => {
-                        children.remove(&pid);
-                        false
-                    }
-                };
+                let status = child.try_wait();
+                if let Ok(None) = status {
+                    return true;
+                }
+                children.remove(&pid);
+                self.note_end(pid, status.ok().flatten());
+                return false;
             }
         }
         self.reap();
@@ -150,7 +171,29 @@ impl ProcessProvider {
             .children
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        children.retain(|_, child| matches!(child.try_wait(), Ok(None)));
+        children.retain(|pid, child| match child.try_wait() {
+            Ok(None) => true,
+            status => {
+                self.note_end(*pid, status.ok().flatten());
+                false
+            }
+        });
+    }
+
+    fn note_end(&self, pid: u32, status: Option<std::process::ExitStatus>) {
+        self.ended
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(pid, status.is_some_and(|s| s.success()));
+    }
+
+    /// Whether the process `pid`, now ended, exited cleanly; `None` when it was not a child
+    /// of this control plane (an adopted one), whose status nobody here can read.
+    pub fn take_exit(&self, pid: u32) -> Option<bool> {
+        self.ended
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&pid)
     }
 
     /// Stops instance `id`'s process: SIGTERM, then SIGKILL after the grace.
@@ -183,6 +226,42 @@ fn signal(pid: u32, name: &str) {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status();
+}
+
+/// The programs that enforce limits, found on `PATH`: `(prlimit, nice)`.
+pub fn limits_supported() -> Result<(PathBuf, PathBuf), String> {
+    let find = |name: &str| {
+        std::env::var_os("PATH")
+            .iter()
+            .flat_map(std::env::split_paths)
+            .map(|dir| dir.join(name))
+            .find(|path| path.is_file())
+            .ok_or_else(|| format!("{name} (util-linux, coreutils) is not on PATH"))
+    };
+    Ok((find("prlimit")?, find("nice")?))
+}
+
+/// The command line that runs a program within `limits` (empty: none).
+fn limited(limits: &Limits) -> Result<Vec<OsString>, String> {
+    let mut argv: Vec<OsString> = Vec::new();
+    if *limits == Limits::default() {
+        return Ok(argv);
+    }
+    let (prlimit, nice) = limits_supported()?;
+    if limits.memory_mb.is_some() || limits.open_files.is_some() {
+        argv.push(prlimit.into());
+        if let Some(mb) = limits.memory_mb {
+            argv.push(format!("--data={}", mb.saturating_mul(1 << 20)).into());
+        }
+        if let Some(files) = limits.open_files {
+            argv.push(format!("--nofile={files}").into());
+        }
+        argv.push("--".into());
+    }
+    if let Some(n) = limits.nice {
+        argv.extend([nice.into(), "-n".into(), n.to_string().into()]);
+    }
+    Ok(argv)
 }
 
 /// A port on 127.0.0.1 free right now.

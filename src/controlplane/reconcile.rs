@@ -1,16 +1,17 @@
 //! The reconcile loop: compares each instance's desired state with what its process and
 //! its health probe say, and acts. Dead or unhealthy instances that should run are started
 //! again with exponential backoff; after [`CRASH_LOOP_AFTER`] failures in a row an instance
-//! is left in `crash_loop` until its owner starts it again.
+//! is left in `crash_loop` until its owner starts it again. An instance's restart policy
+//! says whether it is started again at all (`always`, `on-failure` N times per window, `no`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::ControlPlane;
-use super::store::{Desired, Instance, State};
+use super::store::{Desired, Instance, RestartPolicy, State};
 use crate::storage::db::now_ms;
 
 /// Failed starts or probes in a row that make a crash loop.
@@ -27,16 +28,15 @@ const BUSY_EVERY: Duration = Duration::from_millis(20);
 
 /// Runs until `shutdown`; instances keep running when it ends.
 pub async fn run(cp: ControlPlane, shutdown: CancellationToken) {
-    let mut not_before: HashMap<String, Instant> = HashMap::new();
-    let mut started_at: HashMap<String, Instant> = HashMap::new();
+    let mut memory = Memory::default();
     loop {
         // Read and act under the lock: a rollout or a restart must not act between the two.
         let turn = cp.acting.lock().await;
-        let busy = match cp.store.list() {
+        let busy = match cp.store.list().await {
             Ok(instances) => {
                 let mut busy = false;
                 for instance in instances {
-                    busy |= step(&cp, instance, &mut not_before, &mut started_at).await;
+                    busy |= step(&cp, instance, &mut memory).await;
                 }
                 busy
             }
@@ -55,6 +55,76 @@ pub async fn run(cp: ControlPlane, shutdown: CancellationToken) {
     }
 }
 
+/// What the loop remembers of each instance between passes.
+#[derive(Default)]
+struct Memory {
+    /// No start attempt before this (the backoff).
+    not_before: HashMap<String, Instant>,
+    /// When its current process was started.
+    started_at: HashMap<String, Instant>,
+    /// When it was restarted after a failure, within its `on-failure` window.
+    restarted: HashMap<String, VecDeque<Instant>>,
+}
+
+/// Whether instance's policy lets it be started again after its process ended or failed
+/// its probe (`clean`: it exited with status 0); `Err` says why not, `Ok(false)` that it
+/// stays stopped as it asked by exiting cleanly.
+fn may_restart(
+    instance: &Instance,
+    clean: bool,
+    restarted: &mut VecDeque<Instant>,
+) -> Result<bool, String> {
+    let restart = instance.spec.restart;
+    match restart.policy {
+        RestartPolicy::Always => Ok(true),
+        RestartPolicy::No if clean => Ok(false),
+        RestartPolicy::No => Err("it failed, and its restart policy is no".into()),
+        RestartPolicy::OnFailure if clean => Ok(false),
+        RestartPolicy::OnFailure => {
+            let window = Duration::from_secs(restart.window_s);
+            while restarted.front().is_some_and(|at| at.elapsed() > window) {
+                restarted.pop_front();
+            }
+            if restarted.len() >= restart.max_restarts as usize {
+                return Err(format!(
+                    "it failed again after {} restarts within {} s, all its on-failure policy allows",
+                    restarted.len(),
+                    restart.window_s
+                ));
+            }
+            restarted.push_back(Instant::now());
+            Ok(true)
+        }
+    }
+}
+
+/// Applies the restart policy to an instance whose process ended or was stopped as
+/// unhealthy; `false` when it is not to be started again (then it is left stopped or
+/// failed, and so desired, or in `crash_loop` when on-failure ran out).
+fn apply_policy(instance: &mut Instance, clean: bool, memory: &mut Memory) -> bool {
+    let restarted = memory.restarted.entry(instance.id.clone()).or_default();
+    match may_restart(instance, clean, restarted) {
+        Ok(true) => true,
+        Ok(false) => {
+            instance.desired = Desired::Stopped;
+            instance.state = State::Stopped;
+            instance.last_error = None;
+            false
+        }
+        Err(why) if instance.spec.restart.policy == RestartPolicy::OnFailure => {
+            instance.state = State::CrashLoop;
+            instance.last_error = Some(why);
+            false
+        }
+        Err(why) => {
+            instance.desired = Desired::Stopped;
+            instance.state = State::Failed;
+            instance.last_error = Some(why);
+            false
+        }
+    }
+}
+
 /// The wait before start attempt number `failures + 1`.
 fn backoff(failures: u32) -> Duration {
     if failures <= 1 {
@@ -64,17 +134,13 @@ fn backoff(failures: u32) -> Duration {
 }
 
 /// Moves one instance toward its desired state; `true` while it is starting.
-async fn step(
-    cp: &ControlPlane,
-    mut instance: Instance,
-    not_before: &mut HashMap<String, Instant>,
-    started_at: &mut HashMap<String, Instant>,
-) -> bool {
+async fn step(cp: &ControlPlane, mut instance: Instance, memory: &mut Memory) -> bool {
     let before = (
         instance.state,
         instance.pid,
         instance.failures,
         instance.restarts,
+        instance.desired,
     );
     let alive = instance
         .pid
@@ -82,17 +148,27 @@ async fn step(
     match instance.desired {
         Desired::Started if instance.state == State::CrashLoop => {}
         Desired::Started if !alive => {
-            if instance.pid.take().is_some()
+            let mut again = true;
+            if let Some(pid) = instance.pid.take()
                 && matches!(instance.state, State::Started | State::Starting)
             {
-                instance.restarts += 1;
-                instance.failures += 1;
-                instance.last_error = Some("the process exited".into());
-                tracing::warn!(instance = %instance.id, "instance exited; starting it again");
+                let clean = cp.provider.take_exit(pid) == Some(true);
+                again = apply_policy(&mut instance, clean, memory);
+                if again {
+                    instance.restarts += 1;
+                    instance.failures += 1;
+                    instance.last_error = Some("the process exited".into());
+                    tracing::warn!(instance = %instance.id, "instance exited; starting it again");
+                } else {
+                    tracing::warn!(instance = %instance.id, state = instance.state.as_str(), "instance exited; its restart policy leaves it");
+                }
             }
-            if instance.failures >= CRASH_LOOP_AFTER {
+            if !again {
+                // Left as its policy says.
+            } else if instance.failures >= CRASH_LOOP_AFTER {
                 instance.state = State::CrashLoop;
-            } else if not_before
+            } else if memory
+                .not_before
                 .get(&instance.id)
                 .is_none_or(|at| Instant::now() >= *at)
             {
@@ -112,7 +188,12 @@ async fn step(
                     program
                         .map_err(std::io::Error::other)
                         .and_then(|(program, sha256)| {
-                            let pid = cp.provider.start(&instance.id, instance.port, &program)?;
+                            let pid = cp.provider.start(
+                                &instance.id,
+                                instance.port,
+                                &program,
+                                &instance.spec.limits,
+                            )?;
                             cp.launched
                                 .lock()
                                 .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -123,7 +204,9 @@ async fn step(
                     Ok(pid) => {
                         instance.pid = Some(pid);
                         instance.state = State::Starting;
-                        started_at.insert(instance.id.clone(), Instant::now());
+                        memory
+                            .started_at
+                            .insert(instance.id.clone(), Instant::now());
                     }
                     Err(e) => {
                         instance.failures += 1;
@@ -131,7 +214,7 @@ async fn step(
                         instance.last_error = Some(format!("cannot start: {e}"));
                     }
                 }
-                not_before.insert(
+                memory.not_before.insert(
                     instance.id.clone(),
                     Instant::now() + backoff(instance.failures + 1),
                 );
@@ -171,7 +254,8 @@ async fn step(
                     cp.scrape(&instance.id, instance.port).await;
                 }
             } else if instance.state == State::Starting
-                && started_at
+                && memory
+                    .started_at
                     .get(&instance.id)
                     .is_some_and(|at| at.elapsed() < START_TIMEOUT)
             {
@@ -180,14 +264,16 @@ async fn step(
                 instance.failures += 1;
                 instance.last_error = Some("the health probe failed".into());
                 if instance.failures >= UNHEALTHY_AFTER && instance.pid.is_some() {
-                    tracing::warn!(instance = %instance.id, "instance unhealthy; restarting it");
+                    tracing::warn!(instance = %instance.id, "instance unhealthy; stopping it");
                     cp.stop_process(&mut instance).await;
-                    instance.restarts += 1;
-                    instance.state = if instance.failures >= CRASH_LOOP_AFTER {
-                        State::CrashLoop
-                    } else {
-                        State::Failed
-                    };
+                    if apply_policy(&mut instance, false, memory) {
+                        instance.restarts += 1;
+                        instance.state = if instance.failures >= CRASH_LOOP_AFTER {
+                            State::CrashLoop
+                        } else {
+                            State::Failed
+                        };
+                    }
                 }
             }
         }
@@ -196,11 +282,12 @@ async fn step(
                 cp.stop_process(&mut instance).await;
             }
             instance.pid = None;
-            instance.state = if instance.desired == Desired::Destroyed {
-                State::Destroyed
-            } else {
-                State::Stopped
-            };
+            if instance.desired == Desired::Destroyed {
+                instance.state = State::Destroyed;
+            } else if instance.state != State::Failed {
+                // A failed one stopped by its restart policy stays failed until started.
+                instance.state = State::Stopped;
+            }
         }
     }
     let after = (
@@ -208,9 +295,10 @@ async fn step(
         instance.pid,
         instance.failures,
         instance.restarts,
+        instance.desired,
     );
     if after != before || instance.desired == Desired::Started {
-        cp.store_observed(&instance);
+        cp.store_observed(&instance).await;
         if after.0 != before.0 {
             tracing::info!(instance = %instance.id, state = instance.state.as_str(), "instance state");
         }

@@ -2,106 +2,115 @@
 //! `max_parallel`, each instance restarted on the new release and required to be `started`
 //! within `healthy_deadline` and to stay so (same process) for `min_healthy_time`. A failure
 //! stops the rollout and moves every instance it already moved back to its old release.
-//! Rollouts are kept in memory: a control plane that restarts mid-way leaves each instance
-//! on whichever release it reached, and says so in its record.
+//! A rollout's record lives in the store: a control plane that restarts, or a standby that
+//! takes over, carries on with the rollouts still running, knowing which instances they
+//! moved.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use super::ControlPlane;
 use super::store::{Desired, State};
 use crate::storage::db::now_ms;
 
-/// What a rollout is asked to do.
-#[derive(Debug, Clone)]
-pub struct Plan {
-    pub version: String,
-    pub max_parallel: usize,
-    pub min_healthy_time: Duration,
-    pub healthy_deadline: Duration,
+/// An instance a rollout moved, and the release it came from.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Moved {
+    pub instance: String,
+    pub from: String,
 }
 
-/// A rollout's progress. Times are ms since the epoch.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+/// A rollout: what it was asked, and how far it got. Times are ms since the epoch.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Rollout {
     pub id: String,
     pub version: String,
     /// `running`, `succeeded`, or `failed` (every moved instance back on its old release).
-    pub state: &'static str,
+    pub state: String,
+    pub max_parallel: usize,
+    pub min_healthy_time_s: u64,
+    pub healthy_deadline_s: u64,
     /// Instances to move.
     pub total: usize,
     /// Instances on the new release and healthy.
     pub done: usize,
+    /// The instances it moved so far, in order.
+    pub moved: Vec<Moved>,
     pub error: Option<String>,
     pub started_at: i64,
     pub finished_at: Option<i64>,
 }
 
-/// Every rollout since the start, by id.
-#[derive(Clone, Default)]
-pub struct Rollouts(Arc<Mutex<HashMap<String, Rollout>>>);
-
-impl Rollouts {
-    pub fn get(&self, id: &str) -> Option<Rollout> {
-        self.lock().get(id).cloned()
+impl Rollout {
+    fn min_healthy_time(&self) -> Duration {
+        Duration::from_secs(self.min_healthy_time_s)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Rollout>> {
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    fn healthy_deadline(&self) -> Duration {
+        Duration::from_secs(self.healthy_deadline_s)
     }
+}
 
-    fn update(&self, id: &str, change: impl FnOnce(&mut Rollout)) {
-        if let Some(rollout) = self.lock().get_mut(id) {
-            change(rollout);
-        }
-    }
+/// Keeps `rollout`'s record.
+pub async fn save(cp: &ControlPlane, rollout: &Rollout) -> Result<(), String> {
+    let body = serde_json::to_string(rollout).map_err(|e| e.to_string())?;
+    cp.store
+        .put_rollout(&rollout.id, &rollout.state, rollout.started_at, &body)
+        .await
+        .map_err(|e| e.to_string())
+}
 
-    /// Whether one is running now (two at once would fight over the same instances).
-    pub fn running(&self) -> Option<String> {
-        self.lock()
-            .values()
-            .find(|r| r.state == "running")
-            .map(|r| r.id.clone())
+/// Rollout `id`'s record.
+pub async fn load(cp: &ControlPlane, id: &str) -> Result<Option<Rollout>, String> {
+    match cp.store.rollout(id).await.map_err(|e| e.to_string())? {
+        Some(body) => serde_json::from_str(&body)
+            .map(Some)
+            .map_err(|e| e.to_string()),
+        None => Ok(None),
     }
+}
 
-    pub fn insert(&self, rollout: Rollout) {
-        self.lock().insert(rollout.id.clone(), rollout);
-    }
+/// The rollouts still running (at most one, unless a crash came between two checks).
+pub async fn running(cp: &ControlPlane) -> Result<Vec<Rollout>, String> {
+    cp.store
+        .rollouts_in("running")
+        .await
+        .map_err(|e| e.to_string())?
+        .iter()
+        .map(|body| serde_json::from_str(body).map_err(|e| e.to_string()))
+        .collect()
 }
 
 /// Moves `id` to `version` and restarts it on that release.
 async fn move_to(cp: &ControlPlane, id: &str, version: &str) {
     let _turn = cp.acting.lock().await;
-    if let Err(e) = cp.store.set_version(id, version, now_ms()) {
+    if let Err(e) = cp.store.set_version(id, version, now_ms()).await {
         tracing::error!(instance = %id, error = %e, "cannot record an instance's release");
     }
-    if let Ok(Some(mut instance)) = cp.store.get(id) {
+    if let Ok(Some(mut instance)) = cp.store.get(id).await {
         cp.stop_process(&mut instance).await;
         instance.state = State::Stopped;
-        cp.store_observed(&instance);
+        cp.store_observed(&instance).await;
     }
     cp.changed.notify_one();
 }
 
-/// Waits until `id` is started and has stayed so, on one process, for the plan's time.
-async fn healthy(cp: &ControlPlane, id: &str, plan: &Plan) -> Result<(), String> {
-    let deadline = Instant::now() + plan.healthy_deadline;
+/// Waits until `id` is started and has stayed so, on one process, for the rollout's time.
+async fn healthy(cp: &ControlPlane, id: &str, rollout: &Rollout) -> Result<(), String> {
+    let deadline = Instant::now() + rollout.healthy_deadline();
     let mut since: Option<(Instant, Option<u32>)> = None;
     loop {
         let instance = cp
             .store
             .get(id)
+            .await
             .map_err(|e| e.to_string())?
             .ok_or_else(|| format!("instance {id} is gone"))?;
         match (&since, instance.state) {
             (Some((at, pid)), State::Started) if *pid == instance.pid => {
-                if at.elapsed() >= plan.min_healthy_time {
+                if at.elapsed() >= rollout.min_healthy_time() {
                     return Ok(());
                 }
             }
@@ -111,9 +120,9 @@ async fn healthy(cp: &ControlPlane, id: &str, plan: &Plan) -> Result<(), String>
         if Instant::now() > deadline {
             return Err(format!(
                 "instance {id} was not healthy for {} s within {} s on {} (it is {})",
-                plan.min_healthy_time.as_secs(),
-                plan.healthy_deadline.as_secs(),
-                plan.version,
+                rollout.min_healthy_time_s,
+                rollout.healthy_deadline_s,
+                rollout.version,
                 instance.state.as_str()
             ));
         }
@@ -121,57 +130,79 @@ async fn healthy(cp: &ControlPlane, id: &str, plan: &Plan) -> Result<(), String>
     }
 }
 
-/// Runs rollout `id` to its end.
-pub async fn run(cp: ControlPlane, id: String, plan: Plan) {
-    let targets: Vec<(String, String)> = match cp.store.list() {
+/// Keeps the record, saying so when it cannot (the rollout goes on).
+async fn record(cp: &ControlPlane, rollout: &Rollout) {
+    if let Err(e) = save(cp, rollout).await {
+        tracing::error!(rollout = %rollout.id, error = %e, "cannot record a rollout");
+    }
+}
+
+/// Runs `rollout` to its end, from wherever its record says it got (a new one, or one a
+/// previous leader left running).
+pub async fn run(cp: ControlPlane, mut rollout: Rollout) {
+    let targets: Vec<(String, String)> = match cp.store.list().await {
         Ok(all) => all
             .into_iter()
-            .filter(|i| i.desired == Desired::Started && i.version != plan.version)
+            .filter(|i| i.desired == Desired::Started && i.version != rollout.version)
             .map(|i| (i.id, i.version))
             .collect(),
         Err(e) => {
-            cp.rollouts.update(&id, |r| {
-                r.state = "failed";
-                r.error = Some(e.to_string());
-                r.finished_at = Some(now_ms());
-            });
+            rollout.state = "failed".into();
+            rollout.error = Some(e.to_string());
+            rollout.finished_at = Some(now_ms());
+            record(&cp, &rollout).await;
             return;
         }
     };
-    cp.rollouts.update(&id, |r| r.total = targets.len());
-    let mut moved: Vec<(String, String)> = Vec::new();
-    // The canary alone, then batches.
+    // Those it moved before a restart count as moved; the rest are still to go.
+    rollout.total = rollout.moved.len() + targets.len();
+    record(&cp, &rollout).await;
+    // The canary alone (unless one was moved already), then batches.
     let mut batches: Vec<&[(String, String)]> = Vec::new();
-    if let Some((canary, rest)) = targets.split_first() {
-        batches.push(std::slice::from_ref(canary));
-        batches.extend(rest.chunks(plan.max_parallel.max(1)));
-    }
-    for batch in batches {
-        for (instance, old) in batch {
-            move_to(&cp, instance, &plan.version).await;
-            moved.push((instance.clone(), old.clone()));
+    let rest = match targets.split_first() {
+        Some((canary, rest)) if rollout.moved.is_empty() => {
+            batches.push(std::slice::from_ref(canary));
+            rest
         }
-        for (instance, _) in batch {
-            if let Err(error) = healthy(&cp, instance, &plan).await {
-                tracing::warn!(rollout = %id, %error, "rollout failed; reverting");
-                for (back, old) in moved.iter().rev() {
-                    move_to(&cp, back, old).await;
+        _ => targets.as_slice(),
+    };
+    batches.extend(rest.chunks(rollout.max_parallel.max(1)));
+    let mut unchecked: Vec<String> = rollout
+        .moved
+        .iter()
+        .skip(rollout.done)
+        .map(|m| m.instance.clone())
+        .collect();
+    for batch in std::iter::once(&[][..]).chain(batches) {
+        for (instance, old) in batch {
+            move_to(&cp, instance, &rollout.version).await;
+            rollout.moved.push(Moved {
+                instance: instance.clone(),
+                from: old.clone(),
+            });
+            record(&cp, &rollout).await;
+            unchecked.push(instance.clone());
+        }
+        for instance in std::mem::take(&mut unchecked) {
+            if let Err(error) = healthy(&cp, &instance, &rollout).await {
+                tracing::warn!(rollout = %rollout.id, %error, "rollout failed; reverting");
+                for back in rollout.moved.iter().rev() {
+                    move_to(&cp, &back.instance, &back.from).await;
                 }
-                cp.rollouts.update(&id, |r| {
-                    r.state = "failed";
-                    r.error = Some(format!(
-                        "{error}; the moved instances are back on their release"
-                    ));
-                    r.finished_at = Some(now_ms());
-                });
+                rollout.state = "failed".into();
+                rollout.error = Some(format!(
+                    "{error}; the moved instances are back on their release"
+                ));
+                rollout.finished_at = Some(now_ms());
+                record(&cp, &rollout).await;
                 return;
             }
-            cp.rollouts.update(&id, |r| r.done += 1);
+            rollout.done += 1;
+            record(&cp, &rollout).await;
         }
     }
-    cp.rollouts.update(&id, |r| {
-        r.state = "succeeded";
-        r.finished_at = Some(now_ms());
-    });
-    tracing::info!(rollout = %id, version = %plan.version, "rollout done");
+    rollout.state = "succeeded".into();
+    rollout.finished_at = Some(now_ms());
+    record(&cp, &rollout).await;
+    tracing::info!(rollout = %rollout.id, version = %rollout.version, "rollout done");
 }
