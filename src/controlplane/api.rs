@@ -204,14 +204,14 @@ fn check_spec(spec: &Spec) -> Result<(), AppError> {
         ));
     }
     let Limits {
-        memory_mb,
+        data_mb,
         open_files,
         nice,
     } = spec.limits;
-    for (name, value) in [("memory_mb", memory_mb), ("open_files", open_files)] {
-        if value.is_some_and(|v| !(64..=1_048_576).contains(&v)) {
+    for (name, value, least) in [("data_mb", data_mb, 128), ("open_files", open_files, 64)] {
+        if value.is_some_and(|v| !(least..=1_048_576).contains(&v)) {
             return Err(AppError::bad_request(format!(
-                "limits.{name} is 64 to 1048576"
+                "limits.{name} is {least} to 1048576"
             )));
         }
     }

@@ -230,13 +230,15 @@ fn signal(pid: u32, name: &str) {
 
 /// The programs that enforce limits, found on `PATH`: `(prlimit, nice)`.
 pub fn limits_supported() -> Result<(PathBuf, PathBuf), String> {
+    // PATH, then where Debian puts them (a control plane may run with a bare environment).
     let find = |name: &str| {
         std::env::var_os("PATH")
             .iter()
             .flat_map(std::env::split_paths)
+            .chain(["/usr/bin".into(), "/bin".into()])
             .map(|dir| dir.join(name))
             .find(|path| path.is_file())
-            .ok_or_else(|| format!("{name} (util-linux, coreutils) is not on PATH"))
+            .ok_or_else(|| format!("{name} (util-linux, coreutils) is not installed"))
     };
     Ok((find("prlimit")?, find("nice")?))
 }
@@ -248,9 +250,9 @@ fn limited(limits: &Limits) -> Result<Vec<OsString>, String> {
         return Ok(argv);
     }
     let (prlimit, nice) = limits_supported()?;
-    if limits.memory_mb.is_some() || limits.open_files.is_some() {
+    if limits.data_mb.is_some() || limits.open_files.is_some() {
         argv.push(prlimit.into());
-        if let Some(mb) = limits.memory_mb {
+        if let Some(mb) = limits.data_mb {
             argv.push(format!("--data={}", mb.saturating_mul(1 << 20)).into());
         }
         if let Some(files) = limits.open_files {

@@ -135,10 +135,12 @@ impl Default for Restart {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Limits {
-    /// Its data segment (heap and private mappings, RLIMIT_DATA), in MiB: an allocation
-    /// past it fails.
-    #[schema(minimum = 64, maximum = 1048576)]
-    pub memory_mb: Option<u64>,
+    /// Its virtual data size (RLIMIT_DATA: heap, thread stacks, private mappings), in MiB:
+    /// an allocation past it fails and the instance aborts (then its restart policy
+    /// decides). An idle instance maps about 90 MiB of it, while resident memory is far
+    /// less; 128 is the least accepted.
+    #[schema(minimum = 128, maximum = 1048576)]
+    pub data_mb: Option<u64>,
     /// Open files and sockets (RLIMIT_NOFILE).
     #[schema(minimum = 64, maximum = 1048576)]
     pub open_files: Option<u64>,

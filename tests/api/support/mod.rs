@@ -6,6 +6,7 @@ pub mod mock_img;
 pub mod mock_llm;
 pub mod mock_speech;
 pub mod moto;
+pub mod postgres;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

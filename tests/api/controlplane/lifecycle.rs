@@ -2,134 +2,14 @@
 //! after a kill with their data, stopped, destroyed, and taken up again by a restarted
 //! control plane.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use super::{ADMIN, Plane, alive, release, start_plane, start_plane_with};
 use crate::support::{self, client};
-
-const ADMIN: &str = "controlplane-token-0123456789";
-
-/// A running control plane; killed on drop, and with it every instance it started (they
-/// run in process groups of their own and would outlive the test).
-struct Plane {
-    child: Child,
-    base: String,
-    dir: PathBuf,
-}
-
-impl Drop for Plane {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        for pid in instance_pids(&self.dir) {
-            let _ = Command::new("kill")
-                .args(["-KILL", &pid.to_string()])
-                .stderr(Stdio::null())
-                .status();
-        }
-    }
-}
-
-/// The pids of the instances under `dir`, from their data directories' lock files.
-fn instance_pids(dir: &Path) -> Vec<u32> {
-    let Ok(entries) = std::fs::read_dir(dir.join("instances")) else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .filter_map(|e| std::fs::read_to_string(e.path().join("data/toolshed.lock")).ok())
-        .filter_map(|pid| pid.trim().parse().ok())
-        .collect()
-}
-
-fn start_plane(dir: &Path) -> Plane {
-    start_plane_with(dir, &[])
-}
-
-fn start_plane_with(dir: &Path, args: &[&str]) -> Plane {
-    let mut child = Command::new(support::binary())
-        .args(["controlplane", "serve", "--port", "0"])
-        .arg("--data-dir")
-        .arg(dir)
-        .args(args)
-        .env_clear()
-        .env("TOOLSHED_CONTROLPLANE_TOKENS", ADMIN)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start the control plane");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut tx = Some(tx);
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if let Ok(v) = serde_json::from_str::<Value>(&line)
-                && v["message"] == "control plane listening"
-                && let (Some(tx), Some(addr)) = (tx.take(), v["addr"].as_str())
-            {
-                let _ = tx.send(addr.to_owned());
-            }
-        }
-    });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(20))
-        .expect("the control plane listens");
-    Plane {
-        child,
-        base: format!("http://{addr}"),
-        dir: dir.to_owned(),
-    }
-}
-
-impl Plane {
-    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut request = client()
-            .request(
-                method.parse().expect("method"),
-                format!("{}{path}", self.base),
-            )
-            .bearer_auth(ADMIN);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.expect("send");
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn create(&self, user: &str) -> Value {
-        let (status, body) = self
-            .call("POST", "/instances", Some(json!({"user_id": user})))
-            .await;
-        assert_eq!(status, 201, "{body}");
-        body
-    }
-
-    async fn wait(&self, id: &str, state: &str) -> Value {
-        let (status, body) = self
-            .call(
-                "GET",
-                &format!("/instances/{id}/wait?state={state}&timeout_s=30"),
-                None,
-            )
-            .await;
-        assert_eq!(status, 200, "{body}");
-        body
-    }
-}
-
-fn alive(pid: u64) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-        !stat
-            .rsplit_once(')')
-            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
-    })
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn instances_keep_to_their_tokens_come_back_after_a_kill_and_go_when_deleted() {
@@ -299,15 +179,7 @@ async fn a_restarted_control_plane_takes_up_its_instances_without_restarting_the
         pids.push(started["pid"].as_u64().expect("pid"));
         ids.push(id);
     }
-    let mut first = plane;
-    Command::new("kill")
-        .args(["-TERM", &first.child.id().to_string()])
-        .status()
-        .expect("stop");
-    let _ = first.child.wait();
-    // Its drop would kill the instances: take its place by hand.
-    first.dir = dir.path().join("not-here");
-    drop(first);
+    plane.stop_leaving_instances();
     for pid in &pids {
         assert!(alive(*pid), "instances outlive their control plane");
     }
@@ -438,32 +310,6 @@ async fn states_can_be_awaited_and_bad_requests_get_json_errors() {
     let (status, spec) = plane.call("GET", "/openapi.json", None).await;
     assert_eq!(status, 200);
     assert!(spec["paths"]["/instances/{id}/wait"].is_object());
-}
-
-/// A copy of the test binary (or `content`) signed as `version` with `secret`, in `dir`.
-fn release(dir: &Path, secret: &Path, version: &str, content: Option<&[u8]>) -> PathBuf {
-    let file = dir.join(format!("toolshed-{version}"));
-    match content {
-        Some(bytes) => std::fs::write(&file, bytes).expect("write"),
-        None => {
-            std::fs::copy(support::binary(), &file).expect("copy");
-        }
-    }
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o755)).expect("mode");
-    let out = Command::new(support::binary())
-        .args(["sign", "--secret-key"])
-        .arg(secret)
-        .args([
-            "--trusted-comment",
-            &format!("timestamp:1\tfile:toolshed\ttoolshed:{version}"),
-        ])
-        .arg(&file)
-        .env_clear()
-        .output()
-        .expect("sign");
-    assert!(out.status.success(), "{}", support::said(&out));
-    file
 }
 
 async fn rollout_outcome(plane: &Plane, body: Value) -> Value {
