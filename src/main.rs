@@ -118,40 +118,48 @@ enum Command {
 enum ControlplaneCommand {
     /// Serve the control plane's API and run its reconcile loop (instances keep running
     /// when it stops, and are taken up again when it starts).
-    Serve {
-        /// The address its API listens on.
-        #[arg(long, env = "TOOLSHED_CONTROLPLANE_HOST", default_value = "127.0.0.1")]
-        host: std::net::IpAddr,
-        /// Its port (0: any free one).
-        #[arg(long, env = "TOOLSHED_CONTROLPLANE_PORT", default_value_t = 8100)]
-        port: u16,
-        /// Its state and every instance's folder.
-        #[arg(
-            long,
-            env = "TOOLSHED_CONTROLPLANE_DATA_DIR",
-            default_value = "./controlplane"
-        )]
-        data_dir: PathBuf,
-        /// Its admin tokens, comma-separated (at least 16 characters each).
-        #[arg(long, env = "TOOLSHED_CONTROLPLANE_TOKENS", hide_env_values = true)]
-        tokens: String,
-        /// `pretty` or `json` [default: json].
-        #[arg(long, env = "LOG_FORMAT", default_value = "json")]
-        log_format: String,
-        /// The minisign public key releases must be signed with (a file or the base64
-        /// line); without it instances run this binary only.
-        #[arg(long, env = "TOOLSHED_CONTROLPLANE_RELEASE_KEY")]
-        release_key: Option<String>,
-        /// Keep its state in PostgreSQL (`postgres://user:password@host:port/db`, no TLS)
-        /// instead of SQLite in the data directory: control planes on one database share it,
-        /// one leads (an advisory lock), the others stand by.
-        #[arg(
-            long,
-            env = "TOOLSHED_CONTROLPLANE_DATABASE_URL",
-            hide_env_values = true
-        )]
-        database_url: Option<String>,
-    },
+    Serve(ControlplaneServe),
+}
+
+#[derive(clap::Args)]
+struct ControlplaneServe {
+    /// The address its API listens on.
+    #[arg(long, env = "TOOLSHED_CONTROLPLANE_HOST", default_value = "127.0.0.1")]
+    host: std::net::IpAddr,
+    /// Its port (0: any free one).
+    #[arg(long, env = "TOOLSHED_CONTROLPLANE_PORT", default_value_t = 8100)]
+    port: u16,
+    /// Its state and every instance's folder.
+    #[arg(
+        long,
+        env = "TOOLSHED_CONTROLPLANE_DATA_DIR",
+        default_value = "./controlplane"
+    )]
+    data_dir: PathBuf,
+    /// Its admin tokens, comma-separated (at least 16 characters each).
+    #[arg(long, env = "TOOLSHED_CONTROLPLANE_TOKENS", hide_env_values = true)]
+    tokens: String,
+    /// `pretty` or `json` [default: json].
+    #[arg(long, env = "LOG_FORMAT", default_value = "json")]
+    log_format: String,
+    /// The minisign public key releases must be signed with (a file or the base64
+    /// line); without it instances run this binary only.
+    #[arg(long, env = "TOOLSHED_CONTROLPLANE_RELEASE_KEY")]
+    release_key: Option<String>,
+    /// Keep its state in PostgreSQL (`postgres://user:password@host:port/db`, no TLS)
+    /// instead of SQLite in the data directory: control planes on one database share it,
+    /// one leads (an advisory lock), the others stand by.
+    #[arg(
+        long,
+        env = "TOOLSHED_CONTROLPLANE_DATABASE_URL",
+        hide_env_values = true
+    )]
+    database_url: Option<String>,
+    /// How often each running instance's /metrics is read, in ms (its history keeps
+    /// the last 60).
+    #[arg(long, env = "TOOLSHED_CONTROLPLANE_SCRAPE_INTERVAL_MS", default_value_t = 5000,
+          value_parser = clap::value_parser!(u64).range(100..=3_600_000))]
+    scrape_interval_ms: u64,
 }
 
 #[derive(Subcommand)]
@@ -237,23 +245,7 @@ fn main() -> ExitCode {
             restart,
             data_dir: &data_dir,
         }),
-        Command::Controlplane(ControlplaneCommand::Serve {
-            host,
-            port,
-            data_dir,
-            tokens,
-            log_format,
-            release_key,
-            database_url,
-        }) => controlplane(
-            host,
-            port,
-            data_dir,
-            &tokens,
-            log_format,
-            release_key.as_deref(),
-            database_url,
-        ),
+        Command::Controlplane(ControlplaneCommand::Serve(args)) => controlplane(args),
         Command::Attest(AttestCommand::Verify {
             url,
             expect_binary_sha256,
@@ -348,16 +340,22 @@ fn restart(exe: std::io::Result<PathBuf>) -> ExitCode {
     ExitCode::from(1)
 }
 
-fn controlplane(
-    host: std::net::IpAddr,
-    port: u16,
-    data_dir: PathBuf,
-    tokens: &str,
-    log_format: String,
-    release_key: Option<&str>,
-    database_url: Option<String>,
-) -> ExitCode {
-    let release_key = match release_key.map(signature::load_public_key).transpose() {
+fn controlplane(args: ControlplaneServe) -> ExitCode {
+    let ControlplaneServe {
+        host,
+        port,
+        data_dir,
+        tokens,
+        log_format,
+        release_key,
+        database_url,
+        scrape_interval_ms,
+    } = args;
+    let release_key = match release_key
+        .as_deref()
+        .map(signature::load_public_key)
+        .transpose()
+    {
         Ok(key) => key,
         Err(e) => {
             eprintln!("toolshed: --release-key: {e}");
@@ -377,7 +375,7 @@ fn controlplane(
         }
     };
     let tokens = match toolshed::platform::auth::TokenSet::read(
-        toolshed::env::Secret::new(tokens).as_ref(),
+        toolshed::env::Secret::new(&tokens).as_ref(),
         None,
     ) {
         Ok(tokens) if !tokens.is_empty() => tokens,
@@ -416,6 +414,7 @@ fn controlplane(
         program,
         release_key,
         database_url,
+        scrape_every: std::time::Duration::from_millis(scrape_interval_ms),
     };
     let served = runtime.block_on(async {
         let shutdown = tokio_util::sync::CancellationToken::new();

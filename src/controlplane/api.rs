@@ -41,6 +41,7 @@ pub fn router(cp: ControlPlane) -> Router {
         .routes(routes!(stop_instance))
         .routes(routes!(restart_instance))
         .routes(routes!(wait_instance))
+        .routes(routes!(instance_history))
         .routes(routes!(fleet_metrics))
         .routes(routes!(add_release, list_releases))
         .routes(routes!(start_rollout))
@@ -140,29 +141,6 @@ pub struct InstanceBody {
     pub token: Option<String>,
 }
 
-impl From<Instance> for InstanceBody {
-    fn from(i: Instance) -> Self {
-        InstanceBody {
-            url: format!("http://127.0.0.1:{}", i.port),
-            id: i.id,
-            user_id: i.user_id,
-            version: i.version,
-            desired: i.desired,
-            state: i.state,
-            pid: i.pid,
-            restarts: i.restarts,
-            last_probe_at: i.last_probe_at,
-            last_error: i.last_error,
-            created_at: i.created_at,
-            updated_at: i.updated_at,
-            restart: i.spec.restart,
-            limits: i.spec.limits,
-            usage: None,
-            token: None,
-        }
-    }
-}
-
 fn internal(e: impl std::fmt::Display) -> AppError {
     AppError::internal(e)
 }
@@ -173,12 +151,25 @@ fn random_hex(bytes: usize) -> Result<String, AppError> {
     Ok(crate::platform::hex::to_hex(&raw))
 }
 
-/// An instance's answer, with its last scrape.
-fn body(cp: &ControlPlane, instance: Instance) -> InstanceBody {
-    let usage = cp.scrapes.get(&instance.id);
+/// An instance's answer: where it is, and its last scrape.
+fn body(cp: &ControlPlane, i: Instance) -> InstanceBody {
     InstanceBody {
-        usage,
-        ..instance.into()
+        url: cp.provider.address(&i.id, i.port),
+        usage: cp.scrapes.get(&i.id),
+        id: i.id,
+        user_id: i.user_id,
+        version: i.version,
+        desired: i.desired,
+        state: i.state,
+        pid: i.pid,
+        restarts: i.restarts,
+        last_probe_at: i.last_probe_at,
+        last_error: i.last_error,
+        created_at: i.created_at,
+        updated_at: i.updated_at,
+        restart: i.spec.restart,
+        limits: i.spec.limits,
+        token: None,
     }
 }
 
@@ -290,9 +281,9 @@ async fn create_instance(
         .map_err(|e| internal(format!("cannot make the instance's folder: {e}")))?;
     cp.store.insert(&instance).await.map_err(internal)?;
     cp.changed.notify_one();
-    let mut body = InstanceBody::from(instance);
-    body.token = Some(token);
-    Ok((StatusCode::CREATED, Json(body)))
+    let mut answer = body(&cp, instance);
+    answer.token = Some(token);
+    Ok((StatusCode::CREATED, Json(answer)))
 }
 
 /// Every instance that is not destroyed.
@@ -355,7 +346,7 @@ async fn want(
     }
     drop(turn);
     cp.changed.notify_one();
-    Ok(Json(found(cp, id).await?.into()))
+    Ok(Json(body(cp, found(cp, id).await?)))
 }
 
 /// Start an instance (also out of `crash_loop`).
@@ -464,7 +455,42 @@ async fn delete_instance(
             .purge(&id)
             .map_err(|e| internal(format!("cannot remove the instance's data: {e}")))?;
     }
-    Ok(Json(instance.into()))
+    Ok(Json(body(&cp, instance)))
+}
+
+/// What an instance did lately, from its kept scrapes.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct History {
+    pub id: String,
+    /// The scrape interval, in ms.
+    pub interval_ms: u64,
+    /// The rates between consecutive scrapes, oldest first (at most 59).
+    pub samples: Vec<fleet::Sample>,
+}
+
+/// An instance's recent performance: memory, CPU, request and error rates, mean latency and
+/// queue backlog over each scrape interval (the last five minutes at the default interval).
+#[utoipa::path(
+    get,
+    path = "/instances/{id}/history",
+    tag = "instances",
+    params(("id" = String, Path, description = "The instance's id")),
+    responses(
+        (status = 200, description = "Its samples (none before two scrapes)", body = History),
+        (status = 401, description = "No control plane token", body = ErrorBody),
+        (status = 404, description = "No such instance", body = ErrorBody),
+    )
+)]
+async fn instance_history(
+    State(cp): State<ControlPlane>,
+    AppPath(id): AppPath<String>,
+) -> Result<Json<History>, AppError> {
+    found(&cp, &id).await?;
+    Ok(Json(History {
+        samples: fleet::samples(&cp.scrapes.history(&id)),
+        interval_ms: u64::try_from(cp.scrape_every.as_millis()).unwrap_or(u64::MAX),
+        id,
+    }))
 }
 
 /// `GET /instances/{id}/wait` options.
@@ -518,7 +544,7 @@ async fn wait_instance(
             .map_err(internal)?
             .ok_or_else(|| AppError::not_found(format!("no instance {id:?}")))?;
         if instance.state == wanted {
-            return Ok(Json(instance.into()));
+            return Ok(Json(body(&cp, instance)));
         }
         if tokio::time::Instant::now() >= deadline {
             return Err(AppError::new(

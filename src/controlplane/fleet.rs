@@ -2,8 +2,10 @@
 //! metrics token the control plane gave it (which opens nothing else), boiled down to "is it
 //! running, is it performing" — memory, CPU, requests, server errors, queue backlog — and
 //! served as `GET /fleet/metrics`, labelled by instance id only: no user id, no user data.
+//! The last [`HISTORY`] scrapes of each instance are kept (five minutes at the default
+//! interval), as rates over each interval at `GET /instances/{id}/history`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -22,29 +24,92 @@ pub struct Usage {
     pub cpu_seconds: f64,
     pub requests: f64,
     pub server_errors: f64,
+    /// Time spent answering requests since it started (its duration histogram's sum).
+    pub request_seconds: f64,
     pub queue_pending: f64,
     /// Ms since the epoch.
     pub scraped_at: i64,
 }
 
-/// The last scrape of every instance, by id.
+/// Scrapes kept per instance.
+pub const HISTORY: usize = 60;
+
+/// What an instance did between two scrapes.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct Sample {
+    /// The later scrape's time, ms since the epoch.
+    pub at: i64,
+    pub resident_memory_bytes: f64,
+    /// CPU over the interval, in percent of one core.
+    pub cpu_percent: f64,
+    pub requests_per_s: f64,
+    pub server_errors_per_s: f64,
+    /// Mean time to answer a request over the interval; none without requests.
+    pub mean_latency_ms: Option<f64>,
+    pub queue_pending: f64,
+}
+
+/// The rates between consecutive scrapes, oldest first. A counter that went down means the
+/// instance restarted in between: the later value is its whole count since.
+pub fn samples(history: &[Usage]) -> Vec<Sample> {
+    history
+        .windows(2)
+        .filter_map(|pair| {
+            let (before, after) = (&pair[0], &pair[1]);
+            let seconds = (after.scraped_at - before.scraped_at) as f64 / 1000.0;
+            if seconds <= 0.0 {
+                return None;
+            }
+            let delta = |a: f64, b: f64| if b >= a { b - a } else { b };
+            let requests = delta(before.requests, after.requests);
+            let busy = delta(before.request_seconds, after.request_seconds);
+            Some(Sample {
+                at: after.scraped_at,
+                resident_memory_bytes: after.resident_memory_bytes,
+                cpu_percent: 100.0 * delta(before.cpu_seconds, after.cpu_seconds) / seconds,
+                requests_per_s: requests / seconds,
+                server_errors_per_s: delta(before.server_errors, after.server_errors) / seconds,
+                mean_latency_ms: (requests > 0.0).then(|| 1000.0 * busy / requests),
+                queue_pending: after.queue_pending,
+            })
+        })
+        .collect()
+}
+
+/// The last scrapes of every instance, by id.
 #[derive(Clone, Default)]
-pub struct Scrapes(Arc<Mutex<HashMap<String, Usage>>>);
+pub struct Scrapes(Arc<Mutex<HashMap<String, VecDeque<Usage>>>>);
 
 impl Scrapes {
+    /// The last scrape.
     pub fn get(&self, id: &str) -> Option<Usage> {
         self.0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get(id)
-            .cloned()
+            .and_then(|kept| kept.back().cloned())
     }
 
-    pub fn set(&self, id: &str, usage: Usage) {
+    /// The kept scrapes, oldest first.
+    pub fn history(&self, id: &str) -> Vec<Usage> {
         self.0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(id.to_owned(), usage);
+            .get(id)
+            .map(|kept| kept.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    pub fn set(&self, id: &str, usage: Usage) {
+        let mut all = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let kept = all.entry(id.to_owned()).or_default();
+        if kept.len() == HISTORY {
+            kept.pop_front();
+        }
+        kept.push_back(usage);
     }
 
     pub fn forget(&self, id: &str) {
@@ -78,6 +143,7 @@ pub fn usage_from(text: &str, now: i64) -> Usage {
                     usage.server_errors += value;
                 }
             }
+            "toolshed_http_request_duration_seconds_sum" => usage.request_seconds += value,
             "toolshed_queue_tasks" if series.contains("state=\"pending\"") => {
                 usage.queue_pending += value;
             }
@@ -187,6 +253,8 @@ mod tests {
             process_cpu_seconds_total 1.5\n\
             toolshed_http_requests_total{method=\"GET\",route=\"/api/health\",status_class=\"2xx\"} 10\n\
             toolshed_http_requests_total{method=\"GET\",route=\"/api/kv/list\",status_class=\"5xx\"} 2\n\
+            toolshed_http_request_duration_seconds_sum{method=\"GET\",route=\"/api/health\"} 0.25\n\
+            toolshed_http_request_duration_seconds_count{method=\"GET\",route=\"/api/health\"} 10\n\
             toolshed_queue_tasks{state=\"pending\"} 3\n\
             toolshed_queue_tasks{state=\"dead\"} 4\n";
         let usage = usage_from(text, 7);
@@ -194,7 +262,60 @@ mod tests {
         assert_eq!(usage.cpu_seconds, 1.5);
         assert_eq!(usage.requests, 12.0);
         assert_eq!(usage.server_errors, 2.0);
+        assert_eq!(usage.request_seconds, 0.25);
         assert_eq!(usage.queue_pending, 3.0);
         assert_eq!(usage.scraped_at, 7);
+    }
+
+    #[test]
+    fn samples_are_rates_over_each_interval_and_survive_a_restart() {
+        let at = |ms: i64, cpu: f64, requests: f64, errors: f64, busy: f64| Usage {
+            resident_memory_bytes: 1e7,
+            cpu_seconds: cpu,
+            requests,
+            server_errors: errors,
+            request_seconds: busy,
+            queue_pending: 1.0,
+            scraped_at: ms,
+        };
+        let history = [
+            at(0, 1.0, 100.0, 0.0, 1.0),
+            at(2_000, 1.5, 300.0, 4.0, 3.0),
+            at(4_000, 1.5, 300.0, 4.0, 3.0),
+            // Restarted: counters from zero.
+            at(6_000, 0.2, 10.0, 0.0, 0.05),
+        ];
+        let samples = samples(&history);
+        assert_eq!(samples.len(), 3);
+        assert_eq!(samples[0].cpu_percent, 25.0);
+        assert_eq!(samples[0].requests_per_s, 100.0);
+        assert_eq!(samples[0].server_errors_per_s, 2.0);
+        assert_eq!(samples[0].mean_latency_ms, Some(10.0));
+        assert_eq!(samples[1].requests_per_s, 0.0);
+        assert_eq!(samples[1].mean_latency_ms, None);
+        assert_eq!(samples[2].requests_per_s, 5.0);
+        assert_eq!(samples[2].mean_latency_ms, Some(5.0));
+        assert_eq!(samples[2].at, 6_000);
+    }
+
+    #[test]
+    fn only_the_last_scrapes_are_kept() {
+        let scrapes = Scrapes::default();
+        for n in 0..(HISTORY as i64 + 5) {
+            scrapes.set(
+                "i",
+                Usage {
+                    scraped_at: n,
+                    ..Usage::default()
+                },
+            );
+        }
+        let kept = scrapes.history("i");
+        assert_eq!(kept.len(), HISTORY);
+        assert_eq!(kept[0].scraped_at, 5);
+        assert_eq!(
+            scrapes.get("i").map(|u| u.scraped_at),
+            Some(HISTORY as i64 + 4)
+        );
     }
 }

@@ -12,6 +12,7 @@
 mod api;
 pub mod fleet;
 pub mod process;
+pub mod provider;
 mod reconcile;
 pub mod releases;
 mod rollouts;
@@ -27,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::platform::auth::TokenSet;
 use process::ProcessProvider;
+use provider::Provider;
 use store::{Instance, Store};
 
 /// How it was asked to run.
@@ -42,19 +44,22 @@ pub struct Options {
     pub release_key: Option<minisign::PublicKey>,
     /// A PostgreSQL store (`postgres://…`) instead of SQLite in `data_dir`.
     pub database_url: Option<String>,
+    /// How often a running instance's `/metrics` is read.
+    pub scrape_every: Duration,
 }
 
 /// Everything the API and the loop share; cheap to clone.
 #[derive(Clone)]
 pub struct ControlPlane {
     store: Store,
-    provider: ProcessProvider,
+    provider: Arc<dyn Provider>,
     tokens: Arc<TokenSet>,
     /// Wakes the loop when an instance's desired state changes.
     changed: Arc<Notify>,
     probe: reqwest::Client,
     /// Each running instance's figures, from its `/metrics`.
     scrapes: fleet::Scrapes,
+    scrape_every: Duration,
     releases: releases::Releases,
     /// Whether this control plane holds the store's lock (else it stands by).
     leading: Arc<std::sync::atomic::AtomicBool>,
@@ -67,10 +72,10 @@ pub struct ControlPlane {
 }
 
 impl ControlPlane {
-    /// Whether the instance on `port` answers its liveness probe.
-    async fn probe(&self, port: u16) -> bool {
+    /// Whether instance `id` on `port` answers its liveness probe.
+    async fn probe(&self, id: &str, port: u16) -> bool {
         self.probe
-            .get(format!("http://127.0.0.1:{port}/api/health"))
+            .get(format!("{}/api/health", self.provider.address(id, port)))
             .send()
             .await
             .is_ok_and(|r| r.status().is_success())
@@ -83,7 +88,7 @@ impl ControlPlane {
         };
         let answer = self
             .probe
-            .get(format!("http://127.0.0.1:{port}/metrics"))
+            .get(format!("{}/metrics", self.provider.address(id, port)))
             .bearer_auth(token)
             .send()
             .await;
@@ -120,7 +125,8 @@ impl ControlPlane {
         let evidence: serde_json::Value = self
             .probe
             .get(format!(
-                "http://127.0.0.1:{port}/api/attestation?nonce={nonce}"
+                "{}/api/attestation?nonce={nonce}",
+                self.provider.address(id, port)
             ))
             .bearer_auth(token)
             .send()
@@ -183,7 +189,7 @@ pub async fn serve(options: Options, shutdown: CancellationToken) -> Result<(), 
         .map_err(|e| format!("cannot make the probe client: {e}"))?;
     let cp = ControlPlane {
         store,
-        provider: ProcessProvider::new(&options.data_dir),
+        provider: Arc::new(ProcessProvider::new(&options.data_dir)),
         releases: releases::Releases::new(
             &options.data_dir,
             options.release_key,
@@ -200,6 +206,7 @@ pub async fn serve(options: Options, shutdown: CancellationToken) -> Result<(), 
         changed: Arc::default(),
         probe,
         scrapes: fleet::Scrapes::default(),
+        scrape_every: options.scrape_every,
     };
     let listener = tokio::net::TcpListener::bind(SocketAddr::from((options.host, options.port)))
         .await

@@ -21,6 +21,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures_util::future::BoxFuture;
+
+use super::provider::Provider;
 use super::store::Limits;
 
 /// How long a stopping instance gets to drain before it is killed.
@@ -54,8 +57,32 @@ impl ProcessProvider {
         self.folder(id).join("data")
     }
 
+    /// Collects the exit status of children that ended.
+    fn reap(&self) {
+        let mut children = self
+            .children
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        children.retain(|pid, child| match child.try_wait() {
+            Ok(None) => true,
+            status => {
+                self.note_end(*pid, status.ok().flatten());
+                false
+            }
+        });
+    }
+
+    fn note_end(&self, pid: u32, status: Option<std::process::ExitStatus>) {
+        self.ended
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(pid, status.is_some_and(|s| s.success()));
+    }
+}
+
+impl Provider for ProcessProvider {
     /// Writes the instance's token file and its metrics token (once, at creation).
-    pub fn prepare(&self, id: &str, token: &str, metrics_token: &str) -> std::io::Result<()> {
+    fn prepare(&self, id: &str, token: &str, metrics_token: &str) -> std::io::Result<()> {
         let folder = self.folder(id);
         std::fs::create_dir_all(self.data_dir(id))?;
         for (name, secret) in [("tokens", token), ("metrics-token", metrics_token)] {
@@ -70,7 +97,7 @@ impl ProcessProvider {
     }
 
     /// Instance `id`'s API token (the user's), which its attestation route takes.
-    pub fn api_token(&self, id: &str) -> Option<String> {
+    fn api_token(&self, id: &str) -> Option<String> {
         std::fs::read_to_string(self.folder(id).join("tokens"))
             .ok()
             .and_then(|t| t.lines().next().map(|l| l.trim().to_owned()))
@@ -78,7 +105,7 @@ impl ProcessProvider {
     }
 
     /// The token instance `id`'s `/metrics` takes (and nothing else does).
-    pub fn metrics_token(&self, id: &str) -> Option<String> {
+    fn metrics_token(&self, id: &str) -> Option<String> {
         std::fs::read_to_string(self.folder(id).join("metrics-token"))
             .ok()
             .map(|t| t.trim().to_owned())
@@ -87,13 +114,7 @@ impl ProcessProvider {
 
     /// Starts instance `id` on `port` running `program` (a verified release) within
     /// `limits`; its pid.
-    pub fn start(
-        &self,
-        id: &str,
-        port: u16,
-        program: &Path,
-        limits: &Limits,
-    ) -> std::io::Result<u32> {
+    fn start(&self, id: &str, port: u16, program: &Path, limits: &Limits) -> std::io::Result<u32> {
         let folder = self.folder(id);
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -129,7 +150,7 @@ impl ProcessProvider {
     }
 
     /// Whether `pid` is alive and is instance `id` (not a recycled pid).
-    pub fn is_running(&self, id: &str, pid: u32) -> bool {
+    fn is_running(&self, id: &str, pid: u32) -> bool {
         {
             // A child of ours is known by its handle: right after the fork, before the exec,
             // its environment is still ours.
@@ -165,31 +186,9 @@ impl ProcessProvider {
                 .any(|entry| entry == expected.as_bytes())
     }
 
-    /// Collects the exit status of children that ended.
-    fn reap(&self) {
-        let mut children = self
-            .children
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        children.retain(|pid, child| match child.try_wait() {
-            Ok(None) => true,
-            status => {
-                self.note_end(*pid, status.ok().flatten());
-                false
-            }
-        });
-    }
-
-    fn note_end(&self, pid: u32, status: Option<std::process::ExitStatus>) {
-        self.ended
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(pid, status.is_some_and(|s| s.success()));
-    }
-
     /// Whether the process `pid`, now ended, exited cleanly; `None` when it was not a child
     /// of this control plane (an adopted one), whose status nobody here can read.
-    pub fn take_exit(&self, pid: u32) -> Option<bool> {
+    fn take_exit(&self, pid: u32) -> Option<bool> {
         self.ended
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -197,22 +196,28 @@ impl ProcessProvider {
     }
 
     /// Stops instance `id`'s process: SIGTERM, then SIGKILL after the grace.
-    pub async fn stop(&self, id: &str, pid: u32) {
-        if !self.is_running(id, pid) {
-            return;
-        }
-        signal(pid, "TERM");
-        let deadline = tokio::time::Instant::now() + STOP_GRACE;
-        while self.is_running(id, pid) {
-            if tokio::time::Instant::now() > deadline {
-                signal(pid, "KILL");
+    fn stop<'a>(&'a self, id: &'a str, pid: u32) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            if !self.is_running(id, pid) {
+                return;
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+            signal(pid, "TERM");
+            let deadline = tokio::time::Instant::now() + STOP_GRACE;
+            while self.is_running(id, pid) {
+                if tokio::time::Instant::now() > deadline {
+                    signal(pid, "KILL");
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    }
+
+    fn address(&self, _id: &str, port: u16) -> String {
+        format!("http://127.0.0.1:{port}")
     }
 
     /// Removes instance `id`'s folder (its data too).
-    pub fn purge(&self, id: &str) -> std::io::Result<()> {
+    fn purge(&self, id: &str) -> std::io::Result<()> {
         match std::fs::remove_dir_all(self.folder(id)) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),

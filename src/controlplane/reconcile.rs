@@ -20,8 +20,6 @@ const CRASH_LOOP_AFTER: u32 = 5;
 const UNHEALTHY_AFTER: u32 = 3;
 /// How long a starting instance has to answer its health probe.
 const START_TIMEOUT: Duration = Duration::from_secs(15);
-/// How often a running instance's `/metrics` is read.
-const SCRAPE_EVERY_MS: i64 = 5_000;
 /// How often the loop looks while nothing is starting, and while something is.
 const IDLE_EVERY: Duration = Duration::from_millis(500);
 const BUSY_EVERY: Duration = Duration::from_millis(20);
@@ -223,7 +221,7 @@ async fn step(cp: &ControlPlane, mut instance: Instance, memory: &mut Memory) ->
             }
         }
         Desired::Started => {
-            let healthy = cp.probe(instance.port).await;
+            let healthy = cp.probe(&instance.id, instance.port).await;
             instance.last_probe_at = Some(now_ms());
             let proven = match (healthy, instance.state, instance.pid) {
                 // Once per process, when it first answers: does it run its release?
@@ -246,10 +244,10 @@ async fn step(cp: &ControlPlane, mut instance: Instance, memory: &mut Memory) ->
                 instance.state = State::Started;
                 instance.failures = 0;
                 instance.last_error = None;
-                let stale = cp
-                    .scrapes
-                    .get(&instance.id)
-                    .is_none_or(|usage| now_ms() - usage.scraped_at >= SCRAPE_EVERY_MS);
+                let stale = cp.scrapes.get(&instance.id).is_none_or(|usage| {
+                    u128::try_from(now_ms() - usage.scraped_at)
+                        .is_ok_and(|ms| ms >= cp.scrape_every.as_millis())
+                });
                 if stale {
                     cp.scrape(&instance.id, instance.port).await;
                 }

@@ -462,3 +462,55 @@ async fn only_signed_releases_run_and_a_rollout_moves_all_or_reverts() {
     };
     assert_ne!(failed["state"], "started", "{failed}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instances_history_shows_its_load_from_outside() {
+    let dir = support::temp_dir();
+    let plane = start_plane_with(dir.path(), &["--scrape-interval-ms", "200"]);
+    let created = plane.create("ada").await;
+    let id = created["id"].as_str().expect("id").to_owned();
+    let token = created["token"].as_str().expect("token").to_owned();
+    let started = plane.wait(&id, "started").await;
+    let url = started["url"].as_str().expect("url").to_owned();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let busy = loop {
+        for _ in 0..20 {
+            let answer = client()
+                .get(format!("{url}/api/kv/entries/notes/one"))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .expect("request");
+            assert_eq!(answer.status(), 404, "read as the user, not found");
+        }
+        let (status, history) = plane
+            .call("GET", &format!("/instances/{id}/history"), None)
+            .await;
+        assert_eq!(status, 200, "{history}");
+        assert_eq!(history["interval_ms"], 200);
+        let samples = history["samples"].as_array().expect("samples").clone();
+        if let Some(busy) = samples
+            .iter()
+            .find(|s| s["requests_per_s"].as_f64().is_some_and(|r| r > 0.0))
+        {
+            break busy.clone();
+        }
+        assert!(Instant::now() < deadline, "no load seen: {history}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert!(
+        busy["mean_latency_ms"].as_f64().is_some_and(|ms| ms > 0.0),
+        "{busy}"
+    );
+    assert!(
+        busy["resident_memory_bytes"]
+            .as_f64()
+            .is_some_and(|b| b > 1e6),
+        "{busy}"
+    );
+    assert_eq!(busy["server_errors_per_s"], 0.0, "{busy}");
+    let (status, _) = plane
+        .call("GET", "/instances/i-nothing/history", None)
+        .await;
+    assert_eq!(status, 404);
+}
