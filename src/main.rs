@@ -160,6 +160,10 @@ struct ControlplaneServe {
     #[arg(long, env = "TOOLSHED_CONTROLPLANE_SCRAPE_INTERVAL_MS", default_value_t = 5000,
           value_parser = clap::value_parser!(u64).range(100..=3_600_000))]
     scrape_interval_ms: u64,
+    /// Fail every instance whose attestation evidence carries no hardware report (SEV-SNP,
+    /// TDX): for confidential deployments, where software evidence proves too little.
+    #[arg(long, env = "TOOLSHED_CONTROLPLANE_REQUIRE_HARDWARE")]
+    require_hardware: bool,
 }
 
 #[derive(Subcommand)]
@@ -350,6 +354,7 @@ fn controlplane(args: ControlplaneServe) -> ExitCode {
         release_key,
         database_url,
         scrape_interval_ms,
+        require_hardware,
     } = args;
     let release_key = match release_key
         .as_deref()
@@ -415,6 +420,7 @@ fn controlplane(args: ControlplaneServe) -> ExitCode {
         release_key,
         database_url,
         scrape_every: std::time::Duration::from_millis(scrape_interval_ms),
+        require_hardware,
     };
     let served = runtime.block_on(async {
         let shutdown = tokio_util::sync::CancellationToken::new();

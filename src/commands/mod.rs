@@ -2,7 +2,7 @@
 //! a running instance's attestation, restoring a backup,
 //! installing a signed release. Each prints what it found and returns the exit status.
 
-mod attest_verify;
+pub(crate) mod attest_verify;
 mod restore;
 mod signing;
 mod update;

@@ -26,7 +26,9 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use crate::commands::attest_verify::{Check, Expectations, check};
 use crate::platform::auth::TokenSet;
+use crate::routes::attestation::schemas::Evidence;
 use process::ProcessProvider;
 use provider::Provider;
 use store::{Instance, Store};
@@ -46,6 +48,8 @@ pub struct Options {
     pub database_url: Option<String>,
     /// How often a running instance's `/metrics` is read.
     pub scrape_every: Duration,
+    /// Fail an instance whose attestation carries no hardware report.
+    pub require_hardware: bool,
 }
 
 /// Everything the API and the loop share; cheap to clone.
@@ -60,6 +64,7 @@ pub struct ControlPlane {
     /// Each running instance's figures, from its `/metrics`.
     scrapes: fleet::Scrapes,
     scrape_every: Duration,
+    require_hardware: bool,
     releases: releases::Releases,
     /// Whether this control plane holds the store's lock (else it stands by).
     leading: Arc<std::sync::atomic::AtomicBool>,
@@ -103,8 +108,10 @@ impl ControlPlane {
     }
 
     /// Asks instance `id` (process `pid`) for attestation evidence over a fresh nonce and
-    /// checks that it answers for that nonce with the hash of the binary it was started
-    /// from. `Ok` when it proves it, or when this process was not started here (adopted).
+    /// checks it as `toolshed attest verify` does: our nonce, the instance key's signature
+    /// over report_data, a hardware report's structure and report_data (one required with
+    /// `--require-hardware`), and the hash of the binary it was started from. `Ok` when it
+    /// proves all that, or when this process was not started here (adopted).
     async fn attest(&self, id: &str, port: u16, pid: u32) -> Result<(), String> {
         let expected = self
             .launched
@@ -121,12 +128,12 @@ impl ControlPlane {
             .ok_or("its token file is missing")?;
         let mut nonce = [0u8; 32];
         getrandom::fill(&mut nonce).map_err(|e| format!("no randomness: {e}"))?;
-        let nonce = crate::platform::hex::to_hex(&nonce);
-        let evidence: serde_json::Value = self
+        let evidence: Evidence = self
             .probe
             .get(format!(
-                "{}/api/attestation?nonce={nonce}",
-                self.provider.address(id, port)
+                "{}/api/attestation?nonce={}",
+                self.provider.address(id, port),
+                crate::platform::hex::to_hex(&nonce)
             ))
             .bearer_auth(token)
             .send()
@@ -135,15 +142,25 @@ impl ControlPlane {
             .json()
             .await
             .map_err(|e| format!("unreadable attestation evidence: {e}"))?;
-        if evidence["nonce"].as_str() != Some(nonce.as_str()) {
-            return Err("its attestation evidence is not for our nonce".into());
-        }
-        match evidence["binary_sha256"].as_str() {
-            Some(reported) if reported.eq_ignore_ascii_case(&expected) => Ok(()),
-            reported => Err(format!(
-                "it cannot prove it runs its release: it reports binary {}, the release is {expected}",
-                reported.unwrap_or("nothing")
-            )),
+        let expect = Expectations {
+            binary_sha256: Some(expected),
+            instance_key: None,
+            require_hardware: self.require_hardware,
+        };
+        let failed: Vec<String> = check(&evidence, &nonce, &expect)
+            .into_iter()
+            .filter_map(|c| match c {
+                Check::Fail(why) => Some(why),
+                _ => None,
+            })
+            .collect();
+        if failed.is_empty() {
+            Ok(())
+        } else {
+            Err(format!(
+                "it cannot prove it runs its release: {}",
+                failed.join("; ")
+            ))
         }
     }
 
@@ -207,6 +224,7 @@ pub async fn serve(options: Options, shutdown: CancellationToken) -> Result<(), 
         probe,
         scrapes: fleet::Scrapes::default(),
         scrape_every: options.scrape_every,
+        require_hardware: options.require_hardware,
     };
     let listener = tokio::net::TcpListener::bind(SocketAddr::from((options.host, options.port)))
         .await

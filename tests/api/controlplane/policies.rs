@@ -163,3 +163,26 @@ async fn limits_are_set_on_the_instance_process_and_bounds_are_checked() {
         assert_eq!(status, 422, "{answer}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_without_hardware_evidence_fails_where_hardware_is_required() {
+    let dir = support::temp_dir();
+    let plane = super::start_plane_with(dir.path(), &["--require-hardware"]);
+    let created = plane.create("enclave").await;
+    let id = created["id"].as_str().expect("id");
+    // Started, checked, stopped, again with backoff, until it counts as a crash loop.
+    let (status, body) = plane
+        .call(
+            "GET",
+            &format!("/instances/{id}/wait?state=crash_loop&timeout_s=60"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let error = body["last_error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("hardware report was required"),
+        "says why: {body}"
+    );
+    assert_eq!(body["pid"], Value::Null, "not left running: {body}");
+}
