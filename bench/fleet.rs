@@ -1,7 +1,7 @@
 //! Fleet benchmark: a control plane (the release binary) with the `process` provider starts
 //! 100 instances one after another, each timed from `POST /instances` to its first healthy
 //! answer; then, with all 100 running, the control plane's own idle CPU over 20 s and each
-//! instance's resident memory; then one instance is SIGKILLed and timed until it answers
+//! instance's memory (RSS, PSS, anonymous); then one instance is SIGKILLed and timed until it answers
 //! again.
 //!
 //! Run: `cargo bench --bench fleet` (figures go to docs/PERFORMANCE.md, "Fleet").
@@ -27,13 +27,19 @@ fn cpu_seconds(pid: u32) -> f64 {
     (fields[11].parse::<f64>().expect("utime") + fields[12].parse::<f64>().expect("stime")) / 100.0
 }
 
-fn rss_mb(pid: u64) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
+/// A field of `/proc/<pid>/smaps_rollup` (`Rss`, `Pss`, `Private_Dirty`…), in MB.
+fn memory_mb(pid: u64, field: &str) -> f64 {
+    let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
+    rollup
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
+        .filter_map(|l| l.strip_prefix(field).and_then(|v| v.strip_prefix(':')))
+        .filter_map(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .sum::<f64>()
+        / 1024.0
+}
+
+fn rss_mb(pid: u64) -> f64 {
+    memory_mb(pid, "Rss")
 }
 
 fn percentile(samples: &mut [f64], p: f64) -> f64 {
@@ -127,11 +133,22 @@ async fn main() {
         .iter()
         .filter_map(|i| i["pid"].as_u64())
         .collect();
+    // RSS counts the binary's pages, which every instance maps from one page cache, in full
+    // in each; PSS shares them out; the anonymous pages are each instance's own.
     let mut rss: Vec<f64> = pids.iter().map(|pid| rss_mb(*pid)).collect();
+    let mut pss: Vec<f64> = pids.iter().map(|pid| memory_mb(*pid, "Pss")).collect();
+    let mut own: Vec<f64> = pids
+        .iter()
+        .map(|pid| memory_mb(*pid, "Anonymous"))
+        .collect();
     println!(
-        "instance resident memory at idle: median {:.1} MB, max {:.1} MB; control plane {:.1} MB",
+        "instance memory at idle: RSS median {:.1} MB (max {:.1}), PSS median {:.1} MB (max {:.1}), anonymous median {:.1} MB (max {:.1}); control plane RSS {:.1} MB",
         percentile(&mut rss, 0.5),
         percentile(&mut rss, 1.0),
+        percentile(&mut pss, 0.5),
+        percentile(&mut pss, 1.0),
+        percentile(&mut own, 0.5),
+        percentile(&mut own, 1.0),
         rss_mb(u64::from(plane.id()))
     );
 

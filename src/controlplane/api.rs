@@ -128,6 +128,8 @@ pub struct InstanceBody {
     pub pid: Option<u32>,
     /// Restarts after it exited or failed its health probe.
     pub restarts: u32,
+    /// Its last health probe, as recorded: every 10 s while nothing changes (probes run
+    /// every 500 ms).
     pub last_probe_at: Option<i64>,
     pub last_error: Option<String>,
     pub created_at: i64,
@@ -240,12 +242,16 @@ async fn create_instance(
     if user_id.is_empty() || user_id.len() > 128 {
         return Err(AppError::bad_request("user_id must be 1 to 128 characters"));
     }
-    let version = request
-        .version
-        .unwrap_or_else(|| cp.releases.default_version());
-    cp.releases
-        .binary(&version)
-        .map_err(|e| AppError::bad_request(format!("version: {e}")))?;
+    // Verifying a release reads it whole: off the async threads.
+    let releases = cp.releases.clone();
+    let asked = request.version;
+    let version = tokio::task::spawn_blocking(move || {
+        let version = asked.unwrap_or_else(|| releases.default_version());
+        releases.launch(&version).map(|_| version)
+    })
+    .await
+    .map_err(internal)?
+    .map_err(|e| AppError::bad_request(format!("version: {e}")))?;
     let spec = Spec {
         restart: request.restart.unwrap_or_default(),
         limits: request.limits.unwrap_or_default(),
@@ -688,7 +694,7 @@ async fn start_rollout(
     }
     let releases = cp.releases.clone();
     let version = request.version.clone();
-    tokio::task::spawn_blocking(move || releases.binary(&version))
+    tokio::task::spawn_blocking(move || releases.launch(&version))
         .await
         .map_err(internal)?
         .map_err(|e| AppError::bad_request(format!("version: {e}")))?;

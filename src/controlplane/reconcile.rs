@@ -11,6 +11,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::ControlPlane;
+use super::releases::Launch;
 use super::store::{Desired, Instance, RestartPolicy, State};
 use crate::storage::db::now_ms;
 
@@ -20,6 +21,11 @@ const CRASH_LOOP_AFTER: u32 = 5;
 const UNHEALTHY_AFTER: u32 = 3;
 /// How long a starting instance has to answer its health probe.
 const START_TIMEOUT: Duration = Duration::from_secs(15);
+/// How stale the recorded probe time of an instance where nothing changed may get: every
+/// write is a commit (and an fsync), and a pass over 100 instances is 100 probes.
+const RECORD_PROBE_EVERY_MS: i64 = 10_000;
+/// Health probes in flight at once.
+const PROBES_AT_ONCE: usize = 32;
 /// How often the loop looks while nothing is starting, and while something is.
 const IDLE_EVERY: Duration = Duration::from_millis(500);
 const BUSY_EVERY: Duration = Duration::from_millis(20);
@@ -31,10 +37,14 @@ pub async fn run(cp: ControlPlane, shutdown: CancellationToken) {
         // Read and act under the lock: a rollout or a restart must not act between the two.
         let turn = cp.acting.lock().await;
         let busy = match cp.store.list().await {
-            Ok(instances) => {
+            Ok(mut instances) => {
+                let mut probes = probe_all(&cp, &instances).await;
+                // Those that need a start or a stop first: a running one only gets probed.
+                instances.sort_by_key(|i| i.state == State::Started);
                 let mut busy = false;
                 for instance in instances {
-                    busy |= step(&cp, instance, &mut memory).await;
+                    let healthy = probes.remove(&instance.id);
+                    busy |= step(&cp, instance, healthy, &mut memory).await;
                 }
                 busy
             }
@@ -51,6 +61,21 @@ pub async fn run(cp: ControlPlane, shutdown: CancellationToken) {
             () = cp.changed.notified() => {}
         }
     }
+}
+
+/// Probes at once every instance that should run and has a process: a pass takes about one
+/// probe's time, not one per instance. By id: whether it answered.
+async fn probe_all(cp: &ControlPlane, instances: &[Instance]) -> HashMap<String, bool> {
+    use futures_util::StreamExt;
+    futures_util::stream::iter(
+        instances
+            .iter()
+            .filter(|i| i.desired == Desired::Started && i.pid.is_some())
+            .map(|i| async move { (i.id.clone(), cp.probe(&i.id, i.port).await) }),
+    )
+    .buffer_unordered(PROBES_AT_ONCE)
+    .collect()
+    .await
 }
 
 /// What the loop remembers of each instance between passes.
@@ -132,7 +157,13 @@ fn backoff(failures: u32) -> Duration {
 }
 
 /// Moves one instance toward its desired state; `true` while it is starting.
-async fn step(cp: &ControlPlane, mut instance: Instance, memory: &mut Memory) -> bool {
+/// `healthy`: what its probe in this pass said, if it was probed.
+async fn step(
+    cp: &ControlPlane,
+    mut instance: Instance,
+    healthy: Option<bool>,
+    memory: &mut Memory,
+) -> bool {
     let before = (
         instance.state,
         instance.pid,
@@ -140,6 +171,7 @@ async fn step(cp: &ControlPlane, mut instance: Instance, memory: &mut Memory) ->
         instance.restarts,
         instance.desired,
     );
+    let recorded_probe = instance.last_probe_at;
     let alive = instance
         .pid
         .is_some_and(|pid| cp.provider.is_running(&instance.id, pid));
@@ -170,22 +202,16 @@ async fn step(cp: &ControlPlane, mut instance: Instance, memory: &mut Memory) ->
                 .get(&instance.id)
                 .is_none_or(|at| Instant::now() >= *at)
             {
-                // Verified at each start (a hash of the whole binary): off the async threads.
+                // Verified at each start if it changed (whole files read): off the async threads.
                 let releases = cp.releases.clone();
                 let version = instance.version.clone();
-                let program = tokio::task::spawn_blocking(move || {
-                    let program = releases.binary(&version)?;
-                    let sha256 = crate::platform::hash::sha256_file(&program)
-                        .map(|hash| crate::platform::hex::to_hex(&hash))
-                        .map_err(|e| format!("cannot read {}: {e}", program.display()))?;
-                    Ok::<_, String>((program, sha256))
-                })
-                .await
-                .unwrap_or_else(|e| Err(e.to_string()));
+                let launch = tokio::task::spawn_blocking(move || releases.launch(&version))
+                    .await
+                    .unwrap_or_else(|e| Err(e.to_string()));
                 let started =
-                    program
+                    launch
                         .map_err(std::io::Error::other)
-                        .and_then(|(program, sha256)| {
+                        .and_then(|Launch { program, sha256 }| {
                             let pid = cp.provider.start(
                                 &instance.id,
                                 instance.port,
@@ -221,7 +247,10 @@ async fn step(cp: &ControlPlane, mut instance: Instance, memory: &mut Memory) ->
             }
         }
         Desired::Started => {
-            let healthy = cp.probe(&instance.id, instance.port).await;
+            let healthy = match healthy {
+                Some(answered) => answered,
+                None => cp.probe(&instance.id, instance.port).await,
+            };
             instance.last_probe_at = Some(now_ms());
             let proven = match (healthy, instance.state, instance.pid) {
                 // Once per process, when it first answers: does it run its release?
@@ -295,7 +324,11 @@ async fn step(cp: &ControlPlane, mut instance: Instance, memory: &mut Memory) ->
         instance.restarts,
         instance.desired,
     );
-    if after != before || instance.desired == Desired::Started {
+    let probe_stale = match (recorded_probe, instance.last_probe_at) {
+        (Some(recorded), Some(now)) => now - recorded >= RECORD_PROBE_EVERY_MS,
+        (recorded, now) => recorded != now,
+    };
+    if after != before || probe_stale {
         cp.store_observed(&instance).await;
         if after.0 != before.0 {
             tracing::info!(instance = %instance.id, state = instance.state.as_str(), "instance state");

@@ -27,7 +27,8 @@ pub struct Moved {
 pub struct Rollout {
     pub id: String,
     pub version: String,
-    /// `running`, `succeeded`, or `failed` (every moved instance back on its old release).
+    /// `running`, `reverting` (after a failure), `succeeded`, or `failed` (every moved
+    /// instance back on its old release).
     pub state: String,
     pub max_parallel: usize,
     pub min_healthy_time_s: u64,
@@ -72,12 +73,20 @@ pub async fn load(cp: &ControlPlane, id: &str) -> Result<Option<Rollout>, String
     }
 }
 
-/// The rollouts still running (at most one, unless a crash came between two checks).
+/// The rollouts not finished, running or reverting (at most one).
 pub async fn running(cp: &ControlPlane) -> Result<Vec<Rollout>, String> {
-    cp.store
+    let mut bodies = cp
+        .store
         .rollouts_in("running")
         .await
-        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    bodies.extend(
+        cp.store
+            .rollouts_in("reverting")
+            .await
+            .map_err(|e| e.to_string())?,
+    );
+    bodies
         .iter()
         .map(|body| serde_json::from_str(body).map_err(|e| e.to_string()))
         .collect()
@@ -137,9 +146,30 @@ async fn record(cp: &ControlPlane, rollout: &Rollout) {
     }
 }
 
+/// Moves every instance `rollout` moved back to its old release, and ends it as failed.
+async fn revert(cp: &ControlPlane, mut rollout: Rollout, error: String) {
+    rollout.state = "reverting".into();
+    rollout.error = Some(error.clone());
+    record(cp, &rollout).await;
+    for back in rollout.moved.iter().rev() {
+        move_to(cp, &back.instance, &back.from).await;
+    }
+    rollout.state = "failed".into();
+    rollout.error = Some(format!(
+        "{error}; the moved instances are back on their release"
+    ));
+    rollout.finished_at = Some(now_ms());
+    record(cp, &rollout).await;
+}
+
 /// Runs `rollout` to its end, from wherever its record says it got (a new one, or one a
-/// previous leader left running).
+/// previous leader left running or reverting).
 pub async fn run(cp: ControlPlane, mut rollout: Rollout) {
+    if rollout.state == "reverting" {
+        let error = rollout.error.clone().unwrap_or_default();
+        revert(&cp, rollout, error).await;
+        return;
+    }
     let targets: Vec<(String, String)> = match cp.store.list().await {
         Ok(all) => all
             .into_iter()
@@ -186,15 +216,7 @@ pub async fn run(cp: ControlPlane, mut rollout: Rollout) {
         for instance in std::mem::take(&mut unchecked) {
             if let Err(error) = healthy(&cp, &instance, &rollout).await {
                 tracing::warn!(rollout = %rollout.id, %error, "rollout failed; reverting");
-                for back in rollout.moved.iter().rev() {
-                    move_to(&cp, &back.instance, &back.from).await;
-                }
-                rollout.state = "failed".into();
-                rollout.error = Some(format!(
-                    "{error}; the moved instances are back on their release"
-                ));
-                rollout.finished_at = Some(now_ms());
-                record(&cp, &rollout).await;
+                revert(&cp, rollout, error).await;
                 return;
             }
             rollout.done += 1;

@@ -319,10 +319,10 @@ async fn rollout_outcome(plane: &Plane, body: Value) -> Value {
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
         let (_, now) = plane.call("GET", &format!("/rollouts/{id}"), None).await;
-        if now["state"] != "running" {
+        if now["state"] == "succeeded" || now["state"] == "failed" {
             return now;
         }
-        assert!(Instant::now() < deadline, "rollout still running: {now}");
+        assert!(Instant::now() < deadline, "rollout not finished: {now}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
