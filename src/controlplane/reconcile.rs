@@ -63,15 +63,29 @@ pub async fn run(cp: ControlPlane, shutdown: CancellationToken) {
     }
 }
 
-/// Probes at once every instance that should run and has a process: a pass takes about one
-/// probe's time, not one per instance. By id: whether it answered.
+/// Probes at once every instance that should run and has a process, and reads the
+/// `/metrics` of those started and due: a pass takes about one probe's time, not one per
+/// instance. By id: whether it answered.
 async fn probe_all(cp: &ControlPlane, instances: &[Instance]) -> HashMap<String, bool> {
     use futures_util::StreamExt;
+    let due = |i: &Instance| {
+        i.state == State::Started
+            && cp.scrapes.get(&i.id).is_none_or(|usage| {
+                u128::try_from(now_ms() - usage.scraped_at)
+                    .is_ok_and(|ms| ms >= cp.scrape_every.as_millis())
+            })
+    };
     futures_util::stream::iter(
         instances
             .iter()
             .filter(|i| i.desired == Desired::Started && i.pid.is_some())
-            .map(|i| async move { (i.id.clone(), cp.probe(&i.id, i.port).await) }),
+            .map(|i| async move {
+                let healthy = cp.probe(&i.id, i.port).await;
+                if healthy && due(i) {
+                    cp.scrape(&i.id, i.port).await;
+                }
+                (i.id.clone(), healthy)
+            }),
     )
     .buffer_unordered(PROBES_AT_ONCE)
     .collect()
@@ -273,13 +287,6 @@ async fn step(
                 instance.state = State::Started;
                 instance.failures = 0;
                 instance.last_error = None;
-                let stale = cp.scrapes.get(&instance.id).is_none_or(|usage| {
-                    u128::try_from(now_ms() - usage.scraped_at)
-                        .is_ok_and(|ms| ms >= cp.scrape_every.as_millis())
-                });
-                if stale {
-                    cp.scrape(&instance.id, instance.port).await;
-                }
             } else if instance.state == State::Starting
                 && memory
                     .started_at
