@@ -38,7 +38,7 @@ pub async fn run(cp: ControlPlane, shutdown: CancellationToken) {
         let turn = cp.acting.lock().await;
         let busy = match cp.store.list().await {
             Ok(mut instances) => {
-                let mut probes = probe_all(&cp, &instances).await;
+                let mut probes = probe_all(&cp, &instances, &mut memory).await;
                 // Those that need a start or a stop first: a running one only gets probed.
                 instances.sort_by_key(|i| i.state == State::Started);
                 let mut busy = false;
@@ -63,11 +63,24 @@ pub async fn run(cp: ControlPlane, shutdown: CancellationToken) {
     }
 }
 
-/// Probes at once every instance that should run and has a process, and reads the
-/// `/metrics` of those started and due: a pass takes about one probe's time, not one per
-/// instance. By id: whether it answered.
-async fn probe_all(cp: &ControlPlane, instances: &[Instance]) -> HashMap<String, bool> {
+/// Probes at once every instance that should run and has a process (a started one at most
+/// every [`IDLE_EVERY`], also while the loop looks more often for one starting), and reads
+/// the `/metrics` of those started and due: a pass takes about one probe's time, not one
+/// per instance. By id: whether it answered.
+async fn probe_all(
+    cp: &ControlPlane,
+    instances: &[Instance],
+    memory: &mut Memory,
+) -> HashMap<String, bool> {
     use futures_util::StreamExt;
+    let now = Instant::now();
+    let probe_due = |i: &Instance| {
+        i.state != State::Started
+            || memory
+                .probed_at
+                .get(&i.id)
+                .is_none_or(|at| now.duration_since(*at) >= IDLE_EVERY)
+    };
     let due = |i: &Instance| {
         i.state == State::Started
             && cp.scrapes.get(&i.id).is_none_or(|usage| {
@@ -78,7 +91,7 @@ async fn probe_all(cp: &ControlPlane, instances: &[Instance]) -> HashMap<String,
     futures_util::stream::iter(
         instances
             .iter()
-            .filter(|i| i.desired == Desired::Started && i.pid.is_some())
+            .filter(|i| i.desired == Desired::Started && i.pid.is_some() && probe_due(i))
             .map(|i| async move {
                 let healthy = cp.probe(&i.id, i.port).await;
                 if healthy && due(i) {
@@ -88,8 +101,13 @@ async fn probe_all(cp: &ControlPlane, instances: &[Instance]) -> HashMap<String,
             }),
     )
     .buffer_unordered(PROBES_AT_ONCE)
-    .collect()
+    .collect::<HashMap<String, bool>>()
     .await
+    .into_iter()
+    .inspect(|(id, _)| {
+        memory.probed_at.insert(id.clone(), now);
+    })
+    .collect()
 }
 
 /// What the loop remembers of each instance between passes.
@@ -99,6 +117,8 @@ struct Memory {
     not_before: HashMap<String, Instant>,
     /// When its current process was started.
     started_at: HashMap<String, Instant>,
+    /// When its health was last probed.
+    probed_at: HashMap<String, Instant>,
     /// When it was restarted after a failure, within its `on-failure` window.
     restarted: HashMap<String, VecDeque<Instant>>,
 }
@@ -171,7 +191,7 @@ fn backoff(failures: u32) -> Duration {
 }
 
 /// Moves one instance toward its desired state; `true` while it is starting.
-/// `healthy`: what its probe in this pass said, if it was probed.
+/// `healthy`: what its probe in this pass said; none when it was not due.
 async fn step(
     cp: &ControlPlane,
     mut instance: Instance,
@@ -261,9 +281,9 @@ async fn step(
             }
         }
         Desired::Started => {
-            let healthy = match healthy {
-                Some(answered) => answered,
-                None => cp.probe(&instance.id, instance.port).await,
+            let Some(healthy) = healthy else {
+                // Started, and probed less than a pass ago.
+                return false;
             };
             instance.last_probe_at = Some(now_ms());
             let proven = match (healthy, instance.state, instance.pid) {
