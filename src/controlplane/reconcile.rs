@@ -33,6 +33,9 @@ const BUSY_EVERY: Duration = Duration::from_millis(20);
 /// Runs until `shutdown`; instances keep running when it ends.
 pub async fn run(cp: ControlPlane, shutdown: CancellationToken) {
     let mut memory = Memory::default();
+    // A child of ours that ends wakes the loop at once; adopted instances are not our
+    // children, and are seen at the next pass.
+    let mut exits = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::child()).ok();
     loop {
         // Read and act under the lock: a rollout or a restart must not act between the two.
         let turn = cp.acting.lock().await;
@@ -59,6 +62,7 @@ pub async fn run(cp: ControlPlane, shutdown: CancellationToken) {
             () = shutdown.cancelled() => return,
             () = tokio::time::sleep(wait) => {}
             () = cp.changed.notified() => {}
+            () = child_exited(&mut exits) => {}
         }
     }
 }
@@ -108,6 +112,15 @@ async fn probe_all(
         memory.probed_at.insert(id.clone(), now);
     })
     .collect()
+}
+
+async fn child_exited(exits: &mut Option<tokio::signal::unix::Signal>) {
+    match exits {
+        Some(signal) => {
+            signal.recv().await;
+        }
+        None => std::future::pending().await,
+    }
 }
 
 /// What the loop remembers of each instance between passes.
