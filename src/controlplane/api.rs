@@ -208,6 +208,13 @@ fn check_spec(spec: &Spec) -> Result<(), AppError> {
             )));
         }
     }
+    if let (Some(asked), Some(hard)) = (open_files, super::process::open_files_hard_limit())
+        && asked > hard
+    {
+        return Err(AppError::bad_request(format!(
+            "limits.open_files {asked} is above this control plane's own hard limit ({hard}), which an instance cannot raise"
+        )));
+    }
     if nice.is_some_and(|n| n > 19) {
         return Err(AppError::bad_request("limits.nice is 0 to 19"));
     }
@@ -451,10 +458,12 @@ async fn delete_instance(
         .set_desired(&id, Desired::Destroyed, now_ms())
         .await
         .map_err(internal)?;
+    // Before the stop, which records the instance: a request cut mid-stop must not leave
+    // it wanted started.
+    instance.desired = Desired::Destroyed;
     cp.stop_process(&mut instance).await;
     cp.scrapes.forget(&id);
     instance.state = InstanceState::Destroyed;
-    instance.desired = Desired::Destroyed;
     cp.store_observed(&instance).await;
     if query.purge.unwrap_or(false) {
         cp.provider

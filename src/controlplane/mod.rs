@@ -52,6 +52,16 @@ pub struct Options {
     pub require_hardware: bool,
 }
 
+/// What an instance's health probe found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Probe {
+    Healthy,
+    /// Nothing listens: not up yet, or draining after SIGTERM on its way out.
+    Refused,
+    /// It answered with an error, or not in time.
+    Failed,
+}
+
 /// Everything the API and the loop share; cheap to clone.
 #[derive(Clone)]
 pub struct ControlPlane {
@@ -78,12 +88,17 @@ pub struct ControlPlane {
 
 impl ControlPlane {
     /// Whether instance `id` on `port` answers its liveness probe.
-    async fn probe(&self, id: &str, port: u16) -> bool {
-        self.probe
+    async fn probe(&self, id: &str, port: u16) -> Probe {
+        match self
+            .probe
             .get(format!("{}/api/health", self.provider.address(id, port)))
             .send()
             .await
-            .is_ok_and(|r| r.status().is_success())
+        {
+            Ok(answer) if answer.status().is_success() => Probe::Healthy,
+            Err(e) if e.is_connect() => Probe::Refused,
+            _ => Probe::Failed,
+        }
     }
 
     /// Reads instance `id`'s `/metrics` (with its metrics token) into the fleet's view.
@@ -111,16 +126,25 @@ impl ControlPlane {
     /// checks it as `toolshed attest verify` does: our nonce, the instance key's signature
     /// over report_data, a hardware report's structure and report_data (one required with
     /// `--require-hardware`), and the hash of the binary it was started from. `Ok` when it
-    /// proves all that, or when this process was not started here (adopted).
-    async fn attest(&self, id: &str, port: u16, pid: u32) -> Result<(), String> {
-        let expected = self
+    /// proves all that.
+    async fn attest(&self, id: &str, port: u16, pid: u32, version: &str) -> Result<(), String> {
+        let launched = self
             .launched
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get(&pid)
             .cloned();
-        let Some(expected) = expected else {
-            return Ok(());
+        let expected = match launched {
+            Some(expected) => expected,
+            // Started by an earlier leader and not proven yet: its release's binary.
+            None => {
+                let releases = self.releases.clone();
+                let version = version.to_owned();
+                tokio::task::spawn_blocking(move || releases.launch(&version))
+                    .await
+                    .map_err(|e| e.to_string())??
+                    .sha256
+            }
         };
         let token = self
             .provider
@@ -226,6 +250,11 @@ pub async fn serve(options: Options, shutdown: CancellationToken) -> Result<(), 
         scrape_every: options.scrape_every,
         require_hardware: options.require_hardware,
     };
+    // A lock free now is taken before the API answers, so a lone control plane never
+    // answers "standing by".
+    if let Ok(true) = cp.store.lead().await {
+        cp.leading.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
     let listener = tokio::net::TcpListener::bind(SocketAddr::from((options.host, options.port)))
         .await
         .map_err(|e| format!("cannot listen on {}:{}: {e}", options.host, options.port))?;

@@ -248,6 +248,18 @@ pub fn limits_supported() -> Result<(PathBuf, PathBuf), String> {
     Ok((find("prlimit")?, find("nice")?))
 }
 
+/// This process's hard limit on open files (which its children cannot raise without
+/// privilege); none when unlimited or unreadable.
+pub fn open_files_hard_limit() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line["Max open files".len()..]
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
 /// The command line that runs a program within `limits` (empty: none).
 fn limited(limits: &Limits) -> Result<Vec<OsString>, String> {
     let mut argv: Vec<OsString> = Vec::new();

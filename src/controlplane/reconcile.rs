@@ -10,13 +10,16 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::ControlPlane;
 use super::releases::Launch;
 use super::store::{Desired, Instance, RestartPolicy, State};
+use super::{ControlPlane, Probe};
 use crate::storage::db::now_ms;
 
 /// Failed starts or probes in a row that make a crash loop.
 const CRASH_LOOP_AFTER: u32 = 5;
+/// How long a started instance that stopped listening may take to exit (it drains its
+/// requests and tasks after SIGTERM, 10 s by default) before that counts as failed probes.
+const DRAIN_GRACE: Duration = Duration::from_secs(30);
 /// Failed probes in a row that make a running instance unhealthy (then restarted).
 const UNHEALTHY_AFTER: u32 = 3;
 /// How long a starting instance has to answer its health probe.
@@ -75,7 +78,7 @@ async fn probe_all(
     cp: &ControlPlane,
     instances: &[Instance],
     memory: &mut Memory,
-) -> HashMap<String, bool> {
+) -> HashMap<String, Probe> {
     use futures_util::StreamExt;
     let now = Instant::now();
     let probe_due = |i: &Instance| {
@@ -97,15 +100,15 @@ async fn probe_all(
             .iter()
             .filter(|i| i.desired == Desired::Started && i.pid.is_some() && probe_due(i))
             .map(|i| async move {
-                let healthy = cp.probe(&i.id, i.port).await;
-                if healthy && due(i) {
+                let probe = cp.probe(&i.id, i.port).await;
+                if probe == Probe::Healthy && due(i) {
                     cp.scrape(&i.id, i.port).await;
                 }
-                (i.id.clone(), healthy)
+                (i.id.clone(), probe)
             }),
     )
     .buffer_unordered(PROBES_AT_ONCE)
-    .collect::<HashMap<String, bool>>()
+    .collect::<HashMap<String, Probe>>()
     .await
     .into_iter()
     .inspect(|(id, _)| {
@@ -132,6 +135,8 @@ struct Memory {
     started_at: HashMap<String, Instant>,
     /// When its health was last probed.
     probed_at: HashMap<String, Instant>,
+    /// Since when a started instance's probe finds nothing listening (it is draining).
+    refused_since: HashMap<String, Instant>,
     /// When it was restarted after a failure, within its `on-failure` window.
     restarted: HashMap<String, VecDeque<Instant>>,
 }
@@ -204,11 +209,11 @@ fn backoff(failures: u32) -> Duration {
 }
 
 /// Moves one instance toward its desired state; `true` while it is starting.
-/// `healthy`: what its probe in this pass said; none when it was not due.
+/// `probe`: what its probe in this pass said; none when it was not due.
 async fn step(
     cp: &ControlPlane,
     mut instance: Instance,
-    healthy: Option<bool>,
+    probe: Option<Probe>,
     memory: &mut Memory,
 ) -> bool {
     let before = (
@@ -225,6 +230,11 @@ async fn step(
     match instance.desired {
         Desired::Started if instance.state == State::CrashLoop => {}
         Desired::Started if !alive => {
+            if matches!(instance.state, State::Stopped | State::Created) {
+                // Its owner (or a rollout) starts it: a fresh budget, no backoff left over.
+                memory.restarted.remove(&instance.id);
+                memory.not_before.remove(&instance.id);
+            }
             let mut again = true;
             if let Some(pid) = instance.pid.take()
                 && matches!(instance.state, State::Started | State::Starting)
@@ -294,15 +304,29 @@ async fn step(
             }
         }
         Desired::Started => {
-            let Some(healthy) = healthy else {
+            let Some(probe) = probe else {
                 // Started, and probed less than a pass ago.
                 return false;
             };
+            let healthy = probe == Probe::Healthy;
+            if probe == Probe::Refused && instance.state == State::Started {
+                memory
+                    .refused_since
+                    .entry(instance.id.clone())
+                    .or_insert_with(Instant::now);
+            } else {
+                memory.refused_since.remove(&instance.id);
+            }
+            let draining = memory
+                .refused_since
+                .get(&instance.id)
+                .is_some_and(|since| since.elapsed() < DRAIN_GRACE);
             instance.last_probe_at = Some(now_ms());
             let proven = match (healthy, instance.state, instance.pid) {
                 // Once per process, when it first answers: does it run its release?
                 (true, State::Starting, Some(pid)) => {
-                    cp.attest(&instance.id, instance.port, pid).await
+                    cp.attest(&instance.id, instance.port, pid, &instance.version)
+                        .await
                 }
                 _ => Ok(()),
             };
@@ -327,6 +351,9 @@ async fn step(
                     .is_some_and(|at| at.elapsed() < START_TIMEOUT)
             {
                 // Still coming up.
+            } else if draining {
+                // Closed its listener, on its way out: its exit status will say how it ended.
+                instance.last_error = Some("draining: its listener is closed".into());
             } else {
                 instance.failures += 1;
                 instance.last_error = Some("the health probe failed".into());

@@ -102,6 +102,13 @@ impl Releases {
         let sha256 = crate::platform::hash::sha256_file(&program)
             .map(|hash| crate::platform::hex::to_hex(&hash))
             .map_err(|e| format!("cannot read {}: {e}", program.display()))?;
+        // Verified and hashed in two reads: the same bytes only if nothing changed between.
+        let after: Vec<Stamp> = files.iter().filter_map(|f| stamp(f)).collect();
+        if after != stamps {
+            return Err(format!(
+                "release {version} changed while it was being verified"
+            ));
+        }
         let launch = Launch { program, sha256 };
         // A file changed within the clock's step of our look could change again unseen.
         if stamps.iter().all(|s| s.5 < now - 1) {

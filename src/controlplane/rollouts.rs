@@ -92,9 +92,14 @@ pub async fn running(cp: &ControlPlane) -> Result<Vec<Rollout>, String> {
         .collect()
 }
 
-/// Moves `id` to `version` and restarts it on that release.
+/// Moves `id` to `version` and restarts it on that release (again, if it was: a record
+/// says an instance is to be moved before it is). One deleted meanwhile is left alone.
 async fn move_to(cp: &ControlPlane, id: &str, version: &str) {
     let _turn = cp.acting.lock().await;
+    match cp.store.get(id).await {
+        Ok(Some(instance)) if instance.desired != Desired::Destroyed => {}
+        _ => return,
+    }
     if let Err(e) = cp.store.set_version(id, version, now_ms()).await {
         tracing::error!(instance = %id, error = %e, "cannot record an instance's release");
     }
@@ -117,6 +122,10 @@ async fn healthy(cp: &ControlPlane, id: &str, rollout: &Rollout) -> Result<(), S
             .await
             .map_err(|e| e.to_string())?
             .ok_or_else(|| format!("instance {id} is gone"))?;
+        if instance.desired != Desired::Started {
+            // Its owner stopped or deleted it meanwhile: nothing to wait for.
+            return Ok(());
+        }
         match (&since, instance.state) {
             (Some((at, pid)), State::Started) if *pid == instance.pid => {
                 if at.elapsed() >= rollout.min_healthy_time() {
@@ -174,6 +183,7 @@ pub async fn run(cp: ControlPlane, mut rollout: Rollout) {
         Ok(all) => all
             .into_iter()
             .filter(|i| i.desired == Desired::Started && i.version != rollout.version)
+            .filter(|i| !rollout.moved.iter().any(|m| m.instance == i.id))
             .map(|i| (i.id, i.version))
             .collect(),
         Err(e) => {
@@ -197,20 +207,26 @@ pub async fn run(cp: ControlPlane, mut rollout: Rollout) {
         _ => targets.as_slice(),
     };
     batches.extend(rest.chunks(rollout.max_parallel.max(1)));
+    // Moved but not yet proven healthy when the last leader stopped: moved again (the last
+    // may have been recorded but not moved), then checked first.
     let mut unchecked: Vec<String> = rollout
         .moved
         .iter()
         .skip(rollout.done)
         .map(|m| m.instance.clone())
         .collect();
+    for instance in &unchecked {
+        move_to(&cp, instance, &rollout.version).await;
+    }
     for batch in std::iter::once(&[][..]).chain(batches) {
         for (instance, old) in batch {
-            move_to(&cp, instance, &rollout.version).await;
+            // Recorded first: a revert must know of it even if this leader stops mid-move.
             rollout.moved.push(Moved {
                 instance: instance.clone(),
                 from: old.clone(),
             });
             record(&cp, &rollout).await;
+            move_to(&cp, instance, &rollout.version).await;
             unchecked.push(instance.clone());
         }
         for instance in std::mem::take(&mut unchecked) {

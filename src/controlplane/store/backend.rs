@@ -8,6 +8,7 @@
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
@@ -17,6 +18,9 @@ use super::StoreError;
 const LEADER_KEY: i64 = 0x746f_6f6c_7368_6564;
 /// The key that serializes two control planes creating the schema at once.
 const SCHEMA_KEY: i64 = LEADER_KEY + 1;
+/// A PostgreSQL call that takes longer ends the session: a leader that cannot reach its
+/// store cannot know it still leads.
+const POSTGRES_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A query parameter, bound alike on either database.
 pub enum Param {
@@ -148,6 +152,8 @@ impl Backend {
         let conn = rusqlite::Connection::open(dir.join("controlplane.db"))?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(SQLITE_SCHEMA)?;
+        // In one write transaction: two control planes opening an older file at once.
+        conn.execute_batch("BEGIN IMMEDIATE")?;
         for (column, kind) in SQLITE_ADDED {
             let has = conn
                 .prepare("SELECT 1 FROM pragma_table_info('instances') WHERE name = ?1")?
@@ -158,6 +164,7 @@ impl Backend {
                 ))?;
             }
         }
+        conn.execute_batch("COMMIT")?;
         let lock = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -173,7 +180,15 @@ impl Backend {
     /// Connects to `url` (`postgres://user[:password]@host[:port]/database`, no TLS: a
     /// database on this host or a private network) and creates the tables if missing.
     pub async fn connect_postgres(url: &str) -> Result<Backend, StoreError> {
-        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+        let mut config: tokio_postgres::Config = url.parse()?;
+        // A server or link gone silent must end the session (and the lead) in seconds, not
+        // at the kernel's two hours.
+        config
+            .connect_timeout(POSTGRES_TIMEOUT)
+            .keepalives_idle(Duration::from_secs(5))
+            .keepalives_interval(Duration::from_secs(2))
+            .keepalives_retries(3);
+        let (client, connection) = config.connect(tokio_postgres::NoTls).await?;
         let lost = CancellationToken::new();
         let on_end = lost.clone();
         tokio::spawn(async move {
@@ -203,9 +218,9 @@ impl Backend {
                 let bound: Vec<&dyn rusqlite::ToSql> = params.iter().map(Param::sqlite).collect();
                 Ok(conn.execute(sql, bound.as_slice())? as u64)
             }
-            Backend::Postgres { client, .. } => {
+            Backend::Postgres { client, lost } => {
                 let bound: Vec<_> = params.iter().map(Param::postgres).collect();
-                Ok(client.execute(&dollars(sql), &bound).await?)
+                Ok(within(lost, client.execute(&dollars(sql), &bound)).await??)
             }
         }
     }
@@ -235,9 +250,9 @@ impl Backend {
                 })?;
                 Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
             }
-            Backend::Postgres { client, .. } => {
+            Backend::Postgres { client, lost } => {
                 let bound: Vec<_> = params.iter().map(Param::postgres).collect();
-                let rows = client.query(&dollars(sql), &bound).await?;
+                let rows = within(lost, client.query(&dollars(sql), &bound)).await??;
                 rows.iter()
                     .map(|row| {
                         (0..row.len())
@@ -267,10 +282,9 @@ impl Backend {
                 Err(std::fs::TryLockError::WouldBlock) => Ok(false),
                 Err(std::fs::TryLockError::Error(e)) => Err(StoreError::Lock(e)),
             },
-            Backend::Postgres { client, .. } => {
-                let row = client
-                    .query_one(&format!("SELECT pg_try_advisory_lock({LEADER_KEY})"), &[])
-                    .await?;
+            Backend::Postgres { client, lost } => {
+                let sql = format!("SELECT pg_try_advisory_lock({LEADER_KEY})");
+                let row = within(lost, client.query_one(&sql, &[])).await??;
                 Ok(row.try_get::<_, bool>(0)?)
             }
         }
@@ -281,6 +295,21 @@ impl Backend {
         match self {
             Backend::Sqlite { .. } => std::future::pending().await,
             Backend::Postgres { lost, .. } => lost.cancelled().await,
+        }
+    }
+}
+
+/// Runs a PostgreSQL call for at most [`POSTGRES_TIMEOUT`]; past it the session counts as
+/// lost.
+async fn within<T>(
+    lost: &CancellationToken,
+    call: impl std::future::Future<Output = T>,
+) -> Result<T, StoreError> {
+    match tokio::time::timeout(POSTGRES_TIMEOUT, call).await {
+        Ok(done) => Ok(done),
+        Err(_) => {
+            lost.cancel();
+            Err(StoreError::Timeout(POSTGRES_TIMEOUT))
         }
     }
 }

@@ -187,6 +187,8 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
     #[error("the control plane's database: {0}")]
     Postgres(#[from] tokio_postgres::Error),
+    #[error("the control plane's database did not answer within {0:?}")]
+    Timeout(std::time::Duration),
     #[error("the control plane's lock file: {0}")]
     Lock(std::io::Error),
     #[error("the control plane's database holds an unreadable record: {0}")]

@@ -491,7 +491,8 @@ async fn an_instances_history_shows_its_load_from_outside() {
         let samples = history["samples"].as_array().expect("samples").clone();
         if let Some(busy) = samples
             .iter()
-            .find(|s| s["requests_per_s"].as_f64().is_some_and(|r| r > 0.0))
+            // The control plane's own probes make 2 a second: more is the test's load.
+            .find(|s| s["requests_per_s"].as_f64().is_some_and(|r| r > 10.0))
         {
             break busy.clone();
         }

@@ -66,6 +66,15 @@ async fn restart_policies_decide_what_an_ended_instance_becomes() {
             .is_some_and(|e| e.contains("on-failure")),
         "{looped}"
     );
+    // Started again by its owner: a fresh budget, so the next crash is restarted.
+    let (status, _) = plane
+        .call("POST", &format!("/instances/{once}/start"), None)
+        .await;
+    assert_eq!(status, 200);
+    let fresh = plane.wait(&once, "started").await;
+    let fresh_pid = fresh["pid"].as_u64().expect("pid");
+    signal(fresh_pid, "KILL");
+    restarted(&plane, &once, fresh_pid).await;
 
     // `on-failure` and a clean exit (SIGTERM drains, then exits 0): it stays stopped.
     let (clean, pid) = plane

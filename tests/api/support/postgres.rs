@@ -126,13 +126,17 @@ pub fn start() -> Option<Postgres> {
         .stderr(Stdio::null())
         .spawn()
         .expect("postgres");
-    let server = Postgres {
+    // Held from here, so that a failed start still stops it.
+    let mut server = Postgres {
         child,
         url: format!("postgres://postgres@127.0.0.1:{port}/postgres"),
         _dir: dir,
     };
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
+        if let Some(status) = server.child.try_wait().expect("postmaster") {
+            panic!("PostgreSQL exited at start: {status}");
+        }
         let ready = Command::new(bin.join("pg_isready"))
             .args(["-q", "-h", "127.0.0.1", "-p", &port.to_string()])
             .status()
