@@ -13,6 +13,7 @@ pub mod cache;
 pub mod db;
 pub mod entry;
 pub mod error;
+pub mod facts;
 pub mod key;
 pub mod key_json;
 pub mod kv;
