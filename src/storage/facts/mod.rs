@@ -1,5 +1,9 @@
 //! The fact database behind `/api/data` and `/api/profile` (issue 15), in the making. Built
-//! so far: `reference`, the content-derived ids synopsys clients compute
-//! (docs/design/synopsys-ids.md).
+//! so far, each checked against synopsys' own outputs (docs/design/synopsys-ids.md):
+//! `reference`, the content-derived ids synopsys clients compute; `position`, the
+//! attributes that keep an imported array's members in order; `import`, a JSON object as
+//! facts.
 
+pub mod import;
+pub mod position;
 pub mod reference;
