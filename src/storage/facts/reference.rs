@@ -507,6 +507,90 @@ mod tests {
         }
     }
 
+    /// xorshift64: enough randomness for test values, the same every run.
+    fn step(seed: &mut u64) -> u64 {
+        *seed ^= *seed << 13;
+        *seed ^= *seed >> 7;
+        *seed ^= *seed << 17;
+        *seed
+    }
+
+    /// A JSON value from `seed`'s stream: what `JSON.parse` reads alike (integers within
+    /// 2^53, finite doubles, any strings), nested up to `depth`.
+    fn random_value(seed: &mut u64, depth: u32) -> Value {
+        let pick = step(seed) % if depth == 0 { 6 } else { 8 };
+        let words = [
+            "", "a", "B", "é", "😀", "\u{ffff}", "0", "10", "01", "/", "?x", "a b",
+        ];
+        match pick {
+            0 => Value::Null,
+            1 => Value::Bool(step(seed).is_multiple_of(2)),
+            2 => json!((step(seed) % (1 << 41)).cast_signed() - (1 << 40)),
+            3 => json!((step(seed) % 2_000_000).cast_signed() as f64 / 1000.0 - 999.5),
+            4 => json!(if step(seed).is_multiple_of(2) {
+                -0.0
+            } else {
+                1e21
+            }),
+            5 => json!(words[(step(seed) % words.len() as u64) as usize]),
+            6 => Value::Array(
+                (0..step(seed) % 5)
+                    .map(|_| random_value(seed, depth - 1))
+                    .collect(),
+            ),
+            _ => {
+                let keys = step(seed) % 5;
+                let mut map = serde_json::Map::new();
+                for _ in 0..keys {
+                    // Not "/": alone, it makes a link in DAG-JSON, which JSON.parse does not read.
+                    let key = words[(step(seed) % words.len() as u64) as usize].replace('/', "//");
+                    map.insert(key, random_value(seed, depth - 1));
+                }
+                Value::Object(map)
+            }
+        }
+    }
+
+    /// merkle-reference 1.1.0 itself, run by Node (`.ci/install-tools` installs it, pinned,
+    /// in target/npm-judges), on values it reads as we do.
+    #[test]
+    fn agrees_with_merkle_reference_on_random_values() {
+        use std::io::Write;
+        let judge = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/npm-judges");
+        if !judge.join("node_modules/merkle-reference").is_dir() {
+            assert!(
+                std::env::var_os("TOOLSHED_REQUIRE_TOOLS").is_none(),
+                "merkle-reference is required here: run .ci/install-tools"
+            );
+            eprintln!("skipped: merkle-reference is not installed");
+            return;
+        }
+        let mut seed = 0x9e37_79b9_7f4a_7c15;
+        let values: Vec<Value> = (0..400).map(|_| random_value(&mut seed, 3)).collect();
+        let mut node = std::process::Command::new("node")
+            .arg(judge.join("refer.mjs"))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("node");
+        let mut input = node.stdin.take().expect("stdin");
+        for value in &values {
+            writeln!(input, "{value}").expect("write");
+        }
+        drop(input);
+        let output = node.wait_with_output().expect("node's answer");
+        assert!(output.status.success(), "node failed");
+        let theirs: Vec<String> = String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        assert_eq!(theirs.len(), values.len());
+        for (value, their) in values.iter().zip(&theirs) {
+            let ours = Reference::of(value).expect("reference").to_url_form();
+            assert_eq!(&ours, their, "{value}");
+        }
+    }
+
     #[test]
     fn bad_ids_and_links_are_refused() {
         assert!(Reference::parse("ba4jc").is_err());
