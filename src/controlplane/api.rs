@@ -84,10 +84,12 @@ async fn require_token(State(cp): State<ControlPlane>, request: Request, next: N
     }
 }
 
-/// A control plane standing by answers nothing but that: the leader's view is the one that
-/// acts, and a request here would act beside it.
+/// A control plane standing by answers nothing but that (and its API's description): the
+/// leader's view is the one that acts, and a request here would act beside it.
 async fn require_lead(State(cp): State<ControlPlane>, request: Request, next: Next) -> Response {
-    if cp.leading.load(std::sync::atomic::Ordering::SeqCst) {
+    if cp.leading.load(std::sync::atomic::Ordering::SeqCst)
+        || request.uri().path() == "/openapi.json"
+    {
         return next.run(request).await;
     }
     AppError::new(

@@ -22,6 +22,9 @@ async fn stands_by(plane: &Plane) {
             .is_some_and(|e| e.contains("standing by")),
         "{body}"
     );
+    let (status, spec) = plane.call("GET", "/openapi.json", None).await;
+    assert_eq!(status, 200, "its API's description still answers");
+    assert!(spec["paths"]["/instances"].is_object());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
