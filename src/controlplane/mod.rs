@@ -283,9 +283,13 @@ pub async fn serve(options: Options, shutdown: CancellationToken) -> Result<(), 
 /// until `shutdown`.
 async fn lead(cp: ControlPlane, shutdown: CancellationToken) {
     let mut said = false;
-    loop {
+    // Taken already before the API listened, when it was free then.
+    while !cp.leading.load(std::sync::atomic::Ordering::SeqCst) {
         match cp.store.lead().await {
-            Ok(true) => break,
+            Ok(true) => {
+                cp.leading.store(true, std::sync::atomic::Ordering::SeqCst);
+                break;
+            }
             Ok(false) if !said => {
                 said = true;
                 tracing::info!("another control plane leads on this store; standing by");
@@ -298,7 +302,6 @@ async fn lead(cp: ControlPlane, shutdown: CancellationToken) {
             () = tokio::time::sleep(Duration::from_millis(500)) => {}
         }
     }
-    cp.leading.store(true, std::sync::atomic::Ordering::SeqCst);
     let adopted = cp.store.list().await.map(|l| l.len()).unwrap_or(0);
     tracing::info!(
         instances = adopted,

@@ -75,18 +75,10 @@ pub async fn load(cp: &ControlPlane, id: &str) -> Result<Option<Rollout>, String
 
 /// The rollouts not finished, running or reverting (at most one).
 pub async fn running(cp: &ControlPlane) -> Result<Vec<Rollout>, String> {
-    let mut bodies = cp
-        .store
-        .rollouts_in("running")
+    cp.store
+        .unfinished_rollouts()
         .await
-        .map_err(|e| e.to_string())?;
-    bodies.extend(
-        cp.store
-            .rollouts_in("reverting")
-            .await
-            .map_err(|e| e.to_string())?,
-    );
-    bodies
+        .map_err(|e| e.to_string())?
         .iter()
         .map(|body| serde_json::from_str(body).map_err(|e| e.to_string()))
         .collect()

@@ -378,13 +378,14 @@ impl Store {
         Ok(rows.first().map(|row| row[0].text()))
     }
 
-    /// The records of the rollouts in `state`, oldest first.
-    pub async fn rollouts_in(&self, state: &str) -> Result<Vec<String>, StoreError> {
+    /// The records of the rollouts not finished (running or reverting), oldest first.
+    pub async fn unfinished_rollouts(&self) -> Result<Vec<String>, StoreError> {
         let rows = self
             .backend
             .query(
-                "SELECT body FROM rollouts WHERE state = ?1 ORDER BY started_at, id",
-                &[text(state)],
+                "SELECT body FROM rollouts WHERE state IN ('running', 'reverting')
+                 ORDER BY started_at, id",
+                &[],
             )
             .await?;
         Ok(rows.iter().map(|row| row[0].text()).collect())
