@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use super::{ADMIN, Plane, alive, release, start_plane, start_plane_with};
+use super::{Plane, alive, release, start_plane, start_plane_with};
 use crate::support::{self, client};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -56,15 +56,7 @@ async fn instances_keep_to_their_tokens_come_back_after_a_kill_and_go_when_delet
     // metrics and in its own record.
     let scraped_by = Instant::now() + Duration::from_secs(20);
     let fleet_text = loop {
-        let text = client()
-            .get(format!("{}/fleet/metrics", plane.base))
-            .bearer_auth(ADMIN)
-            .send()
-            .await
-            .expect("fleet")
-            .text()
-            .await
-            .expect("text");
+        let text = plane.fleet_metrics().await;
         let scraped = text
             .lines()
             .filter(|l| l.starts_with("toolshed_fleet_instance_resident_memory_bytes{"))
@@ -279,15 +271,7 @@ async fn states_can_be_awaited_and_bad_requests_get_json_errors() {
     // The fleet's view: instance ids, never user ids; memory from the instance's own
     // /metrics, scraped with a token the user's does not replace.
     let fleet_text = loop {
-        let text = client()
-            .get(format!("{}/fleet/metrics", plane.base))
-            .bearer_auth(ADMIN)
-            .send()
-            .await
-            .expect("fleet")
-            .text()
-            .await
-            .expect("text");
+        let text = plane.fleet_metrics().await;
         if text.contains("toolshed_fleet_instance_resident_memory_bytes{")
             || text.contains("\"stopped\"} 1")
         {
@@ -316,15 +300,14 @@ async fn rollout_outcome(plane: &Plane, body: Value) -> Value {
     let (status, started) = plane.call("POST", "/rollouts", Some(body)).await;
     assert_eq!(status, 202, "{started}");
     let id = started["id"].as_str().expect("id").to_owned();
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        let (_, now) = plane.call("GET", &format!("/rollouts/{id}"), None).await;
-        if now["state"] == "succeeded" || now["state"] == "failed" {
-            return now;
-        }
-        assert!(Instant::now() < deadline, "rollout not finished: {now}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    plane
+        .until(
+            &format!("/rollouts/{id}"),
+            Duration::from_secs(90),
+            "rollout not finished",
+            |now| now["state"] == "succeeded" || now["state"] == "failed",
+        )
+        .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

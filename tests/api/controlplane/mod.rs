@@ -145,6 +145,39 @@ impl Plane {
         (id, started["pid"].as_u64().expect("pid"))
     }
 
+    /// Reads `path` until `done` holds of its answer (which it returns), at most `within`;
+    /// `waiting_for` says what in the failure.
+    pub async fn until(
+        &self,
+        path: &str,
+        within: Duration,
+        waiting_for: &str,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            let (_, now) = self.call("GET", path, None).await;
+            if done(&now) {
+                return now;
+            }
+            assert!(std::time::Instant::now() < deadline, "{waiting_for}: {now}");
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// `GET /fleet/metrics`, as text.
+    pub async fn fleet_metrics(&self) -> String {
+        client()
+            .get(format!("{}/fleet/metrics", self.base))
+            .bearer_auth(ADMIN)
+            .send()
+            .await
+            .expect("fleet")
+            .text()
+            .await
+            .expect("text")
+    }
+
     /// Waits until this control plane leads (its API stops answering 503).
     pub async fn leads(&self, within: Duration) {
         let deadline = std::time::Instant::now() + within;

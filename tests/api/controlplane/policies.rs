@@ -1,7 +1,7 @@
 //! Restart policies decide what an instance whose process ended becomes; limits are the
 //! kernel's, on the instance's own process.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
@@ -10,15 +10,14 @@ use crate::support;
 
 /// Waits until instance `id` runs on a process other than `old`; its record then.
 async fn restarted(plane: &Plane, id: &str, old: u64) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let (_, now) = plane.call("GET", &format!("/instances/{id}"), None).await;
-        if now["state"] == "started" && now["pid"].as_u64().is_some_and(|pid| pid != old) {
-            return now;
-        }
-        assert!(Instant::now() < deadline, "not restarted: {now}");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    plane
+        .until(
+            &format!("/instances/{id}"),
+            Duration::from_secs(30),
+            "not restarted",
+            |now| now["state"] == "started" && now["pid"].as_u64().is_some_and(|pid| pid != old),
+        )
+        .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -64,27 +64,25 @@ async fn a_standby_takes_over_the_instances_and_carries_on_a_rollout() {
         .await;
     assert_eq!(status, 202, "{rollout}");
     let path = format!("/rollouts/{}", rollout["id"].as_str().expect("id"));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let (_, now) = first.call("GET", &path, None).await;
-        if now["moved"].as_array().is_some_and(|m| m.len() == 1) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the canary never moved: {now}");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    first
+        .until(
+            &path,
+            Duration::from_secs(30),
+            "the canary never moved",
+            |now| now["moved"].as_array().is_some_and(|m| m.len() == 1),
+        )
+        .await;
     first.stop_leaving_instances();
 
     second.leads(TAKE_OVER).await;
-    let deadline = Instant::now() + Duration::from_secs(90);
-    let done = loop {
-        let (_, now) = second.call("GET", &path, None).await;
-        if now["state"] == "succeeded" || now["state"] == "failed" {
-            break now;
-        }
-        assert!(Instant::now() < deadline, "rollout not carried on: {now}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let done = second
+        .until(
+            &path,
+            Duration::from_secs(90),
+            "rollout not carried on",
+            |now| now["state"] == "succeeded" || now["state"] == "failed",
+        )
+        .await;
     assert_eq!(done["state"], "succeeded", "{done}");
     assert_eq!(done["done"], 2, "{done}");
     for id in &ids {
