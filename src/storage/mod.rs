@@ -85,6 +85,7 @@ pub struct Store {
     pub blobs: blobs::Blobs,
     pub backups: backup::Backups,
     pub schedules: schedule::Schedules,
+    pub facts: facts::Facts,
     options: StoreOptions,
     /// The database file.
     db_path: Arc<Path>,
@@ -135,6 +136,7 @@ impl Store {
             ),
             queue: queue::Queue::new(db.clone(), signal, options.max_value_bytes),
             cache: cache::Cache::new(db.clone()),
+            facts: facts::Facts::new(db.clone()),
             db,
             options,
             db_path,

@@ -66,6 +66,36 @@ const MIGRATIONS: &[&str] = &[
         updated_at INTEGER NOT NULL
      ) STRICT;
      CREATE INDEX schedules_due ON schedules (next_run_at);",
+    // 6: the fact database (storage/facts). A fact row lives from the transaction that
+    // asserted it (`added`) until the one that retracted it (`removed`), so any past state
+    // can be read. `e` and `v` are merkle-reference digests (a value's is the digest of the
+    // value), `value` the value as JSON; the three indexes are Datomic's EAV, AEV and VAE.
+    "CREATE TABLE fact_txs (
+        id INTEGER PRIMARY KEY,
+        at INTEGER NOT NULL,
+        revision TEXT NOT NULL UNIQUE
+     ) STRICT;
+     CREATE TABLE facts (
+        id INTEGER PRIMARY KEY,
+        e BLOB NOT NULL,
+        a TEXT NOT NULL,
+        v BLOB NOT NULL,
+        value TEXT NOT NULL,
+        added INTEGER NOT NULL,
+        removed INTEGER
+     ) STRICT;
+     CREATE INDEX facts_eav ON facts (e, a, v);
+     CREATE INDEX facts_aev ON facts (a, e);
+     CREATE INDEX facts_vae ON facts (v, a);
+     CREATE TABLE fact_queries (
+        id TEXT PRIMARY KEY,
+        query TEXT NOT NULL
+     ) STRICT, WITHOUT ROWID;
+     CREATE TABLE fact_blobs (
+        id TEXT PRIMARY KEY,
+        content_type TEXT NOT NULL,
+        bytes BLOB NOT NULL
+     ) STRICT;",
 ];
 
 /// Brings the schema up to date inside one transaction.

@@ -1,12 +1,183 @@
-//! The fact database behind `/api/data` and `/api/profile` (issue 15), in the making. Built
-//! so far, each checked against synopsys' own outputs (docs/design/synopsys-ids.md):
-//! `reference`, the content-derived ids synopsys clients compute; `position`, the
-//! attributes that keep an imported array's members in order; `import`, a JSON object as
-//! facts; `query_id`, a stored query's id (over `ordered_json`, JSON with its keys in the
-//! order written).
+//! The fact database behind `/api/data` and `/api/profile`: synopsys' data model (facts
+//! `[entity, attribute, value]`, content-derived ids) and query language, embedded. Each
+//! part is checked against synopsys' own outputs (docs/design/synopsys-ids.md and
+//! synopsys-queries.md): `reference` (ids), `position` and `import` (a JSON object as facts),
+//! `query_id` (a stored query's id, over `ordered_json`), `revision` (revision ids);
+//! `store` keeps facts in SQLite with their history, `query`, `operators`, `evaluate` and
+//! `select` answer queries, `live` wakes the subscriptions a transaction affects.
 
+pub mod evaluate;
 pub mod import;
+pub mod live;
+pub mod operators;
 pub mod ordered_json;
 pub mod position;
+pub mod query;
 pub mod query_id;
 pub mod reference;
+pub mod revision;
+pub mod select;
+pub mod store;
+pub mod value;
+
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+
+use rusqlite::{Connection, OptionalExtension};
+use serde_json::Value;
+
+use crate::storage::db::Db;
+use crate::storage::error::{Result, StorageError};
+use evaluate::Source;
+use query::Query;
+use reference::Reference;
+use store::{Commit, Instruction, Row, Visible};
+
+/// Which state a query reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AsOf {
+    /// After this transaction (0 = the empty database).
+    Transaction(i64),
+    /// After the transaction that made this revision id.
+    Revision(String),
+}
+
+/// The fact database's handle, cheap to clone.
+#[derive(Clone)]
+pub struct Facts {
+    db: Arc<Db>,
+    live: Arc<live::Live>,
+}
+
+struct SqlSource<'a> {
+    conn: &'a Connection,
+    at: Visible,
+}
+
+impl Source for SqlSource<'_> {
+    fn scan(
+        &self,
+        e: Option<&Reference>,
+        a: Option<&str>,
+        v: Option<&Reference>,
+    ) -> Result<Vec<Row>> {
+        store::scan(self.conn, e, a, v, self.at)
+    }
+}
+
+impl Facts {
+    pub fn new(db: Arc<Db>) -> Facts {
+        Facts {
+            db,
+            live: Arc::new(live::Live::default()),
+        }
+    }
+
+    pub fn live(&self) -> &live::Live {
+        &self.live
+    }
+
+    /// Applies a transaction, all of it or nothing, then wakes the live queries it affects.
+    pub async fn transact(&self, instructions: Vec<Instruction>) -> Result<Commit> {
+        let commit = self
+            .db
+            .write(move |ctx| store::transact(ctx, &instructions))
+            .await?;
+        self.live.committed(&commit.attributes);
+        Ok(commit)
+    }
+
+    /// The latest transaction and its revision id.
+    pub async fn head(&self) -> Result<(i64, String)> {
+        self.db.read(store::head).await
+    }
+
+    /// The answer to `query`, now or as of a past transaction.
+    pub async fn query(&self, query: Arc<Query>, as_of: Option<AsOf>) -> Result<Vec<Value>> {
+        self.db
+            .read(move |conn| {
+                let at = match as_of {
+                    None => Visible::Now,
+                    Some(AsOf::Transaction(tx)) => Visible::AsOf(tx),
+                    Some(AsOf::Revision(id)) => match store::transaction_of(conn, &id)? {
+                        Some(tx) => Visible::AsOf(tx),
+                        None => {
+                            return Err(StorageError::NotFound(format!(
+                                "no transaction made revision {id:?}"
+                            )));
+                        }
+                    },
+                };
+                evaluate::evaluate(&SqlSource { conn, at }, &query)
+            })
+            .await
+    }
+
+    /// Every current fact of `entity` and every current fact pointing at it.
+    pub async fn entity(&self, entity: Reference) -> Result<(Vec<Row>, Vec<Row>)> {
+        self.db
+            .read(move |conn| {
+                let out = store::scan(conn, Some(&entity), None, None, Visible::Now)?;
+                let incoming = store::scan(conn, None, None, Some(&entity), Visible::Now)?;
+                Ok((out, incoming))
+            })
+            .await
+    }
+
+    /// Keeps a query's text under its id (a stored query).
+    pub async fn save_query(&self, id: String, text: String) -> Result<()> {
+        self.db
+            .write(move |ctx| {
+                ctx.conn
+                    .prepare_cached(
+                        "INSERT OR IGNORE INTO fact_queries (id, query) VALUES (?1, ?2)",
+                    )?
+                    .execute([id, text])?;
+                Ok(())
+            })
+            .await
+    }
+
+    pub async fn load_query(&self, id: String) -> Result<Option<String>> {
+        self.db
+            .read(move |conn| {
+                Ok(conn
+                    .prepare_cached("SELECT query FROM fact_queries WHERE id = ?1")?
+                    .query_row([id], |r| r.get(0))
+                    .optional()?)
+            })
+            .await
+    }
+
+    pub async fn save_blob(
+        &self,
+        id: String,
+        content_type: String,
+        bytes: bytes::Bytes,
+    ) -> Result<()> {
+        self.db
+            .write(move |ctx| {
+                ctx.conn
+                    .prepare_cached(
+                        "INSERT OR IGNORE INTO fact_blobs (id, content_type, bytes) VALUES (?1, ?2, ?3)",
+                    )?
+                    .execute(rusqlite::params![id, content_type, bytes.as_ref()])?;
+                Ok(())
+            })
+            .await
+    }
+
+    /// A blob's type and bytes.
+    pub async fn load_blob(&self, id: String) -> Result<Option<(String, Vec<u8>)>> {
+        self.db
+            .read(move |conn| {
+                Ok(conn
+                    .prepare_cached("SELECT content_type, bytes FROM fact_blobs WHERE id = ?1")?
+                    .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()?)
+            })
+            .await
+    }
+}

@@ -162,6 +162,11 @@ impl Reference {
         Reference(tagged(BYTES, bytes))
     }
 
+    /// The reference whose digest this is (as the store keeps it).
+    pub fn from_digest(digest: [u8; 32]) -> Reference {
+        Reference(digest)
+    }
+
     pub fn digest(&self) -> &[u8; 32] {
         &self.0
     }

@@ -1,0 +1,338 @@
+//! Facts in SQLite (schema migration 6): the lookups the query engine makes and the
+//! transactions that change them. A fact row carries the transaction that asserted it and
+//! the one that retracted it, so a read can see the database as of any transaction.
+
+use std::collections::BTreeSet;
+
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{Connection, OptionalExtension};
+use serde_json::Value;
+
+use super::import::{self, ImportError};
+use super::reference::Reference;
+use super::revision::{self, RevisionHasher};
+use super::value::{self, ValueError};
+use crate::storage::db::WriteCtx;
+use crate::storage::error::{Result, StorageError};
+
+/// One stored fact.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    pub e: Reference,
+    pub a: String,
+    /// The value's reference (itself for a reference).
+    pub v: Reference,
+    pub value: Value,
+}
+
+/// Which state of the database a read sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Visible {
+    Now,
+    /// As it was right after this transaction.
+    AsOf(i64),
+}
+
+/// The facts with these parts, in no particular order (the engine orders them).
+pub fn scan(
+    conn: &Connection,
+    e: Option<&Reference>,
+    a: Option<&str>,
+    v: Option<&Reference>,
+    at: Visible,
+) -> Result<Vec<Row>> {
+    let mut sql = String::from("SELECT e, a, v, value FROM facts WHERE ");
+    let mut params: Vec<SqlValue> = Vec::with_capacity(4);
+    if let Some(e) = e {
+        params.push(SqlValue::Blob(e.digest().to_vec()));
+        sql.push_str(&format!("e = ?{} AND ", params.len()));
+    }
+    if let Some(a) = a {
+        params.push(SqlValue::Text(a.to_owned()));
+        sql.push_str(&format!("a = ?{} AND ", params.len()));
+    }
+    if let Some(v) = v {
+        params.push(SqlValue::Blob(v.digest().to_vec()));
+        sql.push_str(&format!("v = ?{} AND ", params.len()));
+    }
+    match at {
+        Visible::Now => sql.push_str("removed IS NULL"),
+        Visible::AsOf(tx) => {
+            params.push(SqlValue::Integer(tx));
+            let n = params.len();
+            sql.push_str(&format!(
+                "added <= ?{n} AND (removed IS NULL OR removed > ?{n})"
+            ));
+        }
+    }
+    let mut statement = conn.prepare_cached(&sql)?;
+    let rows = statement.query_map(rusqlite::params_from_iter(params), |r| {
+        Ok((
+            r.get::<_, Vec<u8>>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, Vec<u8>>(2)?,
+            r.get::<_, String>(3)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (e, a, v, value) = row?;
+        out.push(Row {
+            e: digest(&e)?,
+            a,
+            v: digest(&v)?,
+            value: serde_json::from_str(&value)
+                .map_err(|err| StorageError::Corrupt(format!("a fact's value: {err}")))?,
+        });
+    }
+    Ok(out)
+}
+
+fn digest(bytes: &[u8]) -> Result<Reference> {
+    let digest: [u8; 32] = bytes
+        .try_into()
+        .map_err(|_| StorageError::Corrupt("a fact's reference is not 32 bytes".into()))?;
+    Ok(Reference::from_digest(digest))
+}
+
+/// The latest transaction and the revision it made (0 and the empty id on a new database).
+pub fn head(conn: &Connection) -> Result<(i64, String)> {
+    Ok(conn
+        .prepare_cached("SELECT id, revision FROM fact_txs ORDER BY id DESC LIMIT 1")?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?
+        .unwrap_or_else(|| (0, revision::EMPTY.to_owned())))
+}
+
+/// The transaction that made `revision`.
+pub fn transaction_of(conn: &Connection, revision: &str) -> Result<Option<i64>> {
+    if revision == revision::EMPTY {
+        return Ok(Some(0));
+    }
+    Ok(conn
+        .prepare_cached("SELECT id FROM fact_txs WHERE revision = ?1")?
+        .query_row([revision], |r| r.get(0))
+        .optional()?)
+}
+
+/// `[e, a, v]` of an instruction, checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FactIn {
+    pub e: Reference,
+    pub a: String,
+    pub value: Value,
+}
+
+/// One instruction of a transaction.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Instruction {
+    Assert(FactIn),
+    Retract(FactIn),
+    /// Retracts the entity's other values of the attribute, then asserts.
+    Upsert(FactIn),
+    Import(Value),
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum InstructionError {
+    #[error(
+        "instruction {0}: an instruction is one of {{\"Assert\"|\"Retract\"|\"Upsert\": [entity, attribute, value]}} or {{\"Import\": {{…}}}}"
+    )]
+    Shape(usize),
+    #[error("instruction {0}: unknown instruction {1:?} (Assert, Retract, Upsert or Import)")]
+    Unknown(usize, String),
+    #[error("instruction {0}: the entity is a link {{\"/\": \"baedrei…\"}}: {1}")]
+    Entity(usize, String),
+    #[error("instruction {0}: the attribute is a non-empty string")]
+    Attribute(usize),
+    #[error("instruction {0}: {1}")]
+    Value(usize, ValueError),
+    #[error("instruction {0}: {1}")]
+    Import(usize, ImportError),
+    #[error("a transaction is a JSON array of instructions")]
+    NotAnArray,
+}
+
+/// A transaction as synopsys takes it: an array of single-key instruction objects.
+pub fn parse_transaction(body: &Value) -> Result<Vec<Instruction>, InstructionError> {
+    let items = body.as_array().ok_or(InstructionError::NotAnArray)?;
+    let mut out = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let map = item.as_object().ok_or(InstructionError::Shape(i))?;
+        if map.len() != 1 {
+            return Err(InstructionError::Shape(i));
+        }
+        let Some((kind, body)) = map.iter().next() else {
+            return Err(InstructionError::Shape(i));
+        };
+        let instruction = match kind.as_str() {
+            "Import" => {
+                // Checked now, so a bad import fails the transaction before anything runs.
+                import::import(body).map_err(|e| InstructionError::Import(i, e))?;
+                Instruction::Import(body.clone())
+            }
+            "Assert" => Instruction::Assert(fact_in(i, body)?),
+            "Retract" => Instruction::Retract(fact_in(i, body)?),
+            "Upsert" => Instruction::Upsert(fact_in(i, body)?),
+            other => return Err(InstructionError::Unknown(i, other.to_owned())),
+        };
+        out.push(instruction);
+    }
+    Ok(out)
+}
+
+fn fact_in(i: usize, body: &Value) -> Result<FactIn, InstructionError> {
+    let Some([e, a, v]) = body.as_array().map(Vec::as_slice) else {
+        return Err(InstructionError::Shape(i));
+    };
+    let e = value::as_reference(e)
+        .ok_or_else(|| InstructionError::Entity(i, format!("got {}", truncate(&e.to_string()))))?;
+    let a = a
+        .as_str()
+        .filter(|a| !a.is_empty())
+        .ok_or(InstructionError::Attribute(i))?
+        .to_owned();
+    let value = value::normalize(v.clone()).map_err(|e| InstructionError::Value(i, e))?;
+    Ok(FactIn { e, a, value })
+}
+
+fn truncate(text: &str) -> String {
+    text.chars().take(80).collect()
+}
+
+/// What a committed transaction did.
+#[derive(Debug, Clone)]
+pub struct Commit {
+    pub tx: i64,
+    pub before: String,
+    pub after: String,
+    /// Every attribute a fact was asserted or retracted under.
+    pub attributes: BTreeSet<String>,
+    /// The entity of each `Import`, in order.
+    pub imported: Vec<Reference>,
+}
+
+const ASSERTED: u8 = 1;
+const RETRACTED: u8 = 2;
+
+/// Applies `instructions` in the writer's transaction (all of them or, on error, none: the
+/// job's savepoint is rolled back).
+pub fn transact(ctx: &mut WriteCtx<'_>, instructions: &[Instruction]) -> Result<Commit> {
+    let (last, before) = head(ctx.conn)?;
+    let tx = last + 1;
+    let mut applying = Applying {
+        conn: ctx.conn,
+        tx,
+        hasher: RevisionHasher::new(&before, tx, ctx.now_ms),
+        attributes: BTreeSet::new(),
+    };
+    let mut imported = Vec::new();
+    for instruction in instructions {
+        match instruction {
+            Instruction::Assert(f) => applying.assert(&f.e, &f.a, &f.value)?,
+            Instruction::Retract(f) => applying.retract(&f.e, &f.a, &f.value)?,
+            Instruction::Upsert(f) => {
+                applying.retract_others(&f.e, &f.a, &f.value)?;
+                applying.assert(&f.e, &f.a, &f.value)?;
+            }
+            Instruction::Import(source) => {
+                let (root, facts) = import::import(source)
+                    .map_err(|e| StorageError::invalid(format!("Import: {e}")))?;
+                for fact in facts {
+                    let value = value::normalize(fact.value)
+                        .map_err(|e| StorageError::invalid(format!("Import: {e}")))?;
+                    applying.assert(&fact.entity, &fact.attribute, &value)?;
+                }
+                imported.push(root);
+            }
+        }
+    }
+    let Applying {
+        hasher, attributes, ..
+    } = applying;
+    let after = hasher.finish();
+    ctx.conn
+        .prepare_cached("INSERT INTO fact_txs (id, at, revision) VALUES (?1, ?2, ?3)")?
+        .execute(rusqlite::params![tx, ctx.now_ms, after])?;
+    Ok(Commit {
+        tx,
+        before,
+        after,
+        attributes,
+        imported,
+    })
+}
+
+struct Applying<'a> {
+    conn: &'a Connection,
+    tx: i64,
+    hasher: RevisionHasher,
+    attributes: BTreeSet<String>,
+}
+
+impl Applying<'_> {
+    fn assert(&mut self, e: &Reference, a: &str, value: &Value) -> Result<()> {
+        let v = Reference::of(value).map_err(|err| StorageError::invalid(err.to_string()))?;
+        let present = self
+            .conn
+            .prepare_cached(
+                "SELECT 1 FROM facts WHERE e = ?1 AND a = ?2 AND v = ?3 AND removed IS NULL",
+            )?
+            .exists(rusqlite::params![e.digest(), a, v.digest()])?;
+        if present {
+            return Ok(());
+        }
+        let text = serde_json::to_string(value)
+            .map_err(|err| StorageError::invalid(format!("a fact's value: {err}")))?;
+        self.conn
+            .prepare_cached(
+                "INSERT INTO facts (e, a, v, value, added) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(rusqlite::params![e.digest(), a, v.digest(), text, self.tx])?;
+        self.hasher.change(ASSERTED, e.digest(), a, v.digest());
+        self.note(a);
+        Ok(())
+    }
+
+    fn retract(&mut self, e: &Reference, a: &str, value: &Value) -> Result<()> {
+        let v = Reference::of(value).map_err(|err| StorageError::invalid(err.to_string()))?;
+        let changed = self
+            .conn
+            .prepare_cached(
+                "UPDATE facts SET removed = ?4 WHERE e = ?1 AND a = ?2 AND v = ?3 AND removed IS NULL",
+            )?
+            .execute(rusqlite::params![e.digest(), a, v.digest(), self.tx])?;
+        if changed > 0 {
+            self.hasher.change(RETRACTED, e.digest(), a, v.digest());
+            self.note(a);
+        }
+        Ok(())
+    }
+
+    /// Retracts every value of `[e, a]` but `keep`.
+    fn retract_others(&mut self, e: &Reference, a: &str, keep: &Value) -> Result<()> {
+        let keep = Reference::of(keep).map_err(|err| StorageError::invalid(err.to_string()))?;
+        let mut statement = self.conn.prepare_cached(
+            "UPDATE facts SET removed = ?4 WHERE e = ?1 AND a = ?2 AND v != ?3 AND removed IS NULL RETURNING v",
+        )?;
+        let gone: Vec<Vec<u8>> = statement
+            .query_map(
+                rusqlite::params![e.digest(), a, keep.digest(), self.tx],
+                |r| r.get(0),
+            )?
+            .collect::<rusqlite::Result<_>>()?;
+        for v in &gone {
+            self.hasher.change(RETRACTED, e.digest(), a, v);
+        }
+        if !gone.is_empty() {
+            self.note(a);
+        }
+        Ok(())
+    }
+
+    fn note(&mut self, a: &str) {
+        if !self.attributes.contains(a) {
+            self.attributes.insert(a.to_owned());
+        }
+    }
+}
