@@ -52,6 +52,10 @@ pub fn build(state: AppState, request_lines: RequestLineSink) -> Result<App, Sta
         service: "attestation",
         message,
     })?;
+    let data = routes::data::router(&state).map_err(|message| StartError {
+        service: "data",
+        message,
+    })?;
     let (api, spec) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(routes::health::router())
         .merge(routes::kv::router(&state))
@@ -61,6 +65,7 @@ pub fn build(state: AppState, request_lines: RequestLineSink) -> Result<App, Sta
         .merge(routes::ai::transcribe::router(&state))
         .merge(llm)
         .merge(attestation)
+        .merge(data)
         .merge(routes::metrics::router(&state))
         .merge(routes::admin::router())
         .split_for_parts();

@@ -345,6 +345,23 @@ settings! {
         accepts: "a whole number of bytes from 1024 to 1073741824",
         parse: bytes(1024, 1 << 30),
     }
+    /// Largest request to `/api/data`: a transaction, an imported JSON document or a stored
+    /// blob (kept until deleted with the data directory, in the database).
+    data_max_body_bytes: usize {
+        env: "TOOLSHED_DATA_MAX_BODY_BYTES", default: "16777216",
+        accepts: "a whole number of bytes from 1024 to 1073741824",
+        parse: bytes(1024, 1 << 30),
+    }
+    /// A synopsys server to forward `/api/data` to instead of the embedded fact database
+    /// (its protocol only; the JSON conveniences then answer 501).
+    data_upstream: Option<String> {
+        env: "TOOLSHED_DATA_UPSTREAM", default: "", shown: "unset (the embedded database)",
+        accepts: "an http:// or https:// URL",
+        parse: |s| match s {
+            "" => Some(None),
+            url => parse_base_url(url).map(Some),
+        },
+    }
     /// How long a blob is kept after it was last made; older ones are swept (and made
     /// again when asked for).
     blob_max_age_s: Duration {

@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod ai;
 pub mod attestation;
+pub mod data;
 pub mod health;
 pub mod kv;
 pub mod metrics;

@@ -8,6 +8,7 @@ mod backup;
 mod backup_remote;
 mod common_layers;
 mod controlplane;
+mod data;
 mod foundation;
 mod img;
 mod kv;

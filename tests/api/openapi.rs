@@ -54,7 +54,9 @@ async fn every_operation_documents_its_responses_and_examples() {
                 "{method} {path}: the summary is one plain line: {summary:?}"
             );
             // Every JSON body can be malformed, too large, not JSON or of the wrong shape.
-            if op["requestBody"]["content"]["application/json"].is_object() {
+            // synopsys' protocol is the exception: it reads any body, and answers 400 for
+            // everything wrong with it (as synopsys does).
+            if op["requestBody"]["content"]["application/json"].is_object() && path != "/api/data" {
                 for status in ["400", "413", "415", "422"] {
                     assert!(
                         responses.contains_key(status),

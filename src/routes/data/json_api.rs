@@ -1,0 +1,208 @@
+//! JSON conveniences beside synopsys' protocol, in the house's shapes (`{"error": "…"}`):
+//! a transaction that answers with its number and imported entities, a query that can be
+//! ordered, paged and asked of the past, and one entity with its edges.
+
+use std::cmp::Ordering;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use serde_json::Value;
+
+use super::schemas::{
+    AsOfParam, EntityAnswer, IncomingEdge, QueryAnswer, QueryRequest, TransactAnswer,
+    TransactRequest,
+};
+use crate::platform::error::{AppError, ErrorBody};
+use crate::platform::extract::{AppJson, AppPath};
+use crate::platform::state::AppState;
+use crate::storage::facts::AsOf;
+use crate::storage::facts::ordered_json::Ordered;
+use crate::storage::facts::query;
+use crate::storage::facts::reference::Reference;
+use crate::storage::facts::store;
+
+/// Apply a transaction (the same instructions as `PATCH /api/data`), all or nothing.
+#[utoipa::path(
+    post,
+    path = "/api/data/transact",
+    operation_id = "data_transact",
+    tag = "data",
+    request_body = TransactRequest,
+    responses(
+        (status = 200, description = "Committed", body = TransactAnswer),
+        (status = 400, description = "Not a transaction (the message names the instruction)", body = ErrorBody),
+        (status = 413, description = "Body over `TOOLSHED_DATA_MAX_BODY_BYTES`", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 422, description = "No `instructions` array, or another field", body = ErrorBody),
+    )
+)]
+pub async fn transact(
+    State(state): State<AppState>,
+    AppJson(body): AppJson<TransactRequest>,
+) -> Result<Json<TransactAnswer>, AppError> {
+    let instructions = store::parse_transaction(&body.instructions)
+        .map_err(|e| AppError::bad_request(e.to_string()))?;
+    let commit = state.store.facts.transact(instructions).await?;
+    Ok(Json(TransactAnswer {
+        transaction: commit.tx,
+        before: commit.before,
+        after: commit.after,
+        imported: commit.imported.iter().map(Reference::to_json).collect(),
+    }))
+}
+
+/// Answer a query, optionally ordered, paged, or as of a past transaction.
+#[utoipa::path(
+    post,
+    path = "/api/data/query",
+    operation_id = "data_query",
+    tag = "data",
+    request_body = QueryRequest,
+    responses(
+        (status = 200, description = "The rows", body = QueryAnswer),
+        (status = 400, description = "A bad query (the message names the clause)", body = ErrorBody),
+        (status = 404, description = "`as_of` names no transaction", body = ErrorBody),
+        (status = 413, description = "Body over `TOOLSHED_DATA_MAX_BODY_BYTES`", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 422, description = "Fields of the wrong type", body = ErrorBody),
+    )
+)]
+pub async fn query(
+    State(state): State<AppState>,
+    AppJson(request): AppJson<QueryRequest>,
+) -> Result<Json<QueryAnswer>, AppError> {
+    let mut entries = Vec::with_capacity(2);
+    if let Some(select) = request.select {
+        entries.push(("select".to_owned(), select));
+    }
+    entries.push(("where".to_owned(), request.clauses));
+    let parsed = query::parse(&Ordered::Object(entries), &[])
+        .map_err(|e| AppError::bad_request(e.to_string()))?;
+    let as_of = match request.as_of {
+        None => None,
+        Some(AsOfParam::Revision(revision)) => Some(AsOf::Revision(revision)),
+        Some(AsOfParam::Transaction(tx)) => {
+            Some(AsOf::Transaction(i64::try_from(tx).unwrap_or(i64::MAX)))
+        }
+    };
+    let (head, revision) = state.store.facts.head().await?;
+    let (as_of, revision) = match as_of {
+        // Pinned, so that rows and revision agree even if a transaction lands meanwhile.
+        None => (AsOf::Transaction(head), revision),
+        Some(AsOf::Revision(r)) => (AsOf::Revision(r.clone()), r),
+        Some(AsOf::Transaction(tx)) if tx <= head => (AsOf::Transaction(tx), format!("{tx}")),
+        Some(AsOf::Transaction(tx)) => {
+            return Err(AppError::not_found(format!(
+                "no transaction {tx} yet (the latest is {head})"
+            )));
+        }
+    };
+    let mut rows = state
+        .store
+        .facts
+        .query(Arc::new(parsed), Some(as_of))
+        .await?;
+    if !request.order.is_empty() {
+        let keys: Vec<(&str, bool)> = request
+            .order
+            .iter()
+            .map(|k| match k.strip_prefix('-') {
+                Some(key) => (key, true),
+                None => (k.as_str(), false),
+            })
+            .collect();
+        rows.sort_by(|a, b| {
+            keys.iter()
+                .map(|(key, descending)| {
+                    let o = compare(a.get(key), b.get(key));
+                    if *descending { o.reverse() } else { o }
+                })
+                .find(|o| o.is_ne())
+                .unwrap_or(Ordering::Equal)
+        });
+    }
+    let total = rows.len();
+    let rows = rows
+        .into_iter()
+        .skip(request.offset)
+        .take(request.limit.unwrap_or(usize::MAX))
+        .collect();
+    Ok(Json(QueryAnswer {
+        rows,
+        total,
+        revision,
+    }))
+}
+
+/// Missing last; numbers by value, strings by code point, otherwise by kind.
+fn compare(a: Option<&Value>, b: Option<&Value>) -> Ordering {
+    fn kind(v: &Value) -> u8 {
+        match v {
+            Value::Null => 0,
+            Value::Bool(_) => 1,
+            Value::Number(_) => 2,
+            Value::String(_) => 3,
+            Value::Array(_) => 4,
+            Value::Object(_) => 5,
+        }
+    }
+    match (a, b) {
+        (None, None) => Ordering::Equal,
+        (None, Some(_)) => Ordering::Greater,
+        (Some(_), None) => Ordering::Less,
+        (Some(Value::Number(x)), Some(Value::Number(y))) => x
+            .as_f64()
+            .partial_cmp(&y.as_f64())
+            .unwrap_or(Ordering::Equal),
+        (Some(Value::String(x)), Some(Value::String(y))) => x.cmp(y),
+        (Some(Value::Bool(x)), Some(Value::Bool(y))) => x.cmp(y),
+        (Some(x), Some(y)) => kind(x)
+            .cmp(&kind(y))
+            .then_with(|| x.to_string().cmp(&y.to_string())),
+    }
+}
+
+/// One entity: every attribute with its values, and the facts that point at it.
+#[utoipa::path(
+    get,
+    path = "/api/data/entities/{id}",
+    operation_id = "data_entity",
+    tag = "data",
+    params(("id" = String, Path, description = "The entity (`baedrei…`, as in `{\"/\": …}`)")),
+    responses(
+        (status = 200, description = "The entity", body = EntityAnswer),
+        (status = 400, description = "Not an entity id", body = ErrorBody),
+        (status = 404, description = "No fact is about this entity or points at it", body = ErrorBody),
+    )
+)]
+pub async fn entity(
+    State(state): State<AppState>,
+    AppPath(id): AppPath<String>,
+) -> Result<Json<EntityAnswer>, AppError> {
+    let entity = Reference::parse(&id).map_err(|e| AppError::bad_request(e.to_string()))?;
+    let (out, incoming) = state.store.facts.entity(entity).await?;
+    if out.is_empty() && incoming.is_empty() {
+        return Err(AppError::not_found(format!("no fact is about {id}")));
+    }
+    let mut attributes = serde_json::Map::new();
+    for row in out {
+        if let Value::Array(values) = attributes
+            .entry(row.a)
+            .or_insert_with(|| Value::Array(Vec::new()))
+        {
+            values.push(row.value);
+        }
+    }
+    Ok(Json(EntityAnswer {
+        id: entity.to_json(),
+        attributes,
+        incoming: incoming
+            .into_iter()
+            .map(|row| IncomingEdge {
+                entity: row.e.to_json(),
+                attribute: row.a,
+            })
+            .collect(),
+    }))
+}
