@@ -66,6 +66,7 @@ pub fn build(state: AppState, request_lines: RequestLineSink) -> Result<App, Sta
         .merge(llm)
         .merge(attestation)
         .merge(data)
+        .merge(routes::profile::router())
         .merge(routes::metrics::router(&state))
         .merge(routes::admin::router())
         .split_for_parts();

@@ -8,4 +8,5 @@ pub mod data;
 pub mod health;
 pub mod kv;
 pub mod metrics;
+pub mod profile;
 pub mod queue;

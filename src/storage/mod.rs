@@ -86,6 +86,8 @@ pub struct Store {
     pub backups: backup::Backups,
     pub schedules: schedule::Schedules,
     pub facts: facts::Facts,
+    /// The profile graph: a fact database of its own.
+    pub profile: facts::Facts,
     options: StoreOptions,
     /// The database file.
     db_path: Arc<Path>,
@@ -136,7 +138,8 @@ impl Store {
             ),
             queue: queue::Queue::new(db.clone(), signal, options.max_value_bytes),
             cache: cache::Cache::new(db.clone()),
-            facts: facts::Facts::new(db.clone()),
+            facts: facts::Facts::new(db.clone(), facts::store::Space::Data),
+            profile: facts::Facts::new(db.clone(), facts::store::Space::Profile),
             db,
             options,
             db_path,

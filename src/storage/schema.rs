@@ -96,6 +96,24 @@ const MIGRATIONS: &[&str] = &[
         content_type TEXT NOT NULL,
         bytes BLOB NOT NULL
      ) STRICT;",
+    // 7: the profile graph (routes/profile), a fact database of its own, shaped as 6's.
+    "CREATE TABLE profile_fact_txs (
+        id INTEGER PRIMARY KEY,
+        at INTEGER NOT NULL,
+        revision TEXT NOT NULL UNIQUE
+     ) STRICT;
+     CREATE TABLE profile_facts (
+        id INTEGER PRIMARY KEY,
+        e BLOB NOT NULL,
+        a TEXT NOT NULL,
+        v BLOB NOT NULL,
+        value TEXT NOT NULL,
+        added INTEGER NOT NULL,
+        removed INTEGER
+     ) STRICT;
+     CREATE INDEX profile_facts_eav ON profile_facts (e, a, v);
+     CREATE INDEX profile_facts_aev ON profile_facts (a, e);
+     CREATE INDEX profile_facts_vae ON profile_facts (v, a);",
 ];
 
 /// Brings the schema up to date inside one transaction.

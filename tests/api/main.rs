@@ -17,6 +17,7 @@ mod llm;
 mod malformed;
 mod metrics;
 mod openapi;
+mod profile;
 mod queue;
 mod readme;
 mod signing;

@@ -2,7 +2,6 @@
 //! a transaction that answers with its number and imported entities, a query that can be
 //! ordered, paged and asked of the past, and one entity with its edges.
 
-use std::cmp::Ordering;
 use std::sync::Arc;
 
 use axum::Json;
@@ -18,9 +17,9 @@ use crate::platform::extract::{AppJson, AppPath};
 use crate::platform::state::AppState;
 use crate::storage::facts::AsOf;
 use crate::storage::facts::ordered_json::Ordered;
-use crate::storage::facts::query;
 use crate::storage::facts::reference::Reference;
 use crate::storage::facts::store;
+use crate::storage::facts::{query, select};
 
 /// Apply a transaction (the same instructions as `PATCH /api/data`), all or nothing.
 #[utoipa::path(
@@ -103,25 +102,7 @@ pub async fn query(
         .facts
         .query(Arc::new(parsed), Some(as_of))
         .await?;
-    if !request.order.is_empty() {
-        let keys: Vec<(&str, bool)> = request
-            .order
-            .iter()
-            .map(|k| match k.strip_prefix('-') {
-                Some(key) => (key, true),
-                None => (k.as_str(), false),
-            })
-            .collect();
-        rows.sort_by(|a, b| {
-            keys.iter()
-                .map(|(key, descending)| {
-                    let o = compare(a.get(key), b.get(key));
-                    if *descending { o.reverse() } else { o }
-                })
-                .find(|o| o.is_ne())
-                .unwrap_or(Ordering::Equal)
-        });
-    }
+    select::order_rows(&mut rows, &request.order);
     let total = rows.len();
     let rows = rows
         .into_iter()
@@ -133,34 +114,6 @@ pub async fn query(
         total,
         revision,
     }))
-}
-
-/// Missing last; numbers by value, strings by code point, otherwise by kind.
-fn compare(a: Option<&Value>, b: Option<&Value>) -> Ordering {
-    fn kind(v: &Value) -> u8 {
-        match v {
-            Value::Null => 0,
-            Value::Bool(_) => 1,
-            Value::Number(_) => 2,
-            Value::String(_) => 3,
-            Value::Array(_) => 4,
-            Value::Object(_) => 5,
-        }
-    }
-    match (a, b) {
-        (None, None) => Ordering::Equal,
-        (None, Some(_)) => Ordering::Greater,
-        (Some(_), None) => Ordering::Less,
-        (Some(Value::Number(x)), Some(Value::Number(y))) => x
-            .as_f64()
-            .partial_cmp(&y.as_f64())
-            .unwrap_or(Ordering::Equal),
-        (Some(Value::String(x)), Some(Value::String(y))) => x.cmp(y),
-        (Some(Value::Bool(x)), Some(Value::Bool(y))) => x.cmp(y),
-        (Some(x), Some(y)) => kind(x)
-            .cmp(&kind(y))
-            .then_with(|| x.to_string().cmp(&y.to_string())),
-    }
 }
 
 /// One entity: every attribute with its values, and the facts that point at it.

@@ -33,7 +33,7 @@ use crate::storage::error::{Result, StorageError};
 use evaluate::Source;
 use query::Query;
 use reference::Reference;
-use store::{Commit, Instruction, Row, Visible};
+use store::{Commit, Instruction, Row, Space, Visible};
 
 /// Which state a query reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,11 +48,13 @@ pub enum AsOf {
 #[derive(Clone)]
 pub struct Facts {
     db: Arc<Db>,
+    space: Space,
     live: Arc<live::Live>,
 }
 
 struct SqlSource<'a> {
     conn: &'a Connection,
+    space: Space,
     at: Visible,
 }
 
@@ -63,14 +65,15 @@ impl Source for SqlSource<'_> {
         a: Option<&str>,
         v: Option<&Reference>,
     ) -> Result<Vec<Row>> {
-        store::scan(self.conn, e, a, v, self.at)
+        store::scan(self.conn, self.space, e, a, v, self.at)
     }
 }
 
 impl Facts {
-    pub fn new(db: Arc<Db>) -> Facts {
+    pub fn new(db: Arc<Db>, space: Space) -> Facts {
         Facts {
             db,
+            space,
             live: Arc::new(live::Live::default()),
         }
     }
@@ -81,9 +84,10 @@ impl Facts {
 
     /// Applies a transaction, all of it or nothing, then wakes the live queries it affects.
     pub async fn transact(&self, instructions: Vec<Instruction>) -> Result<Commit> {
+        let space = self.space;
         let commit = self
             .db
-            .write(move |ctx| store::transact(ctx, &instructions))
+            .write(move |ctx| store::transact(ctx, space, &instructions))
             .await?;
         self.live.committed(&commit.attributes);
         Ok(commit)
@@ -91,17 +95,19 @@ impl Facts {
 
     /// The latest transaction and its revision id.
     pub async fn head(&self) -> Result<(i64, String)> {
-        self.db.read(store::head).await
+        let space = self.space;
+        self.db.read(move |conn| store::head(conn, space)).await
     }
 
     /// The answer to `query`, now or as of a past transaction.
     pub async fn query(&self, query: Arc<Query>, as_of: Option<AsOf>) -> Result<Vec<Value>> {
+        let space = self.space;
         self.db
             .read(move |conn| {
                 let at = match as_of {
                     None => Visible::Now,
                     Some(AsOf::Transaction(tx)) => Visible::AsOf(tx),
-                    Some(AsOf::Revision(id)) => match store::transaction_of(conn, &id)? {
+                    Some(AsOf::Revision(id)) => match store::transaction_of(conn, space, &id)? {
                         Some(tx) => Visible::AsOf(tx),
                         None => {
                             return Err(StorageError::NotFound(format!(
@@ -110,19 +116,28 @@ impl Facts {
                         }
                     },
                 };
-                evaluate::evaluate(&SqlSource { conn, at }, &query)
+                evaluate::evaluate(&SqlSource { conn, space, at }, &query)
             })
             .await
     }
 
     /// Every current fact of `entity` and every current fact pointing at it.
     pub async fn entity(&self, entity: Reference) -> Result<(Vec<Row>, Vec<Row>)> {
+        let space = self.space;
         self.db
             .read(move |conn| {
-                let out = store::scan(conn, Some(&entity), None, None, Visible::Now)?;
-                let incoming = store::scan(conn, None, None, Some(&entity), Visible::Now)?;
+                let out = store::scan(conn, space, Some(&entity), None, None, Visible::Now)?;
+                let incoming = store::scan(conn, space, None, None, Some(&entity), Visible::Now)?;
                 Ok((out, incoming))
             })
+            .await
+    }
+
+    /// Current facts mentioning every word (attribute or value), up to `limit`.
+    pub async fn search(&self, words: Vec<String>, limit: usize) -> Result<Vec<Row>> {
+        let space = self.space;
+        self.db
+            .read(move |conn| store::search(conn, space, &words, limit))
             .await
     }
 

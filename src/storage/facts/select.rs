@@ -96,3 +96,55 @@ fn append(group: &mut Value, member: Option<Value>) {
         members.push(member);
     }
 }
+
+/// Sorts rows by their keys in turn (`-key`: descending), for callers that page: missing
+/// keys last, numbers by value, strings by code point, other values by kind.
+pub fn order_rows(rows: &mut [Value], order: &[String]) {
+    if order.is_empty() {
+        return;
+    }
+    let keys: Vec<(&str, bool)> = order
+        .iter()
+        .map(|k| match k.strip_prefix('-') {
+            Some(key) => (key, true),
+            None => (k.as_str(), false),
+        })
+        .collect();
+    rows.sort_by(|a, b| {
+        keys.iter()
+            .map(|(key, descending)| {
+                let o = compare(a.get(key), b.get(key));
+                if *descending { o.reverse() } else { o }
+            })
+            .find(|o| o.is_ne())
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
+}
+
+fn compare(a: Option<&Value>, b: Option<&Value>) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    fn kind(v: &Value) -> u8 {
+        match v {
+            Value::Null => 0,
+            Value::Bool(_) => 1,
+            Value::Number(_) => 2,
+            Value::String(_) => 3,
+            Value::Array(_) => 4,
+            Value::Object(_) => 5,
+        }
+    }
+    match (a, b) {
+        (None, None) => Ordering::Equal,
+        (None, Some(_)) => Ordering::Greater,
+        (Some(_), None) => Ordering::Less,
+        (Some(Value::Number(x)), Some(Value::Number(y))) => x
+            .as_f64()
+            .partial_cmp(&y.as_f64())
+            .unwrap_or(Ordering::Equal),
+        (Some(Value::String(x)), Some(Value::String(y))) => x.cmp(y),
+        (Some(Value::Bool(x)), Some(Value::Bool(y))) => x.cmp(y),
+        (Some(x), Some(y)) => kind(x)
+            .cmp(&kind(y))
+            .then_with(|| x.to_string().cmp(&y.to_string())),
+    }
+}

@@ -25,6 +25,30 @@ pub struct Row {
     pub value: Value,
 }
 
+/// Which fact database: the user's data (`/api/data`) or the profile graph
+/// (`/api/profile`), in tables of their own so a query of one never sees the other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Space {
+    Data,
+    Profile,
+}
+
+impl Space {
+    fn facts(self) -> &'static str {
+        match self {
+            Space::Data => "facts",
+            Space::Profile => "profile_facts",
+        }
+    }
+
+    fn txs(self) -> &'static str {
+        match self {
+            Space::Data => "fact_txs",
+            Space::Profile => "profile_fact_txs",
+        }
+    }
+}
+
 /// Which state of the database a read sees.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Visible {
@@ -36,12 +60,13 @@ pub enum Visible {
 /// The facts with these parts, in no particular order (the engine orders them).
 pub fn scan(
     conn: &Connection,
+    space: Space,
     e: Option<&Reference>,
     a: Option<&str>,
     v: Option<&Reference>,
     at: Visible,
 ) -> Result<Vec<Row>> {
-    let mut sql = String::from("SELECT e, a, v, value FROM facts WHERE ");
+    let mut sql = format!("SELECT e, a, v, value FROM {} WHERE ", space.facts());
     let mut params: Vec<SqlValue> = Vec::with_capacity(4);
     if let Some(e) = e {
         params.push(SqlValue::Blob(e.digest().to_vec()));
@@ -88,6 +113,42 @@ pub fn scan(
     Ok(out)
 }
 
+/// Current facts whose attribute or value holds every one of `words` (case-insensitive for
+/// ASCII), up to `limit`: a scan, fine for a profile-sized graph.
+pub fn search(conn: &Connection, space: Space, words: &[String], limit: usize) -> Result<Vec<Row>> {
+    let mut sql = format!(
+        "SELECT e, a, v, value FROM {} WHERE removed IS NULL",
+        space.facts()
+    );
+    for i in 1..=words.len() {
+        sql.push_str(&format!(
+            " AND (instr(lower(a), lower(?{i})) > 0 OR instr(lower(value), lower(?{i})) > 0)"
+        ));
+    }
+    sql.push_str(&format!(" ORDER BY id LIMIT {limit}"));
+    let mut statement = conn.prepare_cached(&sql)?;
+    let rows = statement.query_map(rusqlite::params_from_iter(words), |r| {
+        Ok((
+            r.get::<_, Vec<u8>>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, Vec<u8>>(2)?,
+            r.get::<_, String>(3)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (e, a, v, value) = row?;
+        out.push(Row {
+            e: digest(&e)?,
+            a,
+            v: digest(&v)?,
+            value: serde_json::from_str(&value)
+                .map_err(|err| StorageError::Corrupt(format!("a fact's value: {err}")))?,
+        });
+    }
+    Ok(out)
+}
+
 fn digest(bytes: &[u8]) -> Result<Reference> {
     let digest: [u8; 32] = bytes
         .try_into()
@@ -96,21 +157,27 @@ fn digest(bytes: &[u8]) -> Result<Reference> {
 }
 
 /// The latest transaction and the revision it made (0 and the empty id on a new database).
-pub fn head(conn: &Connection) -> Result<(i64, String)> {
+pub fn head(conn: &Connection, space: Space) -> Result<(i64, String)> {
     Ok(conn
-        .prepare_cached("SELECT id, revision FROM fact_txs ORDER BY id DESC LIMIT 1")?
+        .prepare_cached(&format!(
+            "SELECT id, revision FROM {} ORDER BY id DESC LIMIT 1",
+            space.txs()
+        ))?
         .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?
         .unwrap_or_else(|| (0, revision::EMPTY.to_owned())))
 }
 
 /// The transaction that made `revision`.
-pub fn transaction_of(conn: &Connection, revision: &str) -> Result<Option<i64>> {
+pub fn transaction_of(conn: &Connection, space: Space, revision: &str) -> Result<Option<i64>> {
     if revision == revision::EMPTY {
         return Ok(Some(0));
     }
     Ok(conn
-        .prepare_cached("SELECT id FROM fact_txs WHERE revision = ?1")?
+        .prepare_cached(&format!(
+            "SELECT id FROM {} WHERE revision = ?1",
+            space.txs()
+        ))?
         .query_row([revision], |r| r.get(0))
         .optional()?)
 }
@@ -217,11 +284,16 @@ const RETRACTED: u8 = 2;
 
 /// Applies `instructions` in the writer's transaction (all of them or, on error, none: the
 /// job's savepoint is rolled back).
-pub fn transact(ctx: &mut WriteCtx<'_>, instructions: &[Instruction]) -> Result<Commit> {
-    let (last, before) = head(ctx.conn)?;
+pub fn transact(
+    ctx: &mut WriteCtx<'_>,
+    space: Space,
+    instructions: &[Instruction],
+) -> Result<Commit> {
+    let (last, before) = head(ctx.conn, space)?;
     let tx = last + 1;
     let mut applying = Applying {
         conn: ctx.conn,
+        table: space.facts(),
         tx,
         hasher: RevisionHasher::new(&before, tx, ctx.now_ms),
         attributes: BTreeSet::new(),
@@ -252,7 +324,10 @@ pub fn transact(ctx: &mut WriteCtx<'_>, instructions: &[Instruction]) -> Result<
     } = applying;
     let after = hasher.finish();
     ctx.conn
-        .prepare_cached("INSERT INTO fact_txs (id, at, revision) VALUES (?1, ?2, ?3)")?
+        .prepare_cached(&format!(
+            "INSERT INTO {} (id, at, revision) VALUES (?1, ?2, ?3)",
+            space.txs()
+        ))?
         .execute(rusqlite::params![tx, ctx.now_ms, after])?;
     Ok(Commit {
         tx,
@@ -265,6 +340,7 @@ pub fn transact(ctx: &mut WriteCtx<'_>, instructions: &[Instruction]) -> Result<
 
 struct Applying<'a> {
     conn: &'a Connection,
+    table: &'static str,
     tx: i64,
     hasher: RevisionHasher,
     attributes: BTreeSet<String>,
@@ -275,9 +351,10 @@ impl Applying<'_> {
         let v = Reference::of(value).map_err(|err| StorageError::invalid(err.to_string()))?;
         let present = self
             .conn
-            .prepare_cached(
-                "SELECT 1 FROM facts WHERE e = ?1 AND a = ?2 AND v = ?3 AND removed IS NULL",
-            )?
+            .prepare_cached(&format!(
+                "SELECT 1 FROM {} WHERE e = ?1 AND a = ?2 AND v = ?3 AND removed IS NULL",
+                self.table
+            ))?
             .exists(rusqlite::params![e.digest(), a, v.digest()])?;
         if present {
             return Ok(());
@@ -285,9 +362,10 @@ impl Applying<'_> {
         let text = serde_json::to_string(value)
             .map_err(|err| StorageError::invalid(format!("a fact's value: {err}")))?;
         self.conn
-            .prepare_cached(
-                "INSERT INTO facts (e, a, v, value, added) VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?
+            .prepare_cached(&format!(
+                "INSERT INTO {} (e, a, v, value, added) VALUES (?1, ?2, ?3, ?4, ?5)",
+                self.table
+            ))?
             .execute(rusqlite::params![e.digest(), a, v.digest(), text, self.tx])?;
         self.hasher.change(ASSERTED, e.digest(), a, v.digest());
         self.note(a);
@@ -298,9 +376,10 @@ impl Applying<'_> {
         let v = Reference::of(value).map_err(|err| StorageError::invalid(err.to_string()))?;
         let changed = self
             .conn
-            .prepare_cached(
-                "UPDATE facts SET removed = ?4 WHERE e = ?1 AND a = ?2 AND v = ?3 AND removed IS NULL",
-            )?
+            .prepare_cached(&format!(
+                "UPDATE {} SET removed = ?4 WHERE e = ?1 AND a = ?2 AND v = ?3 AND removed IS NULL",
+                self.table
+            ))?
             .execute(rusqlite::params![e.digest(), a, v.digest(), self.tx])?;
         if changed > 0 {
             self.hasher.change(RETRACTED, e.digest(), a, v.digest());
@@ -312,9 +391,10 @@ impl Applying<'_> {
     /// Retracts every value of `[e, a]` but `keep`.
     fn retract_others(&mut self, e: &Reference, a: &str, keep: &Value) -> Result<()> {
         let keep = Reference::of(keep).map_err(|err| StorageError::invalid(err.to_string()))?;
-        let mut statement = self.conn.prepare_cached(
-            "UPDATE facts SET removed = ?4 WHERE e = ?1 AND a = ?2 AND v != ?3 AND removed IS NULL RETURNING v",
-        )?;
+        let mut statement = self.conn.prepare_cached(&format!(
+            "UPDATE {} SET removed = ?4 WHERE e = ?1 AND a = ?2 AND v != ?3 AND removed IS NULL RETURNING v",
+            self.table
+        ))?;
         let gone: Vec<Vec<u8>> = statement
             .query_map(
                 rusqlite::params![e.digest(), a, keep.digest(), self.tx],

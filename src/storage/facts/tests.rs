@@ -21,7 +21,7 @@ pub(super) fn facts() -> TestFacts {
     let db = Db::open(&dir.path().join("t.db"), Durability::Normal).expect("open");
     TestFacts {
         _dir: dir,
-        facts: Facts::new(Arc::new(db)),
+        facts: Facts::new(Arc::new(db), super::store::Space::Data),
     }
 }
 
