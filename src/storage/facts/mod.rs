@@ -21,6 +21,8 @@ pub mod store;
 pub mod value;
 
 #[cfg(test)]
+mod naive_tests;
+#[cfg(test)]
 mod tests;
 
 use std::sync::Arc;

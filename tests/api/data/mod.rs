@@ -2,6 +2,7 @@
 //! conveniences (`json_api`) and proxy mode (`proxy`).
 
 mod json_api;
+mod judge;
 mod live;
 mod proxy;
 mod wire;
