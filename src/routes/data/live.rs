@@ -11,9 +11,9 @@ use axum::http::{HeaderValue, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
-use tokio::sync::Notify;
 
 use crate::storage::facts::Facts;
+use crate::storage::facts::live::Subscription;
 use crate::storage::facts::query::Query;
 use crate::storage::facts::reference::Reference;
 
@@ -22,7 +22,7 @@ const KEEP_ALIVE: Duration = Duration::from_secs(15);
 struct Subscriber {
     facts: Facts,
     query: Arc<Query>,
-    notify: Arc<Notify>,
+    subscription: Subscription,
     /// The id of the selection the client has.
     seen: Option<String>,
     first: bool,
@@ -31,11 +31,11 @@ struct Subscriber {
 
 pub async fn subscribe(facts: Facts, query: Arc<Query>, last_event_id: Option<String>) -> Response {
     // Registered before the first answer, so no transaction falls between the two.
-    let notify = facts.live().subscribe(&query);
+    let subscription = facts.live().subscribe(&query);
     let subscriber = Subscriber {
         facts,
         query,
-        notify,
+        subscription,
         seen: last_event_id,
         first: true,
         failed: false,
@@ -46,11 +46,14 @@ pub async fn subscribe(facts: Facts, query: Arc<Query>, last_event_id: Option<St
         }
         loop {
             if !s.first {
-                s.notify.notified().await;
+                s.subscription.notify.notified().await;
             }
             s.first = false;
-            let rows = match s.facts.query(s.query.clone(), None).await {
-                Ok(rows) => Value::Array(rows),
+            let rows = match s.facts.query_recorded(s.query.clone()).await {
+                Ok((rows, lookups, tx)) => {
+                    s.facts.live().record(&s.subscription, lookups, tx);
+                    Value::Array(rows)
+                }
                 Err(e) => {
                     s.failed = true;
                     let event = Event::default()

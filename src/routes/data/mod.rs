@@ -8,6 +8,7 @@
 mod blob;
 mod json_api;
 mod live;
+mod metrics;
 mod proxy;
 mod schemas;
 mod wire;
@@ -20,6 +21,7 @@ use crate::middlewares::body_limit::RouteBodyLimit;
 use crate::platform::state::AppState;
 
 pub fn router(app: &AppState) -> Result<OpenApiRouter<AppState>, String> {
+    metrics::register(app);
     let router = OpenApiRouter::new()
         .routes(routes!(wire::transact, wire::put, wire::options_root))
         .routes(routes!(wire::get, wire::options_item))

@@ -54,6 +54,12 @@ pub struct Facts {
     live: Arc<live::Live>,
 }
 
+impl std::fmt::Debug for Facts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Facts").field("space", &self.space).finish()
+    }
+}
+
 struct SqlSource<'a> {
     conn: &'a Connection,
     space: Space,
@@ -68,6 +74,28 @@ impl Source for SqlSource<'_> {
         v: Option<&Reference>,
     ) -> Result<Vec<Row>> {
         store::scan(self.conn, self.space, e, a, v, self.at)
+    }
+}
+
+/// A source that notes every lookup made through it.
+struct Recording<'a> {
+    inner: SqlSource<'a>,
+    lookups: std::cell::RefCell<Vec<live::Lookup>>,
+}
+
+impl Source for Recording<'_> {
+    fn scan(
+        &self,
+        e: Option<&Reference>,
+        a: Option<&str>,
+        v: Option<&Reference>,
+    ) -> Result<Vec<Row>> {
+        self.lookups.borrow_mut().push(live::Lookup {
+            e: e.copied(),
+            a: a.map(str::to_owned),
+            v: v.copied(),
+        });
+        self.inner.scan(e, a, v)
     }
 }
 
@@ -91,7 +119,7 @@ impl Facts {
             .db
             .write(move |ctx| store::transact(ctx, space, &instructions))
             .await?;
-        self.live.committed(&commit.attributes);
+        self.live.committed(&commit);
         Ok(commit)
     }
 
@@ -119,6 +147,33 @@ impl Facts {
                     },
                 };
                 evaluate::evaluate(&SqlSource { conn, space, at }, &query)
+            })
+            .await
+    }
+
+    /// A live query's answer now, with the lookups that made it and the transaction it is
+    /// as of (for `live::Live::record`).
+    pub async fn query_recorded(
+        &self,
+        query: Arc<Query>,
+    ) -> Result<(Vec<Value>, Vec<live::Lookup>, i64)> {
+        let space = self.space;
+        self.db
+            .read(move |conn| {
+                let (tx, _) = store::head(conn, space)?;
+                let source = Recording {
+                    inner: SqlSource {
+                        conn,
+                        space,
+                        at: Visible::AsOf(tx),
+                    },
+                    lookups: std::cell::RefCell::new(Vec::new()),
+                };
+                let rows = evaluate::evaluate(&source, &query)?;
+                let mut lookups = source.lookups.into_inner();
+                lookups.sort_by(|x, y| (x.e, &x.a, x.v).cmp(&(y.e, &y.a, y.v)));
+                lookups.dedup();
+                Ok((rows, lookups, tx))
             })
             .await
     }

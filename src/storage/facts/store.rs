@@ -275,9 +275,24 @@ pub struct Commit {
     pub after: String,
     /// Every attribute a fact was asserted or retracted under.
     pub attributes: BTreeSet<String>,
+    /// Every fact asserted or retracted, or `None` when there were more than
+    /// `MAX_CHANGES_KEPT` (live queries then go by `attributes`).
+    pub changes: Option<Vec<Change>>,
     /// The entity of each `Import`, in order.
     pub imported: Vec<Reference>,
 }
+
+/// A fact a transaction asserted or retracted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub e: Reference,
+    pub a: String,
+    pub v: Reference,
+}
+
+/// Past this many changes a commit keeps only their attributes (a bulk load need not carry
+/// a copy of itself to the live queries).
+pub const MAX_CHANGES_KEPT: usize = 20_000;
 
 const ASSERTED: u8 = 1;
 const RETRACTED: u8 = 2;
@@ -297,6 +312,7 @@ pub fn transact(
         tx,
         hasher: RevisionHasher::new(&before, tx, ctx.now_ms),
         attributes: BTreeSet::new(),
+        changes: Some(Vec::new()),
     };
     let mut imported = Vec::new();
     for instruction in instructions {
@@ -320,7 +336,10 @@ pub fn transact(
         }
     }
     let Applying {
-        hasher, attributes, ..
+        hasher,
+        attributes,
+        changes,
+        ..
     } = applying;
     let after = hasher.finish();
     ctx.conn
@@ -334,6 +353,7 @@ pub fn transact(
         before,
         after,
         attributes,
+        changes,
         imported,
     })
 }
@@ -344,6 +364,7 @@ struct Applying<'a> {
     tx: i64,
     hasher: RevisionHasher,
     attributes: BTreeSet<String>,
+    changes: Option<Vec<Change>>,
 }
 
 impl Applying<'_> {
@@ -368,7 +389,7 @@ impl Applying<'_> {
             ))?
             .execute(rusqlite::params![e.digest(), a, v.digest(), text, self.tx])?;
         self.hasher.change(ASSERTED, e.digest(), a, v.digest());
-        self.note(a);
+        self.note(e, a, &v);
         Ok(())
     }
 
@@ -383,7 +404,7 @@ impl Applying<'_> {
             .execute(rusqlite::params![e.digest(), a, v.digest(), self.tx])?;
         if changed > 0 {
             self.hasher.change(RETRACTED, e.digest(), a, v.digest());
-            self.note(a);
+            self.note(e, a, &v);
         }
         Ok(())
     }
@@ -403,16 +424,25 @@ impl Applying<'_> {
             .collect::<rusqlite::Result<_>>()?;
         for v in &gone {
             self.hasher.change(RETRACTED, e.digest(), a, v);
-        }
-        if !gone.is_empty() {
-            self.note(a);
+            self.note(e, a, &digest(v)?);
         }
         Ok(())
     }
 
-    fn note(&mut self, a: &str) {
+    fn note(&mut self, e: &Reference, a: &str, v: &Reference) {
         if !self.attributes.contains(a) {
             self.attributes.insert(a.to_owned());
+        }
+        if let Some(changes) = &mut self.changes {
+            if changes.len() < MAX_CHANGES_KEPT {
+                changes.push(Change {
+                    e: *e,
+                    a: a.to_owned(),
+                    v: *v,
+                });
+            } else {
+                self.changes = None;
+            }
         }
     }
 }

@@ -7,6 +7,15 @@ use serde_json::{Value, json};
 use super::*;
 use crate::support::spawn;
 
+/// `toolshed_data_subscription_wakeups_total`.
+async fn wakeups(server: &crate::support::TestServer) -> u64 {
+    let text = server.get("/metrics").await.text().await.expect("metrics");
+    text.lines()
+        .find_map(|l| l.strip_prefix("toolshed_data_subscription_wakeups_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("the wakeups counter")
+}
+
 #[tokio::test]
 async fn a_subscriber_hears_every_change_and_nothing_else() {
     let server = spawn();
@@ -28,10 +37,13 @@ async fn a_subscriber_hears_every_change_and_nothing_else() {
     let first_id = first.id.clone().expect("an id");
     assert!(first_id.starts_with("ba4jc"), "{first_id}");
 
-    // An unrelated transaction (no attribute the query names) sends nothing.
-    let other = json!([{"Assert": [link(L1), "colour", "blue"]}]);
+    // An unrelated transaction sends nothing, and does not even wake the subscription: not
+    // another attribute, nor the same attribute of an entity the query did not read.
+    let woken = wakeups(&server).await;
+    let other = json!([{"Assert": [link(L1), "colour", "blue"]}, {"Assert": [link(L1), "title", "Shopping"]}]);
     assert_eq!(patch(&server, &other).await.status(), 200);
     assert_eq!(events.next(Duration::from_millis(300)).await, None);
+    assert_eq!(wakeups(&server).await, woken);
 
     // A change arrives within 100 ms of the commit.
     let started = Instant::now();
