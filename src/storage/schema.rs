@@ -68,18 +68,23 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX schedules_due ON schedules (next_run_at);",
     // 6: the fact database (storage/facts). A fact row lives from the transaction that
     // asserted it (`added`) until the one that retracted it (`removed`), so any past state
-    // can be read. `e` and `v` are merkle-reference digests (a value's is the digest of the
-    // value), `value` the value as JSON; the three indexes are Datomic's EAV, AEV and VAE.
+    // can be read. `e` and `v` are ids of merkle references (`fact_refs`; a value's is the
+    // reference of the value), `value` the value as JSON; the three indexes are Datomic's
+    // EAV, AEV and VAE.
     "CREATE TABLE fact_txs (
         id INTEGER PRIMARY KEY,
         at INTEGER NOT NULL,
         revision TEXT NOT NULL UNIQUE
      ) STRICT;
+     CREATE TABLE fact_refs (
+        id INTEGER PRIMARY KEY,
+        digest BLOB NOT NULL UNIQUE
+     ) STRICT;
      CREATE TABLE facts (
         id INTEGER PRIMARY KEY,
-        e BLOB NOT NULL,
+        e INTEGER NOT NULL,
         a TEXT NOT NULL,
-        v BLOB NOT NULL,
+        v INTEGER NOT NULL,
         value TEXT NOT NULL,
         added INTEGER NOT NULL,
         removed INTEGER
@@ -102,11 +107,15 @@ const MIGRATIONS: &[&str] = &[
         at INTEGER NOT NULL,
         revision TEXT NOT NULL UNIQUE
      ) STRICT;
+     CREATE TABLE profile_fact_refs (
+        id INTEGER PRIMARY KEY,
+        digest BLOB NOT NULL UNIQUE
+     ) STRICT;
      CREATE TABLE profile_facts (
         id INTEGER PRIMARY KEY,
-        e BLOB NOT NULL,
+        e INTEGER NOT NULL,
         a TEXT NOT NULL,
-        v BLOB NOT NULL,
+        v INTEGER NOT NULL,
         value TEXT NOT NULL,
         added INTEGER NOT NULL,
         removed INTEGER

@@ -1,8 +1,11 @@
-//! Facts in SQLite (schema migration 6): the lookups the query engine makes and the
+//! Facts in SQLite (schema migrations 6 and 7): the lookups the query engine makes and the
 //! transactions that change them. A fact row carries the transaction that asserted it and
-//! the one that retracted it, so a read can see the database as of any transaction.
+//! the one that retracted it, so a read can see the database as of any transaction. Its
+//! entity and value are ids of their references (`fact_refs`), handed out in order: content
+//! hashes are random, and three indexes keyed by them took a random page write each per
+//! fact (docs/PERFORMANCE.md, "Facts").
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension};
@@ -41,6 +44,13 @@ impl Space {
         }
     }
 
+    fn refs(self) -> &'static str {
+        match self {
+            Space::Data => "fact_refs",
+            Space::Profile => "profile_fact_refs",
+        }
+    }
+
     fn txs(self) -> &'static str {
         match self {
             Space::Data => "fact_txs",
@@ -57,41 +67,21 @@ pub enum Visible {
     AsOf(i64),
 }
 
-/// The facts with these parts, in no particular order (the engine orders them).
-pub fn scan(
-    conn: &Connection,
-    space: Space,
-    e: Option<&Reference>,
-    a: Option<&str>,
-    v: Option<&Reference>,
-    at: Visible,
+/// `SELECT` of a row with its entity's and value's digests.
+fn select_rows(space: Space) -> String {
+    format!(
+        "SELECT re.digest, f.a, rv.digest, f.value FROM {facts} f \
+         JOIN {refs} re ON re.id = f.e JOIN {refs} rv ON rv.id = f.v WHERE ",
+        facts = space.facts(),
+        refs = space.refs()
+    )
+}
+
+fn read_rows(
+    statement: &mut rusqlite::CachedStatement<'_>,
+    params: impl rusqlite::Params,
 ) -> Result<Vec<Row>> {
-    let mut sql = format!("SELECT e, a, v, value FROM {} WHERE ", space.facts());
-    let mut params: Vec<SqlValue> = Vec::with_capacity(4);
-    if let Some(e) = e {
-        params.push(SqlValue::Blob(e.digest().to_vec()));
-        sql.push_str(&format!("e = ?{} AND ", params.len()));
-    }
-    if let Some(a) = a {
-        params.push(SqlValue::Text(a.to_owned()));
-        sql.push_str(&format!("a = ?{} AND ", params.len()));
-    }
-    if let Some(v) = v {
-        params.push(SqlValue::Blob(v.digest().to_vec()));
-        sql.push_str(&format!("v = ?{} AND ", params.len()));
-    }
-    match at {
-        Visible::Now => sql.push_str("removed IS NULL"),
-        Visible::AsOf(tx) => {
-            params.push(SqlValue::Integer(tx));
-            let n = params.len();
-            sql.push_str(&format!(
-                "added <= ?{n} AND (removed IS NULL OR removed > ?{n})"
-            ));
-        }
-    }
-    let mut statement = conn.prepare_cached(&sql)?;
-    let rows = statement.query_map(rusqlite::params_from_iter(params), |r| {
+    let rows = statement.query_map(params, |r| {
         Ok((
             r.get::<_, Vec<u8>>(0)?,
             r.get::<_, String>(1)?,
@@ -113,40 +103,57 @@ pub fn scan(
     Ok(out)
 }
 
+/// The facts with these parts, in no particular order (the engine orders them).
+pub fn scan(
+    conn: &Connection,
+    space: Space,
+    e: Option<&Reference>,
+    a: Option<&str>,
+    v: Option<&Reference>,
+    at: Visible,
+) -> Result<Vec<Row>> {
+    let mut sql = select_rows(space);
+    let mut params: Vec<SqlValue> = Vec::with_capacity(4);
+    let by_digest = format!("(SELECT id FROM {} WHERE digest = ?", space.refs());
+    if let Some(e) = e {
+        params.push(SqlValue::Blob(e.digest().to_vec()));
+        sql.push_str(&format!("f.e = {by_digest}{}) AND ", params.len()));
+    }
+    if let Some(a) = a {
+        params.push(SqlValue::Text(a.to_owned()));
+        sql.push_str(&format!("f.a = ?{} AND ", params.len()));
+    }
+    if let Some(v) = v {
+        params.push(SqlValue::Blob(v.digest().to_vec()));
+        sql.push_str(&format!("f.v = {by_digest}{}) AND ", params.len()));
+    }
+    match at {
+        Visible::Now => sql.push_str("f.removed IS NULL"),
+        Visible::AsOf(tx) => {
+            params.push(SqlValue::Integer(tx));
+            let n = params.len();
+            sql.push_str(&format!(
+                "f.added <= ?{n} AND (f.removed IS NULL OR f.removed > ?{n})"
+            ));
+        }
+    }
+    let mut statement = conn.prepare_cached(&sql)?;
+    read_rows(&mut statement, rusqlite::params_from_iter(params))
+}
+
 /// Current facts whose attribute or value holds every one of `words` (case-insensitive for
 /// ASCII), up to `limit`: a scan, fine for a profile-sized graph.
 pub fn search(conn: &Connection, space: Space, words: &[String], limit: usize) -> Result<Vec<Row>> {
-    let mut sql = format!(
-        "SELECT e, a, v, value FROM {} WHERE removed IS NULL",
-        space.facts()
-    );
+    let mut sql = select_rows(space);
+    sql.push_str("f.removed IS NULL");
     for i in 1..=words.len() {
         sql.push_str(&format!(
-            " AND (instr(lower(a), lower(?{i})) > 0 OR instr(lower(value), lower(?{i})) > 0)"
+            " AND (instr(lower(f.a), lower(?{i})) > 0 OR instr(lower(f.value), lower(?{i})) > 0)"
         ));
     }
-    sql.push_str(&format!(" ORDER BY id LIMIT {limit}"));
+    sql.push_str(&format!(" ORDER BY f.id LIMIT {limit}"));
     let mut statement = conn.prepare_cached(&sql)?;
-    let rows = statement.query_map(rusqlite::params_from_iter(words), |r| {
-        Ok((
-            r.get::<_, Vec<u8>>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, Vec<u8>>(2)?,
-            r.get::<_, String>(3)?,
-        ))
-    })?;
-    let mut out = Vec::new();
-    for row in rows {
-        let (e, a, v, value) = row?;
-        out.push(Row {
-            e: digest(&e)?,
-            a,
-            v: digest(&v)?,
-            value: serde_json::from_str(&value)
-                .map_err(|err| StorageError::Corrupt(format!("a fact's value: {err}")))?,
-        });
-    }
-    Ok(out)
+    read_rows(&mut statement, rusqlite::params_from_iter(words))
 }
 
 fn digest(bytes: &[u8]) -> Result<Reference> {
@@ -309,6 +316,8 @@ pub fn transact(
     let mut applying = Applying {
         conn: ctx.conn,
         table: space.facts(),
+        refs: space.refs(),
+        ids: HashMap::new(),
         tx,
         hasher: RevisionHasher::new(&before, tx, ctx.now_ms),
         attributes: BTreeSet::new(),
@@ -361,6 +370,9 @@ pub fn transact(
 struct Applying<'a> {
     conn: &'a Connection,
     table: &'static str,
+    refs: &'static str,
+    /// Reference ids met in this transaction (an imported entity has several facts).
+    ids: HashMap<Reference, i64>,
     tx: i64,
     hasher: RevisionHasher,
     attributes: BTreeSet<String>,
@@ -368,15 +380,49 @@ struct Applying<'a> {
 }
 
 impl Applying<'_> {
+    /// The id of a reference, if the database has met it.
+    fn id(&mut self, reference: &Reference) -> Result<Option<i64>> {
+        if let Some(id) = self.ids.get(reference) {
+            return Ok(Some(*id));
+        }
+        let id: Option<i64> = self
+            .conn
+            .prepare_cached(&format!("SELECT id FROM {} WHERE digest = ?1", self.refs))?
+            .query_row([reference.digest()], |r| r.get(0))
+            .optional()?;
+        if let Some(id) = id {
+            self.ids.insert(*reference, id);
+        }
+        Ok(id)
+    }
+
+    /// The id of a reference, given one if it has none: ids are handed out in order, so a
+    /// load's new entities and values go at the end of the indexes, not all over them.
+    fn id_or_new(&mut self, reference: &Reference) -> Result<i64> {
+        if let Some(id) = self.id(reference)? {
+            return Ok(id);
+        }
+        let id = self
+            .conn
+            .prepare_cached(&format!(
+                "INSERT INTO {} (digest) VALUES (?1) RETURNING id",
+                self.refs
+            ))?
+            .query_row([reference.digest()], |r| r.get(0))?;
+        self.ids.insert(*reference, id);
+        Ok(id)
+    }
+
     fn assert(&mut self, e: &Reference, a: &str, value: &Value) -> Result<()> {
         let v = Reference::of(value).map_err(|err| StorageError::invalid(err.to_string()))?;
+        let (e_id, v_id) = (self.id_or_new(e)?, self.id_or_new(&v)?);
         let present = self
             .conn
             .prepare_cached(&format!(
                 "SELECT 1 FROM {} WHERE e = ?1 AND a = ?2 AND v = ?3 AND removed IS NULL",
                 self.table
             ))?
-            .exists(rusqlite::params![e.digest(), a, v.digest()])?;
+            .exists(rusqlite::params![e_id, a, v_id])?;
         if present {
             return Ok(());
         }
@@ -387,7 +433,7 @@ impl Applying<'_> {
                 "INSERT INTO {} (e, a, v, value, added) VALUES (?1, ?2, ?3, ?4, ?5)",
                 self.table
             ))?
-            .execute(rusqlite::params![e.digest(), a, v.digest(), text, self.tx])?;
+            .execute(rusqlite::params![e_id, a, v_id, text, self.tx])?;
         self.hasher.change(ASSERTED, e.digest(), a, v.digest());
         self.note(e, a, &v);
         Ok(())
@@ -395,13 +441,16 @@ impl Applying<'_> {
 
     fn retract(&mut self, e: &Reference, a: &str, value: &Value) -> Result<()> {
         let v = Reference::of(value).map_err(|err| StorageError::invalid(err.to_string()))?;
+        let (Some(e_id), Some(v_id)) = (self.id(e)?, self.id(&v)?) else {
+            return Ok(());
+        };
         let changed = self
             .conn
             .prepare_cached(&format!(
                 "UPDATE {} SET removed = ?4 WHERE e = ?1 AND a = ?2 AND v = ?3 AND removed IS NULL",
                 self.table
             ))?
-            .execute(rusqlite::params![e.digest(), a, v.digest(), self.tx])?;
+            .execute(rusqlite::params![e_id, a, v_id, self.tx])?;
         if changed > 0 {
             self.hasher.change(RETRACTED, e.digest(), a, v.digest());
             self.note(e, a, &v);
@@ -412,15 +461,18 @@ impl Applying<'_> {
     /// Retracts every value of `[e, a]` but `keep`.
     fn retract_others(&mut self, e: &Reference, a: &str, keep: &Value) -> Result<()> {
         let keep = Reference::of(keep).map_err(|err| StorageError::invalid(err.to_string()))?;
+        let Some(e_id) = self.id(e)? else {
+            return Ok(());
+        };
+        let keep_id = self.id(&keep)?.unwrap_or(0);
         let mut statement = self.conn.prepare_cached(&format!(
-            "UPDATE {} SET removed = ?4 WHERE e = ?1 AND a = ?2 AND v != ?3 AND removed IS NULL RETURNING v",
-            self.table
+            "UPDATE {table} SET removed = ?4 WHERE e = ?1 AND a = ?2 AND v != ?3 AND removed IS NULL \
+             RETURNING (SELECT digest FROM {refs} WHERE id = v)",
+            table = self.table,
+            refs = self.refs
         ))?;
         let gone: Vec<Vec<u8>> = statement
-            .query_map(
-                rusqlite::params![e.digest(), a, keep.digest(), self.tx],
-                |r| r.get(0),
-            )?
+            .query_map(rusqlite::params![e_id, a, keep_id, self.tx], |r| r.get(0))?
             .collect::<rusqlite::Result<_>>()?;
         for v in &gone {
             self.hasher.change(RETRACTED, e.digest(), a, v);
