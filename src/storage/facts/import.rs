@@ -35,8 +35,24 @@ fn is_constant(value: &Value) -> bool {
     }
 }
 
-/// The facts of `source`, in synopsys' order, and its entity.
-pub fn import(source: &Value) -> Result<(Reference, Vec<Fact>), ImportError> {
+/// Whether `source` can be imported, without hashing it: the shape, and every link in it.
+pub fn check(source: &Value) -> Result<(), ImportError> {
+    fn links(value: &Value) -> Result<(), ImportError> {
+        match value {
+            Value::Object(map) if is_constant(value) && map.contains_key("/") => {
+                Reference::of(value)?;
+                Ok(())
+            }
+            Value::Object(map) => map.values().try_for_each(links),
+            Value::Array(items) => items.iter().try_for_each(links),
+            _ => Ok(()),
+        }
+    }
+    shape(source)?;
+    links(source)
+}
+
+fn shape(source: &Value) -> Result<(), ImportError> {
     match source {
         Value::Array(_) => {}
         Value::Object(_) if !is_constant(source) => {}
@@ -46,6 +62,12 @@ pub fn import(source: &Value) -> Result<(Reference, Vec<Fact>), ImportError> {
         Value::Number(_) => return Err(ImportError::NotAnObject("a number")),
         Value::String(_) => return Err(ImportError::NotAnObject("a string")),
     }
+    Ok(())
+}
+
+/// The facts of `source`, in synopsys' order, and its entity.
+pub fn import(source: &Value) -> Result<(Reference, Vec<Fact>), ImportError> {
+    shape(source)?;
     let mut facts = Vec::new();
     let entity = iterate(source, &mut facts)?;
     Ok((entity, facts))

@@ -115,9 +115,17 @@ impl Facts {
     /// Applies a transaction, all of it or nothing, then wakes the live queries it affects.
     pub async fn transact(&self, instructions: Vec<Instruction>) -> Result<Commit> {
         let space = self.space;
+        // Hashing a large transaction takes a while: not on the threads serving requests.
+        let prepared = if instructions.len() > 64 {
+            tokio::task::spawn_blocking(move || store::prepare(instructions))
+                .await
+                .map_err(|e| StorageError::Internal(format!("preparing a transaction: {e}")))??
+        } else {
+            store::prepare(instructions)?
+        };
         let commit = self
             .db
-            .write(move |ctx| store::transact(ctx, space, &instructions))
+            .write(move |ctx| store::transact(ctx, space, &prepared))
             .await?;
         self.live.committed(&commit);
         Ok(commit)

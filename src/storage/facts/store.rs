@@ -5,7 +5,7 @@
 //! hashes are random, and three indexes keyed by them took a random page write each per
 //! fact (docs/PERFORMANCE.md, "Facts").
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension};
@@ -227,6 +227,62 @@ pub enum InstructionError {
     NotAnArray,
 }
 
+/// A fact ready for the writer: its value's reference and JSON computed beforehand, so the
+/// one writer thread spends its time on SQLite only.
+#[derive(Debug, Clone)]
+pub struct Ready {
+    e: Reference,
+    a: String,
+    v: Reference,
+    text: String,
+}
+
+impl Ready {
+    fn new(e: Reference, a: String, value: &Value) -> Result<Ready> {
+        let v = Reference::of(value).map_err(|err| StorageError::invalid(err.to_string()))?;
+        let text = serde_json::to_string(value)
+            .map_err(|err| StorageError::invalid(format!("a fact's value: {err}")))?;
+        Ok(Ready { e, a, v, text })
+    }
+}
+
+/// An instruction ready for the writer (an `Import` expanded into its facts).
+#[derive(Debug, Clone)]
+pub enum Prepared {
+    Assert(Ready),
+    Retract(Ready),
+    Upsert(Ready),
+    Import { root: Reference, facts: Vec<Ready> },
+}
+
+/// Hashes, serializes and expands `instructions` (off the writer thread).
+pub fn prepare(instructions: Vec<Instruction>) -> Result<Vec<Prepared>> {
+    let ready = |f: FactIn| Ready::new(f.e, f.a, &f.value);
+    instructions
+        .into_iter()
+        .map(|instruction| {
+            Ok(match instruction {
+                Instruction::Assert(f) => Prepared::Assert(ready(f)?),
+                Instruction::Retract(f) => Prepared::Retract(ready(f)?),
+                Instruction::Upsert(f) => Prepared::Upsert(ready(f)?),
+                Instruction::Import(source) => {
+                    let (root, facts) = import::import(&source)
+                        .map_err(|e| StorageError::invalid(format!("Import: {e}")))?;
+                    let facts = facts
+                        .into_iter()
+                        .map(|fact| {
+                            let value = value::normalize(fact.value)
+                                .map_err(|e| StorageError::invalid(format!("Import: {e}")))?;
+                            Ready::new(fact.entity, fact.attribute, &value)
+                        })
+                        .collect::<Result<Vec<_>>>()?;
+                    Prepared::Import { root, facts }
+                }
+            })
+        })
+        .collect()
+}
+
 /// A transaction as synopsys takes it: an array of single-key instruction objects.
 pub fn parse_transaction(body: &Value) -> Result<Vec<Instruction>, InstructionError> {
     let items = body.as_array().ok_or(InstructionError::NotAnArray)?;
@@ -242,7 +298,7 @@ pub fn parse_transaction(body: &Value) -> Result<Vec<Instruction>, InstructionEr
         let instruction = match kind.as_str() {
             "Import" => {
                 // Checked now, so a bad import fails the transaction before anything runs.
-                import::import(body).map_err(|e| InstructionError::Import(i, e))?;
+                import::check(body).map_err(|e| InstructionError::Import(i, e))?;
                 Instruction::Import(body.clone())
             }
             "Assert" => Instruction::Assert(fact_in(i, body)?),
@@ -306,11 +362,7 @@ const RETRACTED: u8 = 2;
 
 /// Applies `instructions` in the writer's transaction (all of them or, on error, none: the
 /// job's savepoint is rolled back).
-pub fn transact(
-    ctx: &mut WriteCtx<'_>,
-    space: Space,
-    instructions: &[Instruction],
-) -> Result<Commit> {
+pub fn transact(ctx: &mut WriteCtx<'_>, space: Space, instructions: &[Prepared]) -> Result<Commit> {
     let (last, before) = head(ctx.conn, space)?;
     let tx = last + 1;
     let mut applying = Applying {
@@ -318,6 +370,8 @@ pub fn transact(
         table: space.facts(),
         refs: space.refs(),
         ids: HashMap::new(),
+        fresh: HashSet::new(),
+        inserted: HashSet::new(),
         tx,
         hasher: RevisionHasher::new(&before, tx, ctx.now_ms),
         attributes: BTreeSet::new(),
@@ -326,21 +380,17 @@ pub fn transact(
     let mut imported = Vec::new();
     for instruction in instructions {
         match instruction {
-            Instruction::Assert(f) => applying.assert(&f.e, &f.a, &f.value)?,
-            Instruction::Retract(f) => applying.retract(&f.e, &f.a, &f.value)?,
-            Instruction::Upsert(f) => {
-                applying.retract_others(&f.e, &f.a, &f.value)?;
-                applying.assert(&f.e, &f.a, &f.value)?;
+            Prepared::Assert(f) => applying.assert(f)?,
+            Prepared::Retract(f) => applying.retract(f)?,
+            Prepared::Upsert(f) => {
+                applying.retract_others(f)?;
+                applying.assert(f)?;
             }
-            Instruction::Import(source) => {
-                let (root, facts) = import::import(source)
-                    .map_err(|e| StorageError::invalid(format!("Import: {e}")))?;
+            Prepared::Import { root, facts } => {
                 for fact in facts {
-                    let value = value::normalize(fact.value)
-                        .map_err(|e| StorageError::invalid(format!("Import: {e}")))?;
-                    applying.assert(&fact.entity, &fact.attribute, &value)?;
+                    applying.assert(fact)?;
                 }
-                imported.push(root);
+                imported.push(*root);
             }
         }
     }
@@ -373,6 +423,11 @@ struct Applying<'a> {
     refs: &'static str,
     /// Reference ids met in this transaction (an imported entity has several facts).
     ids: HashMap<Reference, i64>,
+    /// Ids first given in this transaction: no stored fact has such an entity, so its
+    /// facts are checked for repeats here, not with a query each.
+    fresh: HashSet<i64>,
+    /// The facts of fresh entities inserted in this transaction.
+    inserted: HashSet<(i64, String, i64)>,
     tx: i64,
     hasher: RevisionHasher,
     attributes: BTreeSet<String>,
@@ -399,35 +454,47 @@ impl Applying<'_> {
     /// The id of a reference, given one if it has none: ids are handed out in order, so a
     /// load's new entities and values go at the end of the indexes, not all over them.
     fn id_or_new(&mut self, reference: &Reference) -> Result<i64> {
-        if let Some(id) = self.id(reference)? {
-            return Ok(id);
+        if let Some(id) = self.ids.get(reference) {
+            return Ok(*id);
         }
-        let id = self
+        // Most references of a load are new: insert first, look up only on a conflict.
+        let inserted: Option<i64> = self
             .conn
             .prepare_cached(&format!(
-                "INSERT INTO {} (digest) VALUES (?1) RETURNING id",
+                "INSERT INTO {} (digest) VALUES (?1) ON CONFLICT (digest) DO NOTHING RETURNING id",
                 self.refs
             ))?
-            .query_row([reference.digest()], |r| r.get(0))?;
+            .query_row([reference.digest()], |r| r.get(0))
+            .optional()?;
+        let id = match inserted {
+            Some(id) => {
+                self.fresh.insert(id);
+                id
+            }
+            None => self.id(reference)?.ok_or_else(|| {
+                StorageError::Internal("a reference vanished while being written".into())
+            })?,
+        };
         self.ids.insert(*reference, id);
         Ok(id)
     }
 
-    fn assert(&mut self, e: &Reference, a: &str, value: &Value) -> Result<()> {
-        let v = Reference::of(value).map_err(|err| StorageError::invalid(err.to_string()))?;
-        let (e_id, v_id) = (self.id_or_new(e)?, self.id_or_new(&v)?);
-        let present = self
-            .conn
-            .prepare_cached(&format!(
-                "SELECT 1 FROM {} WHERE e = ?1 AND a = ?2 AND v = ?3 AND removed IS NULL",
-                self.table
-            ))?
-            .exists(rusqlite::params![e_id, a, v_id])?;
+    fn assert(&mut self, fact: &Ready) -> Result<()> {
+        let Ready { e, a, v, text } = fact;
+        let (e_id, v_id) = (self.id_or_new(e)?, self.id_or_new(v)?);
+        let present = if self.fresh.contains(&e_id) {
+            !self.inserted.insert((e_id, a.clone(), v_id))
+        } else {
+            self.conn
+                .prepare_cached(&format!(
+                    "SELECT 1 FROM {} WHERE e = ?1 AND a = ?2 AND v = ?3 AND removed IS NULL",
+                    self.table
+                ))?
+                .exists(rusqlite::params![e_id, a, v_id])?
+        };
         if present {
             return Ok(());
         }
-        let text = serde_json::to_string(value)
-            .map_err(|err| StorageError::invalid(format!("a fact's value: {err}")))?;
         self.conn
             .prepare_cached(&format!(
                 "INSERT INTO {} (e, a, v, value, added) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -435,15 +502,17 @@ impl Applying<'_> {
             ))?
             .execute(rusqlite::params![e_id, a, v_id, text, self.tx])?;
         self.hasher.change(ASSERTED, e.digest(), a, v.digest());
-        self.note(e, a, &v);
+        self.note(e, a, v);
         Ok(())
     }
 
-    fn retract(&mut self, e: &Reference, a: &str, value: &Value) -> Result<()> {
-        let v = Reference::of(value).map_err(|err| StorageError::invalid(err.to_string()))?;
-        let (Some(e_id), Some(v_id)) = (self.id(e)?, self.id(&v)?) else {
+    fn retract(&mut self, fact: &Ready) -> Result<()> {
+        let Ready { e, a, v, .. } = fact;
+        let (Some(e_id), Some(v_id)) = (self.id(e)?, self.id(v)?) else {
             return Ok(());
         };
+        // Its facts may now be retracted ones: ask the table from here on.
+        self.fresh.remove(&e_id);
         let changed = self
             .conn
             .prepare_cached(&format!(
@@ -453,18 +522,19 @@ impl Applying<'_> {
             .execute(rusqlite::params![e_id, a, v_id, self.tx])?;
         if changed > 0 {
             self.hasher.change(RETRACTED, e.digest(), a, v.digest());
-            self.note(e, a, &v);
+            self.note(e, a, v);
         }
         Ok(())
     }
 
-    /// Retracts every value of `[e, a]` but `keep`.
-    fn retract_others(&mut self, e: &Reference, a: &str, keep: &Value) -> Result<()> {
-        let keep = Reference::of(keep).map_err(|err| StorageError::invalid(err.to_string()))?;
+    /// Retracts every value of `[e, a]` but the fact's own.
+    fn retract_others(&mut self, fact: &Ready) -> Result<()> {
+        let Ready { e, a, v: keep, .. } = fact;
         let Some(e_id) = self.id(e)? else {
             return Ok(());
         };
-        let keep_id = self.id(&keep)?.unwrap_or(0);
+        self.fresh.remove(&e_id);
+        let keep_id = self.id(keep)?.unwrap_or(0);
         let mut statement = self.conn.prepare_cached(&format!(
             "UPDATE {table} SET removed = ?4 WHERE e = ?1 AND a = ?2 AND v != ?3 AND removed IS NULL \
              RETURNING (SELECT digest FROM {refs} WHERE id = v)",

@@ -466,3 +466,31 @@ fn transitive_closure_on_a_thousand_node_chain() {
     );
     assert_eq!(t.ask(&rt, &q, None).as_array().map(Vec::len), Some(1000));
 }
+
+#[test]
+fn repeats_and_retractions_within_one_transaction() {
+    let rt = rt();
+    let t = facts();
+    let id = super::reference::Reference::of(&json!({"a": 1}))
+        .expect("ref")
+        .to_link();
+    let commit = t.transact(
+        &rt,
+        &format!(
+            r#"[{{"Import":{{"a":1}}}},{{"Import":{{"a":1}}}},{{"Assert":[{e},"a",1]}},{{"Retract":[{e},"a",1]}},{{"Assert":[{e},"b",2]}}]"#,
+            e = link(&id)
+        ),
+    );
+    assert_eq!(commit.imported.len(), 2);
+    let all = r#"{"select":{"a":"?a","v":"?v"},"where":[{"Case":["?e","?a","?v"]}]}"#;
+    assert_eq!(t.ask(&rt, all, None), json!([{"a": "b", "v": 2}]));
+    // Asserted again after its retraction, in one transaction: present.
+    t.transact(
+        &rt,
+        &format!(
+            r#"[{{"Retract":[{e},"b",2]}},{{"Assert":[{e},"b",2]}}]"#,
+            e = link(&id)
+        ),
+    );
+    assert_eq!(t.ask(&rt, all, None), json!([{"a": "b", "v": 2}]));
+}
