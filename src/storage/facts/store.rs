@@ -112,6 +112,19 @@ pub fn scan(
     v: Option<&Reference>,
     at: Visible,
 ) -> Result<Vec<Row>> {
+    let (sql, params) = scan_sql(space, e, a, v, at);
+    let mut statement = conn.prepare_cached(&sql)?;
+    read_rows(&mut statement, rusqlite::params_from_iter(params))
+}
+
+/// The statement `scan` runs, and its parameters.
+fn scan_sql(
+    space: Space,
+    e: Option<&Reference>,
+    a: Option<&str>,
+    v: Option<&Reference>,
+    at: Visible,
+) -> (String, Vec<SqlValue>) {
     let mut sql = select_rows(space);
     let mut params: Vec<SqlValue> = Vec::with_capacity(4);
     let by_digest = format!("(SELECT id FROM {} WHERE digest = ?", space.refs());
@@ -137,8 +150,7 @@ pub fn scan(
             ));
         }
     }
-    let mut statement = conn.prepare_cached(&sql)?;
-    read_rows(&mut statement, rusqlite::params_from_iter(params))
+    (sql, params)
 }
 
 /// Current facts whose attribute or value holds every one of `words` (case-insensitive for
@@ -566,5 +578,74 @@ impl Applying<'_> {
                 self.changes = None;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every lookup the engine makes with a bound position is an index search, never a
+    /// scan of the table (SQLite's own plan says which index).
+    #[test]
+    fn bound_positions_are_index_searches() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = crate::storage::db::Db::open(
+            &dir.path().join("t.db"),
+            crate::storage::db::Durability::Normal,
+        )
+        .expect("open");
+        drop(db);
+        let conn = Connection::open(dir.path().join("t.db")).expect("connection");
+        let plan = |e: bool, a: bool, v: bool| -> String {
+            let r = Reference::of_bytes(b"x");
+            let (sql, params) = scan_sql(
+                Space::Data,
+                e.then_some(&r),
+                a.then_some("name"),
+                v.then_some(&r),
+                Visible::Now,
+            );
+            let mut statement = conn
+                .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .expect("plan");
+            let lines: Vec<String> = statement
+                .query_map(rusqlite::params_from_iter(params), |r| {
+                    r.get::<_, String>(3)
+                })
+                .expect("rows")
+                .map(|r| r.expect("row"))
+                .collect();
+            lines
+                .into_iter()
+                .find(|l| l.contains(" f ") || l.ends_with(" f"))
+                .unwrap_or_default()
+        };
+        let search = |e: bool, a: bool, v: bool| {
+            let plan = plan(e, a, v);
+            let bound = [("e=?", e), ("a=?", a), ("v=?", v)];
+            assert!(plan.starts_with("SEARCH f USING INDEX facts_"), "{plan}");
+            // Searched by bound positions only, and by all of them when an index has them
+            // as its prefix (e and v alone have none: by v, then e is checked per row).
+            for (part, is_bound) in bound {
+                assert!(is_bound || !plan.contains(part), "{plan}");
+            }
+            let used = bound.iter().filter(|(part, _)| plan.contains(part)).count();
+            let wanted = bound.iter().filter(|(_, b)| *b).count();
+            assert!(used == wanted || (e && v && !a && used == 1), "{plan}");
+        };
+        for e in [true, false] {
+            for a in [true, false] {
+                for v in [true, false] {
+                    if e || a || v {
+                        search(e, a, v);
+                    }
+                }
+            }
+        }
+        assert!(
+            plan(false, false, false).starts_with("SCAN f"),
+            "only a fully open pattern scans"
+        );
     }
 }

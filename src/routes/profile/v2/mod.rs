@@ -1,8 +1,8 @@
-//! `/api/profile/v2`: the profile as a knowledge graph. A statement `subject predicate
-//! object` is a fact; its provenance (who said it, how sure, when) sits on a statement
-//! entity of its own (`toolshed/subject`, `toolshed/predicate`, `toolshed/object`,
-//! `toolshed/source`, `toolshed/confidence`, `toolshed/at`), so the plain fact stays
-//! queryable as any other.
+//! `/api/profile/v2` (the breaking rewrite, beside v1): the profile as a knowledge graph. A
+//! statement `subject predicate object` is a fact; its provenance (who said it, how sure,
+//! when) sits on a statement entity of its own (`toolshed/subject`, `toolshed/predicate`,
+//! `toolshed/object`, `toolshed/source`, `toolshed/confidence`, `toolshed/at`), so the
+//! plain fact stays queryable as any other.
 
 use std::sync::Arc;
 
