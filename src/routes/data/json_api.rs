@@ -2,8 +2,6 @@
 //! a transaction that answers with its number and imported entities, a query that can be
 //! ordered, paged and asked of the past, and one entity with its edges.
 
-use std::sync::Arc;
-
 use axum::Json;
 use axum::extract::State;
 use serde_json::Value;
@@ -15,11 +13,9 @@ use super::schemas::{
 use crate::platform::error::{AppError, ErrorBody};
 use crate::platform::extract::{AppJson, AppPath};
 use crate::platform::state::AppState;
-use crate::storage::facts::AsOf;
-use crate::storage::facts::ordered_json::Ordered;
 use crate::storage::facts::reference::Reference;
 use crate::storage::facts::store;
-use crate::storage::facts::{query, select};
+use crate::storage::facts::{AsOf, Page, Paging};
 
 /// Apply a transaction (the same instructions as `PATCH /api/data`), all or nothing.
 #[utoipa::path(
@@ -71,44 +67,24 @@ pub async fn query(
     State(state): State<AppState>,
     AppJson(request): AppJson<QueryRequest>,
 ) -> Result<Json<QueryAnswer>, AppError> {
-    let mut entries = Vec::with_capacity(2);
-    if let Some(select) = request.select {
-        entries.push(("select".to_owned(), select));
-    }
-    entries.push(("where".to_owned(), request.clauses));
-    let parsed = query::parse(&Ordered::Object(entries), &[])
-        .map_err(|e| AppError::bad_request(e.to_string()))?;
-    let as_of = match request.as_of {
-        None => None,
-        Some(AsOfParam::Revision(revision)) => Some(AsOf::Revision(revision)),
-        Some(AsOfParam::Transaction(tx)) => {
-            Some(AsOf::Transaction(i64::try_from(tx).unwrap_or(i64::MAX)))
-        }
+    let as_of = request.as_of.map(|as_of| match as_of {
+        AsOfParam::Revision(revision) => AsOf::Revision(revision),
+        AsOfParam::Transaction(tx) => AsOf::Transaction(i64::try_from(tx).unwrap_or(i64::MAX)),
+    });
+    let paging = Paging {
+        order: request.order,
+        offset: request.offset,
+        limit: request.limit,
     };
-    let (head, revision) = state.store.facts.head().await?;
-    let (as_of, revision) = match as_of {
-        // Pinned, so that rows and revision agree even if a transaction lands meanwhile.
-        None => (AsOf::Transaction(head), revision),
-        Some(AsOf::Revision(r)) => (AsOf::Revision(r.clone()), r),
-        Some(AsOf::Transaction(tx)) if tx <= head => (AsOf::Transaction(tx), format!("{tx}")),
-        Some(AsOf::Transaction(tx)) => {
-            return Err(AppError::not_found(format!(
-                "no transaction {tx} yet (the latest is {head})"
-            )));
-        }
-    };
-    let mut rows = state
+    let Page {
+        rows,
+        total,
+        revision,
+    } = state
         .store
         .facts
-        .query(Arc::new(parsed), Some(as_of))
+        .query_page(request.select, request.clauses, as_of, paging)
         .await?;
-    select::order_rows(&mut rows, &request.order);
-    let total = rows.len();
-    let rows = rows
-        .into_iter()
-        .skip(request.offset)
-        .take(request.limit.unwrap_or(usize::MAX))
-        .collect();
     Ok(Json(QueryAnswer {
         rows,
         total,

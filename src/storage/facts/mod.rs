@@ -46,6 +46,24 @@ pub enum AsOf {
     Revision(String),
 }
 
+/// How to cut a query's answer into a page.
+#[derive(Debug, Clone, Default)]
+pub struct Paging {
+    /// Row keys to sort by, in turn; `-key` descending (see `select::order_rows`).
+    pub order: Vec<String>,
+    pub offset: usize,
+    pub limit: Option<usize>,
+}
+
+/// A page of a query's answer, and the revision it was read at.
+#[derive(Debug, Clone)]
+pub struct Page {
+    pub rows: Vec<Value>,
+    /// Rows before paging.
+    pub total: usize,
+    pub revision: String,
+}
+
 /// The fact database's handle, cheap to clone.
 #[derive(Clone)]
 pub struct Facts {
@@ -155,6 +173,68 @@ impl Facts {
                     },
                 };
                 evaluate::evaluate(&SqlSource { conn, space, at }, &query)
+            })
+            .await
+    }
+
+    /// `select` and `where` as a query, answered at one revision (now, or `as_of`), sorted
+    /// and paged. A bad query is `Invalid`, a revision or transaction not made `NotFound`.
+    pub async fn query_page(
+        &self,
+        select: Option<ordered_json::Ordered>,
+        clauses: ordered_json::Ordered,
+        as_of: Option<AsOf>,
+        paging: Paging,
+    ) -> Result<Page> {
+        let mut entries = Vec::with_capacity(2);
+        if let Some(select) = select {
+            entries.push(("select".to_owned(), select));
+        }
+        entries.push(("where".to_owned(), clauses));
+        let query = query::parse(&ordered_json::Ordered::Object(entries), &[])
+            .map_err(|e| StorageError::invalid(e.to_string()))?;
+        let space = self.space;
+        self.db
+            .read(move |conn| {
+                let (head, head_revision) = store::head(conn, space)?;
+                // One transaction for rows and revision alike, even if one lands meanwhile.
+                let (tx, revision) = match as_of {
+                    None => (head, head_revision),
+                    Some(AsOf::Revision(id)) => match store::transaction_of(conn, space, &id)? {
+                        Some(tx) => (tx, id),
+                        None => {
+                            return Err(StorageError::NotFound(format!(
+                                "no transaction made revision {id:?}"
+                            )));
+                        }
+                    },
+                    Some(AsOf::Transaction(tx)) => match store::revision_of(conn, space, tx)? {
+                        Some(revision) if tx <= head => (tx, revision),
+                        _ => {
+                            return Err(StorageError::NotFound(format!(
+                                "no transaction {tx} (the latest is {head})"
+                            )));
+                        }
+                    },
+                };
+                let source = SqlSource {
+                    conn,
+                    space,
+                    at: Visible::AsOf(tx),
+                };
+                let mut rows = evaluate::evaluate(&source, &query)?;
+                select::order_rows(&mut rows, &paging.order);
+                let total = rows.len();
+                let rows = rows
+                    .into_iter()
+                    .skip(paging.offset)
+                    .take(paging.limit.unwrap_or(usize::MAX))
+                    .collect();
+                Ok(Page {
+                    rows,
+                    total,
+                    revision,
+                })
             })
             .await
     }

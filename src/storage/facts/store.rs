@@ -187,6 +187,20 @@ pub fn head(conn: &Connection, space: Space) -> Result<(i64, String)> {
         .unwrap_or_else(|| (0, revision::EMPTY.to_owned())))
 }
 
+/// The revision transaction `tx` made.
+pub fn revision_of(conn: &Connection, space: Space, tx: i64) -> Result<Option<String>> {
+    if tx == 0 {
+        return Ok(Some(revision::EMPTY.to_owned()));
+    }
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT revision FROM {} WHERE id = ?1",
+            space.txs()
+        ))?
+        .query_row([tx], |r| r.get(0))
+        .optional()?)
+}
+
 /// The transaction that made `revision`.
 pub fn transaction_of(conn: &Connection, space: Space, revision: &str) -> Result<Option<i64>> {
     if revision == revision::EMPTY {

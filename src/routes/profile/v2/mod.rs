@@ -4,8 +4,6 @@
 //! `toolshed/object`, `toolshed/source`, `toolshed/confidence`, `toolshed/at`), so the
 //! plain fact stays queryable as any other.
 
-use std::sync::Arc;
-
 use axum::Json;
 use axum::extract::State;
 use serde_json::{Value, json};
@@ -19,10 +17,9 @@ use crate::platform::error::{AppError, ErrorBody};
 use crate::platform::extract::{AppJson, AppPath, AppQuery};
 use crate::platform::state::AppState;
 use crate::storage::db::now_ms;
-use crate::storage::facts::ordered_json::Ordered;
 use crate::storage::facts::reference::Reference;
 use crate::storage::facts::store::{FactIn, Instruction, Row};
-use crate::storage::facts::{AsOf, Facts, query, select, value};
+use crate::storage::facts::{Facts, Page, Paging, value};
 
 const MAX_STATEMENTS: usize = 1000;
 
@@ -263,25 +260,20 @@ pub async fn query(
     State(state): State<AppState>,
     AppJson(request): AppJson<ProfileQuery>,
 ) -> Result<Json<ProfileAnswer>, AppError> {
-    let mut entries = Vec::with_capacity(2);
-    if let Some(select) = request.select {
-        entries.push(("select".to_owned(), select));
-    }
-    entries.push(("where".to_owned(), request.clauses));
-    let parsed = query::parse(&Ordered::Object(entries), &[])
-        .map_err(|e| AppError::bad_request(e.to_string()))?;
-    let facts = &state.store.profile;
-    let (head, revision) = facts.head().await?;
-    let mut rows = facts
-        .query(Arc::new(parsed), Some(AsOf::Transaction(head)))
+    let paging = Paging {
+        order: request.order,
+        offset: request.offset,
+        limit: request.limit,
+    };
+    let Page {
+        rows,
+        total,
+        revision,
+    } = state
+        .store
+        .profile
+        .query_page(request.select, request.clauses, None, paging)
         .await?;
-    select::order_rows(&mut rows, &request.order);
-    let total = rows.len();
-    let rows = rows
-        .into_iter()
-        .skip(request.offset)
-        .take(request.limit.unwrap_or(usize::MAX))
-        .collect();
     Ok(Json(ProfileAnswer {
         rows,
         total,
