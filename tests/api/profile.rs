@@ -54,7 +54,11 @@ async fn v1_is_a_document_changed_by_merge_patches() {
         .expect("json");
     assert_eq!(removed, json!({"name": "Ada Lovelace"}));
 
-    for bad in [json!({"list": [{"a": 1}]}), json!({"toolshed/array": 1})] {
+    for bad in [
+        json!({"list": [{"a": 1}]}),
+        json!({"toolshed/array": 1}),
+        json!({"toolshed/array": null}),
+    ] {
         assert_eq!(patch(&server, bad).await.status(), 400);
     }
     assert_eq!(patch(&server, json!([1])).await.status(), 422);

@@ -36,6 +36,15 @@ pub fn serve(media: &str, bytes: Vec<u8>, headers: &HeaderMap) -> Response {
         out.insert(header::CONTENT_TYPE, media);
     }
     out.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    // Stored bytes are the caller's, not this API's pages: a browser must not run them here.
+    out.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    out.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("sandbox"),
+    );
     if let Some(value) = content_range.and_then(|v| HeaderValue::from_str(&v).ok()) {
         out.insert(header::CONTENT_RANGE, value);
     }

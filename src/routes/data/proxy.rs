@@ -13,12 +13,13 @@ use axum::middleware::Next;
 use axum::response::Response;
 use futures_util::TryStreamExt;
 
-use super::wire::{failure, open};
+use super::wire::failure;
 use crate::platform::state::AppState;
 
 const PREFIX: &str = "/api/data";
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Hop-by-hop headers (RFC 9110 §7.6.1) and the ones the client sets itself.
+/// Hop-by-hop headers (RFC 9110 §7.6.1), the ones the client sets itself, and the caller's
+/// credentials for this instance (never the upstream's business).
 const NOT_FORWARDED: &[&str] = &[
     "connection",
     "keep-alive",
@@ -30,7 +31,22 @@ const NOT_FORWARDED: &[&str] = &[
     "host",
     "content-length",
     "authorization",
+    "proxy-authorization",
+    "x-api-key",
+    "cookie",
+    "set-cookie",
 ];
+
+/// Whether `name` is not to be passed on: listed above, or named by `Connection`.
+fn hop_by_hop(name: &str, headers: &axum::http::HeaderMap) -> bool {
+    NOT_FORWARDED.contains(&name)
+        || headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|token| token.trim().eq_ignore_ascii_case(name))
+}
 
 #[derive(Clone)]
 pub struct Proxy {
@@ -81,7 +97,7 @@ pub async fn forward(State(proxy): State<Proxy>, request: Request, _next: Next) 
     let (parts, body) = request.into_parts();
     let mut outgoing = proxy.client.request(parts.method.clone(), &url);
     for (name, value) in &parts.headers {
-        if !NOT_FORWARDED.contains(&name.as_str()) {
+        if !hop_by_hop(name.as_str(), &parts.headers) {
             outgoing = outgoing.header(name, value);
         }
     }
@@ -99,9 +115,11 @@ pub async fn forward(State(proxy): State<Proxy>, request: Request, _next: Next) 
         }
     };
     let status = answer.status();
-    let mut headers = answer.headers().clone();
-    for name in NOT_FORWARDED {
-        headers.remove(*name);
+    let mut headers = axum::http::HeaderMap::new();
+    for (name, value) in answer.headers() {
+        if !hop_by_hop(name.as_str(), answer.headers()) {
+            headers.append(name.clone(), value.clone());
+        }
     }
     if let Some(location) = headers
         .get(header::LOCATION)
@@ -119,7 +137,7 @@ pub async fn forward(State(proxy): State<Proxy>, request: Request, _next: Next) 
         HeaderName::from_static("x-accel-buffering"),
         HeaderValue::from_static("no"),
     );
-    open(response)
+    response
 }
 
 /// The path of a URL or of an absolute path.

@@ -1,7 +1,9 @@
 //! synopsys' HTTP protocol at `/api/data` (REFERENCE.md, "synopsys"): what a synopsys
-//! client sends, and what it expects back, down to the error shape `{"error":{"message"}}`
-//! and `Access-Control-Allow-Origin: *` on every answer. Where synopsys 5.1.1 has bugs we
-//! do not copy them: a query is checked when it is stored (400, not a crash later), media
+//! client sends, and what it expects back, down to the error shape `{"error":{"message"}}`.
+//! synopsys answers `Access-Control-Allow-Origin: *`; here the instance's CORS setting
+//! (`TOOLSHED_CORS_ORIGINS`, `*` to answer as synopsys does) decides, as for every route: a
+//! token-less instance must not be readable by any web page the user opens. Where synopsys
+//! 5.1.1 has bugs we do not copy them: a query is checked when it is stored (400, not a crash later), media
 //! types compare case-insensitively without parameters, `Range` ends are inclusive.
 
 use std::sync::Arc;
@@ -27,21 +29,12 @@ pub const QUERY_MEDIA: &str = "application/synopsys-query+json";
 /// A synopsys error answer: `{"error": {"message": …}}`.
 pub fn failure(status: StatusCode, message: impl std::fmt::Display) -> Response {
     let body = json!({"error": {"message": message.to_string()}});
-    open((status, axum::Json(body)).into_response())
+    (status, axum::Json(body)).into_response()
 }
 
 fn storage_failure(e: StorageError) -> Response {
     let error = AppError::from(e);
     failure(error.status, error.message)
-}
-
-/// Every answer may be read by any origin, as synopsys allows.
-pub fn open(mut response: Response) -> Response {
-    response.headers_mut().insert(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        HeaderValue::from_static("*"),
-    );
-    response
 }
 
 /// The media type of `Content-Type`, lower-cased, without parameters.
@@ -60,7 +53,7 @@ pub fn commit_body(commit: &Commit) -> Value {
 
 async fn apply(state: &AppState, instructions: Vec<Instruction>) -> Response {
     match state.store.facts.transact(instructions).await {
-        Ok(commit) => open(axum::Json(commit_body(&commit)).into_response()),
+        Ok(commit) => axum::Json(commit_body(&commit)).into_response(),
         Err(e) => storage_failure(e),
     }
 }
@@ -169,7 +162,7 @@ fn see_other(id: &str) -> Response {
     if let Ok(location) = HeaderValue::from_str(&format!("/api/data/{id}")) {
         response.headers_mut().insert(header::LOCATION, location);
     }
-    open(response)
+    response
 }
 
 /// A stored query's answer (`Accept: application/json`), its live subscription
@@ -201,19 +194,23 @@ pub async fn get(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    if Reference::parse(&id).is_err() {
-        return failure(
-            StatusCode::BAD_REQUEST,
-            format!("{id:?} is not a query or blob id (ba4jc…)"),
-        );
-    }
+    // Either form of a reference names the same query or blob.
+    let id = match Reference::parse(&id) {
+        Ok(reference) => reference.to_url_form(),
+        Err(_) => {
+            return failure(
+                StatusCode::BAD_REQUEST,
+                format!("{id:?} is not a query or blob id (ba4jc…)"),
+            );
+        }
+    };
     let stored = match state.store.facts.load_query(id.clone()).await {
         Ok(stored) => stored,
         Err(e) => return storage_failure(e),
     };
     let Some(text) = stored else {
         return match state.store.facts.load_blob(id.clone()).await {
-            Ok(Some((media, bytes))) => open(blob::serve(&media, bytes, &headers)),
+            Ok(Some((media, bytes))) => blob::serve(&media, bytes, &headers),
             Ok(None) => failure(StatusCode::NOT_FOUND, format!("Query {id} was not found")),
             Err(e) => storage_failure(e),
         };
@@ -240,30 +237,27 @@ pub async fn get(
             .get("last-event-id")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        return open(live::subscribe(state.store.facts.clone(), query, last).await);
+        return live::subscribe(state.store.facts.clone(), query, last).await;
     }
     match state.store.facts.query(query, None).await {
-        Ok(rows) => open(axum::Json(Value::Array(rows)).into_response()),
+        Ok(rows) => axum::Json(Value::Array(rows)).into_response(),
         Err(e) => storage_failure(e),
     }
 }
 
+/// 204 with the methods; which origins may call is `TOOLSHED_CORS_ORIGINS`' to say (its
+/// layer answers a browser's preflight before this route).
 fn preflight() -> Response {
     let mut response = StatusCode::NO_CONTENT.into_response();
-    let headers = response.headers_mut();
-    headers.insert(
-        header::ACCESS_CONTROL_ALLOW_METHODS,
+    response.headers_mut().insert(
+        header::ALLOW,
         HeaderValue::from_static("GET, HEAD, PUT, PATCH, OPTIONS"),
     );
-    headers.insert(
-        header::ACCESS_CONTROL_ALLOW_HEADERS,
-        HeaderValue::from_static("*"),
-    );
-    open(response)
+    response
 }
 
 /// CORS preflight: 204.
-#[utoipa::path(options, path = "/api/data", operation_id = "data_preflight", tag = "data", responses((status = 204, description = "Allowed from any origin")))]
+#[utoipa::path(options, path = "/api/data", operation_id = "data_preflight", tag = "data", responses((status = 204, description = "The methods allowed (`Allow`)")))]
 pub async fn options_root() -> Response {
     preflight()
 }
@@ -271,7 +265,7 @@ pub async fn options_root() -> Response {
 /// CORS preflight: 204.
 #[utoipa::path(options, path = "/api/data/{id}", operation_id = "data_preflight_item", tag = "data",
     params(("id" = String, Path, description = "A query or blob id")),
-    responses((status = 204, description = "Allowed from any origin")))]
+    responses((status = 204, description = "The methods allowed (`Allow`)")))]
 pub async fn options_item() -> Response {
     preflight()
 }

@@ -103,6 +103,10 @@ pub fn facts_of(
     }
     match value {
         Value::Null => {}
+        // A link (as a cycle or a deep document reads back): the link itself.
+        Value::Object(map) if map.len() == 1 && map.contains_key("/") => {
+            out.push((entity, key.to_owned(), scalar(value, path, key)?));
+        }
         Value::Array(items) => {
             out.push((entity, ARRAY.to_owned(), Value::String(key.to_owned())));
             for item in items {

@@ -19,6 +19,7 @@ use crate::platform::state::AppState;
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(v1::get, v1::patch))
+        .layer(axum::Extension(v1::PatchLock::default()))
         .routes(routes!(v2::add_facts))
         .routes(routes!(v2::entity))
         .routes(routes!(v2::query))

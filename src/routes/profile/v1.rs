@@ -2,8 +2,10 @@
 //! patch (RFC 7396). Only the keys a patch names are rewritten, so statements made through
 //! v2 under other keys stay as they are.
 
-use axum::Json;
+use std::sync::Arc;
+
 use axum::extract::State;
+use axum::{Extension, Json};
 use serde_json::Value;
 
 use super::document::{self, changes, facts_of, merge_patch, stored_facts_of};
@@ -12,6 +14,10 @@ use super::schemas::ProfileDocument;
 use crate::platform::error::{AppError, ErrorBody};
 use crate::platform::extract::AppJson;
 use crate::platform::state::AppState;
+
+/// Serializes v1 patches (a read-modify-write each); built with the router.
+#[derive(Clone, Default)]
+pub struct PatchLock(Arc<tokio::sync::Mutex<()>>);
 
 /// The profile as one document.
 #[utoipa::path(
@@ -48,10 +54,22 @@ pub async fn get(State(state): State<AppState>) -> Result<Json<Value>, AppError>
 )]
 pub async fn patch(
     State(state): State<AppState>,
+    Extension(lock): Extension<PatchLock>,
     AppJson(patch): AppJson<Value>,
 ) -> Result<Json<Value>, AppError> {
     let facts = &state.store.profile;
     let me = entities::me();
+    if let Value::Object(keys) = &patch
+        && let Some(key) = keys.keys().find(|k| k.starts_with(entities::RESERVED))
+    {
+        return Err(AppError::bad_request(format!(
+            "{key}: keys starting with {} are the profile's own",
+            entities::RESERVED
+        ))
+        .with_param(key.clone()));
+    }
+    // One patch at a time: each reads the document, then writes what changed.
+    let _one_at_a_time = lock.0.lock().await;
     let mut updated = document::render(facts, me).await?;
     merge_patch(&mut updated, &patch);
     let mut old = Vec::new();

@@ -7,6 +7,7 @@
 use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -30,13 +31,14 @@ pub trait Source {
 }
 
 /// Rule calls nested deeper than this fail (a query's memory stays bounded).
-pub const MAX_RULE_DEPTH: usize = 100_000;
+pub const MAX_RULE_DEPTH: usize = 20_000;
 /// Below this much stack left, a rule call continues on a new stack segment of this size.
 const STACK_RED_ZONE: usize = 128 * 1024;
 const STACK_SEGMENT: usize = 4 * 1024 * 1024;
 
 /// The answer to `query`: one JSON row per distinct selection.
 pub fn evaluate(source: &dyn Source, query: &Query) -> Result<Vec<Value>> {
+    let deadline = Instant::now() + MAX_TIME;
     let mut engine = Engine {
         source,
         query,
@@ -45,12 +47,47 @@ pub fn evaluate(source: &dyn Source, query: &Query) -> Result<Vec<Value>> {
         depth: 0,
         changed: false,
         partial: false,
+        relational: (0..query.rules.len())
+            .map(|rule| relational(query, rule, &mut Vec::new()))
+            .collect(),
+        produced: 0,
+        deadline,
     };
     let frames = engine.conjunction(
         &plan(&query.clauses),
         vec![vec![None; query.variables.len()]],
     )?;
-    Ok(select::rows(&query.select, &frames))
+    select::rows(&query.select, &frames, deadline)
+}
+
+/// A query may hold at most this many intermediate rows at once (memory), build this many
+/// in all (work), and take this long: one request must not hold a reader thread (there are
+/// four) or the memory for long.
+pub const MAX_FRAMES: usize = 2_000_000;
+pub const MAX_WORK: usize = 200_000_000;
+pub const MAX_TIME: Duration = Duration::from_secs(10);
+/// A recursive rule that keeps finding answers stops after this many rounds.
+pub const MAX_ROUNDS: usize = 10_000;
+
+/// Whether a rule's body is made of patterns and rules alike only: then binding an input
+/// up front and filtering by it afterwards give the same answers.
+fn relational(query: &Query, rule: usize, seen: &mut Vec<usize>) -> bool {
+    fn walk(query: &Query, clause: &Clause, seen: &mut Vec<usize>) -> bool {
+        match clause {
+            Clause::Case(_) => true,
+            Clause::And(cs) | Clause::Or(cs) => cs.iter().all(|c| walk(query, c, seen)),
+            Clause::Rule { rule, .. } => relational(query, *rule, seen),
+            Clause::Not(_) | Clause::Is(..) | Clause::Match { .. } => false,
+        }
+    }
+    if seen.contains(&rule) {
+        return true;
+    }
+    seen.push(rule);
+    query
+        .rules
+        .get(rule)
+        .is_some_and(|r| walk(query, &r.body, seen))
 }
 
 /// synopsys' plan: top-level `And`s flattened, then a stable sort by rank.
@@ -132,6 +169,11 @@ struct Engine<'a> {
     changed: bool,
     /// This round read answers of a call still being evaluated (a cycle).
     partial: bool,
+    /// Per rule: see `relational`.
+    relational: Vec<bool>,
+    /// Intermediate rows built so far.
+    produced: usize,
+    deadline: Instant,
 }
 
 impl Engine<'_> {
@@ -141,8 +183,27 @@ impl Engine<'_> {
                 break;
             }
             frames = self.clause(clause, frames)?;
+            self.spend(frames.len())?;
         }
         Ok(frames)
+    }
+
+    /// Counts `rows` more intermediate rows (held at once) against the query's budget, and
+    /// its time.
+    fn spend(&mut self, rows: usize) -> Result<()> {
+        self.produced = self.produced.saturating_add(rows);
+        if rows > MAX_FRAMES || self.produced > MAX_WORK {
+            return Err(StorageError::invalid(format!(
+                "the query builds more than {MAX_FRAMES} intermediate rows at once or {MAX_WORK} in all: make its patterns more selective"
+            )));
+        }
+        if Instant::now() > self.deadline {
+            return Err(StorageError::invalid(format!(
+                "the query takes longer than {} s: make its patterns more selective",
+                MAX_TIME.as_secs()
+            )));
+        }
+        Ok(())
     }
 
     fn clause(&mut self, clause: &Clause, frames: Vec<Frame>) -> Result<Vec<Frame>> {
@@ -156,6 +217,7 @@ impl Engine<'_> {
                 let mut out = Vec::new();
                 for branch in branches {
                     out.extend(self.clause(branch, frames.clone())?);
+                    self.spend(out.len())?;
                 }
                 Ok(out)
             }
@@ -281,7 +343,9 @@ impl Engine<'_> {
     /// caller's unification filters by the others): "everything reachable from x" is then
     /// computed once for all the `y`s the caller asks about, not once per `y`.
     fn call(&mut self, rule: usize, mut args: Vec<Option<Arc<Value>>>) -> Result<CallKey> {
-        if let Some(first) = args.iter().position(Option::is_some) {
+        if let Some(first) = args.iter().position(Option::is_some)
+            && self.relational.get(rule).copied().unwrap_or(false)
+        {
             for arg in args.iter_mut().skip(first + 1) {
                 *arg = None;
             }
@@ -293,11 +357,17 @@ impl Engine<'_> {
         }
         // The outermost call runs rounds until no call learns a new answer; one round is
         // enough when no call met itself (no cycle read answers still being found).
-        loop {
+        for round in 0.. {
+            if round == MAX_ROUNDS {
+                return Err(StorageError::invalid(format!(
+                    "a recursive rule still finds new answers after {MAX_ROUNDS} rounds"
+                )));
+            }
             self.changed = false;
             self.partial = false;
             self.visiting.clear();
             self.visit(&key)?;
+            self.spend(0)?;
             if !(self.changed && self.partial) {
                 break;
             }

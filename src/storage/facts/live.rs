@@ -5,7 +5,7 @@
 //! task never runs. Until its first evaluation is recorded (and after a bulk transaction
 //! too large to list its changes), a subscription goes by the attributes its patterns name.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
@@ -23,18 +23,22 @@ pub struct Lookup {
     pub v: Option<Reference>,
 }
 
-impl Lookup {
-    fn covers(&self, change: &Change) -> bool {
-        self.e.is_none_or(|e| e == change.e)
-            && self.a.as_ref().is_none_or(|a| *a == change.a)
-            && self.v.is_none_or(|v| v == change.v)
-    }
-}
-
 /// What a subscription's last evaluation read.
 #[derive(Debug, Default)]
 struct Recorded {
-    lookups: Option<Vec<Lookup>>,
+    lookups: Option<HashSet<Lookup>>,
+}
+
+/// Whether some lookup in `lookups` covers `change`: each of the eight ways a lookup can
+/// bind the change's parts is one probe, however many lookups there are.
+fn covered(lookups: &HashSet<Lookup>, change: &Change) -> bool {
+    (0u8..8).any(|bound| {
+        lookups.contains(&Lookup {
+            e: (bound & 1 != 0).then_some(change.e),
+            a: (bound & 2 != 0).then(|| change.a.clone()),
+            v: (bound & 4 != 0).then_some(change.v),
+        })
+    })
 }
 
 struct Entry {
@@ -54,9 +58,7 @@ impl Entry {
             return true;
         };
         match (&recorded.lookups, &commit.changes) {
-            (Some(lookups), Some(changes)) => changes
-                .iter()
-                .any(|change| lookups.iter().any(|l| l.covers(change))),
+            (Some(lookups), Some(changes)) => changes.iter().any(|c| covered(lookups, c)),
             _ => by_attribute(),
         }
     }
@@ -98,7 +100,7 @@ impl Live {
     /// subscriber to look again.
     pub fn record(&self, subscription: &Subscription, lookups: Vec<Lookup>, tx: i64) {
         if let Ok(mut recorded) = subscription.recorded.lock() {
-            recorded.lookups = Some(lookups);
+            recorded.lookups = Some(lookups.into_iter().collect());
         }
         if self.committed.load(Ordering::SeqCst) > tx {
             subscription.notify.notify_one();

@@ -134,19 +134,29 @@ impl Facts {
     pub async fn transact(&self, instructions: Vec<Instruction>) -> Result<Commit> {
         let space = self.space;
         // Hashing a large transaction takes a while: not on the threads serving requests.
-        let prepared = if instructions.len() > 64 {
+        let large = instructions.len() > 64
+            || instructions
+                .iter()
+                .any(|i| matches!(i, Instruction::Import(_)));
+        let prepared = if large {
             tokio::task::spawn_blocking(move || store::prepare(instructions))
                 .await
                 .map_err(|e| StorageError::Internal(format!("preparing a transaction: {e}")))??
         } else {
             store::prepare(instructions)?
         };
-        let commit = self
-            .db
-            .write(move |ctx| store::transact(ctx, space, &prepared))
-            .await?;
-        self.live.committed(&commit);
-        Ok(commit)
+        // Committed and announced as one task: a caller that goes away once the write is
+        // queued must not leave the live queries unwoken.
+        let (db, live) = (self.db.clone(), self.live.clone());
+        tokio::spawn(async move {
+            let commit = db
+                .write(move |ctx| store::transact(ctx, space, &prepared))
+                .await?;
+            live.committed(&commit);
+            Ok(commit)
+        })
+        .await
+        .map_err(|e| StorageError::Internal(format!("a transaction's task failed: {e}")))?
     }
 
     /// The latest transaction and its revision id.
@@ -161,7 +171,8 @@ impl Facts {
         self.db
             .read(move |conn| {
                 let at = match as_of {
-                    None => Visible::Now,
+                    // One transaction for every lookup of the query, even if one lands meanwhile.
+                    None => Visible::AsOf(store::head(conn, space)?.0),
                     Some(AsOf::Transaction(tx)) => Visible::AsOf(tx),
                     Some(AsOf::Revision(id)) => match store::transaction_of(conn, space, &id)? {
                         Some(tx) => Visible::AsOf(tx),
@@ -193,6 +204,21 @@ impl Facts {
         entries.push(("where".to_owned(), clauses));
         let query = query::parse(&ordered_json::Ordered::Object(entries), &[])
             .map_err(|e| StorageError::invalid(e.to_string()))?;
+        if !paging.order.is_empty() {
+            let query::Selection::Object(selected) = &query.select else {
+                return Err(StorageError::invalid(
+                    "order: only rows selected as an object {key: …} are ordered by their keys",
+                ));
+            };
+            for key in &paging.order {
+                let key = key.strip_prefix('-').unwrap_or(key);
+                if !selected.iter().any(|(k, _)| k == key) {
+                    return Err(StorageError::invalid(format!(
+                        "order: {key:?} is not a key of select"
+                    )));
+                }
+            }
+        }
         let space = self.space;
         self.db
             .read(move |conn| {
@@ -278,11 +304,17 @@ impl Facts {
             .await
     }
 
-    /// Current facts mentioning every word (attribute or value), up to `limit`.
-    pub async fn search(&self, words: Vec<String>, limit: usize) -> Result<Vec<Row>> {
+    /// Current facts mentioning every word (attribute or value), up to `limit`, but those
+    /// whose attribute starts with `hidden`.
+    pub async fn search(
+        &self,
+        words: Vec<String>,
+        hidden: Option<&'static str>,
+        limit: usize,
+    ) -> Result<Vec<Row>> {
         let space = self.space;
         self.db
-            .read(move |conn| store::search(conn, space, &words, limit))
+            .read(move |conn| store::search(conn, space, &words, hidden, limit))
             .await
     }
 

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use super::query::{Selection, Term};
+use crate::storage::error::StorageError;
 
 /// One frame's bindings: a variable's value, `None` while unbound. Values are shared:
 /// frames are copied at every step of a join.
@@ -19,10 +20,19 @@ pub fn resolve(term: &Term, frame: &Frame) -> Option<Arc<Value>> {
     }
 }
 
-/// The rows of `frames`.
-pub fn rows(selection: &Selection, frames: &[Frame]) -> Vec<Value> {
+/// The rows of `frames`; fails past `deadline` (merging is quadratic at worst).
+pub fn rows(
+    selection: &Selection,
+    frames: &[Frame],
+    deadline: std::time::Instant,
+) -> Result<Vec<Value>, StorageError> {
     let mut rows: Vec<Value> = Vec::new();
-    for frame in frames {
+    for (i, frame) in frames.iter().enumerate() {
+        if i % 256 == 255 && std::time::Instant::now() > deadline {
+            return Err(StorageError::invalid(
+                "the query's rows take too long to merge: make it more selective",
+            ));
+        }
         let mut joined = false;
         for row in rows.iter_mut() {
             if merge(selection, row, frame) {
@@ -33,7 +43,7 @@ pub fn rows(selection: &Selection, frames: &[Frame]) -> Vec<Value> {
             rows.push(select(selection, frame).unwrap_or(Value::Null));
         }
     }
-    rows
+    Ok(rows)
 }
 
 /// The row of one frame (`None` for an unbound variable).

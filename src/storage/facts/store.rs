@@ -155,9 +155,23 @@ fn scan_sql(
 
 /// Current facts whose attribute or value holds every one of `words` (case-insensitive for
 /// ASCII), up to `limit`: a scan, fine for a profile-sized graph.
-pub fn search(conn: &Connection, space: Space, words: &[String], limit: usize) -> Result<Vec<Row>> {
+pub fn search(
+    conn: &Connection,
+    space: Space,
+    words: &[String],
+    hidden: Option<&str>,
+    limit: usize,
+) -> Result<Vec<Row>> {
     let mut sql = select_rows(space);
     sql.push_str("f.removed IS NULL");
+    let mut params: Vec<SqlValue> = words.iter().map(|w| SqlValue::Text(w.clone())).collect();
+    if let Some(prefix) = hidden {
+        params.push(SqlValue::Text(prefix.to_owned()));
+        sql.push_str(&format!(
+            " AND substr(f.a, 1, length(?{n})) != ?{n}",
+            n = params.len()
+        ));
+    }
     for i in 1..=words.len() {
         sql.push_str(&format!(
             " AND (instr(lower(f.a), lower(?{i})) > 0 OR instr(lower(f.value), lower(?{i})) > 0)"
@@ -165,7 +179,7 @@ pub fn search(conn: &Connection, space: Space, words: &[String], limit: usize) -
     }
     sql.push_str(&format!(" ORDER BY f.id LIMIT {limit}"));
     let mut statement = conn.prepare_cached(&sql)?;
-    read_rows(&mut statement, rusqlite::params_from_iter(words))
+    read_rows(&mut statement, rusqlite::params_from_iter(params))
 }
 
 fn digest(bytes: &[u8]) -> Result<Reference> {

@@ -494,3 +494,35 @@ fn repeats_and_retractions_within_one_transaction() {
     );
     assert_eq!(t.ask(&rt, all, None), json!([{"a": "b", "v": 2}]));
 }
+
+#[test]
+fn a_rule_with_operators_sees_every_bound_input() {
+    let rt = rt();
+    let t = facts();
+    let q = r#"{"select":{"s":"?s"},"where":[{"Rule":{"input":{"a":1,"b":2,"s":"?s"},"rule":{"select":{"a":"?a","b":"?b","s":"?c"},"where":{"Match":[["?a","?b"],"+","?c"]}}}}]}"#;
+    assert_eq!(t.ask(&rt, q, None), json!([{"s": 3}]));
+}
+
+#[test]
+fn a_runaway_query_is_refused_not_run_forever() {
+    let rt = rt();
+    let t = facts();
+    let doubling = vec![r#"{"Or":[{"Is":[1,1]},{"Is":[1,1]}]}"#; 24].join(",");
+    let q = format!(r#"{{"select":{{}},"where":[{doubling}]}}"#);
+    let parsed: Ordered = serde_json::from_str(&q).expect("json");
+    let query = query::parse(&parsed, &[]).expect("query");
+    let answer = rt.block_on(t.facts.query(Arc::new(query), None));
+    assert!(
+        matches!(&answer, Err(crate::storage::StorageError::Invalid(m)) if m.contains("intermediate rows")),
+        "{answer:?}"
+    );
+    // A rule that finds a new answer every round (0, 1, 2, …) stops.
+    let counting = r#"{"select":{"n":"?n"},"where":[{"Rule":{"input":{"n":"?n"},"rule":{"select":{"n":"?x"},"where":{"Or":[{"Is":["?x",0]},{"And":[{"Rule":{"input":{"n":"?y"}}},{"Match":[["?y",1],"+","?x"]}]}]}}}}]}"#;
+    let parsed: Ordered = serde_json::from_str(counting).expect("json");
+    let query = query::parse(&parsed, &[]).expect("query");
+    let answer = rt.block_on(t.facts.query(Arc::new(query), None));
+    assert!(
+        matches!(&answer, Err(crate::storage::StorageError::Invalid(_))),
+        "{answer:?}"
+    );
+}

@@ -18,13 +18,17 @@ pub enum ValueError {
 }
 
 /// `value` with integral numbers written as integers (`1.0` is `1` to JavaScript, and to the
-/// hash), checked to be a value a fact can hold.
+/// hash) and a reference in its one link form (`baedrei…`; `ba4jc…` names the same), checked
+/// to be a value a fact can hold: equal values are then equal JSON.
 pub fn normalize(value: Value) -> Result<Value, ValueError> {
     match value {
         Value::Number(n) => Ok(Value::Number(normalize_number(n))),
         Value::Object(ref map) if map.len() == 1 && map.contains_key("/") => {
-            Reference::of(&value).map_err(|e| ValueError::Link(e.to_string()))?;
-            Ok(value)
+            let reference = Reference::of(&value).map_err(|e| ValueError::Link(e.to_string()))?;
+            match map.get("/") {
+                Some(Value::String(_)) => Ok(reference.to_json()),
+                _ => Ok(value),
+            }
         }
         Value::Object(_) => Err(ValueError::NotScalar("an object")),
         Value::Array(_) => Err(ValueError::NotScalar("an array")),
@@ -95,6 +99,9 @@ mod tests {
             Err(ValueError::NotScalar("an object"))
         );
         assert!(normalize(json!({"/": "nope"})).is_err());
+        let link = "baedreibc2zyxfii55ollky4pzjnqhb3c3xttdr5jnpsesrvrrdbgoml6za";
+        let url_form = Reference::parse(link).expect("ref").to_url_form();
+        assert_eq!(normalize(json!({"/": url_form})), Ok(json!({"/": link})));
     }
 
     #[test]

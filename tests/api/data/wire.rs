@@ -10,7 +10,6 @@ async fn the_todo_example_answers_as_synopsys_does() {
     let server = spawn();
     let response = patch(&server, &todo_lists()).await;
     assert_eq!(response.status(), 200);
-    assert_eq!(response.headers()["access-control-allow-origin"], "*");
     let commit: Value = response.json().await.expect("json");
     assert_eq!(commit["ok"]["before"]["id"], EMPTY_REVISION);
     let after = commit["ok"]["after"]["id"]
@@ -213,7 +212,8 @@ async fn blobs_are_stored_by_content_and_served_with_ranges() {
     let whole = http().get(server.url(&path)).send().await.expect("get");
     assert_eq!(whole.status(), 200);
     assert_eq!(whole.headers()["content-type"], "text/plain");
-    assert_eq!(whole.headers()["access-control-allow-origin"], "*");
+    assert_eq!(whole.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(whole.headers()["content-security-policy"], "sandbox");
     assert_eq!(
         whole.bytes().await.expect("bytes").as_ref(),
         body.as_slice()
@@ -250,5 +250,29 @@ async fn blobs_are_stored_by_content_and_served_with_ranges() {
         .await
         .expect("options");
     assert_eq!(preflight.status(), 204);
-    assert_eq!(preflight.headers()["access-control-allow-origin"], "*");
+    assert_eq!(
+        preflight.headers()["allow"],
+        "GET, HEAD, PUT, PATCH, OPTIONS"
+    );
+    assert!(
+        preflight
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none(),
+        "no CORS unless TOOLSHED_CORS_ORIGINS says so"
+    );
+}
+
+#[tokio::test]
+async fn cors_follows_the_instance_setting_as_synopsys_answers_with_it_open() {
+    let server = crate::support::spawn_with(&[("TOOLSHED_CORS_ORIGINS", "*")]);
+    let response = http()
+        .patch(server.url("/api/data"))
+        .header("origin", "https://app.example")
+        .json(&json!([]))
+        .send()
+        .await
+        .expect("patch");
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["access-control-allow-origin"], "*");
 }

@@ -22,6 +22,8 @@ use crate::storage::facts::store::{FactIn, Instruction, Row};
 use crate::storage::facts::{Facts, Page, Paging, value};
 
 const MAX_STATEMENTS: usize = 1000;
+/// Words in one search.
+const MAX_WORDS: usize = 8;
 
 fn statement_entity(subject: &Reference, predicate: &str, object: &Value) -> Reference {
     Reference::of(&json!({"toolshed/statement": [subject.to_json(), predicate, object]}))
@@ -116,6 +118,16 @@ pub async fn add_facts(
         );
         if s.retract {
             instructions.push(Instruction::Retract(fact));
+            // Its provenance goes with it: said again later, it starts afresh.
+            let st = statement_entity(&subject, &s.predicate, &object);
+            let (said, _) = state.store.profile.entity(st).await?;
+            instructions.extend(said.into_iter().map(|row| {
+                Instruction::Retract(FactIn {
+                    e: row.e,
+                    a: row.a,
+                    value: row.value,
+                })
+            }));
             continue;
         }
         instructions.push(Instruction::Assert(fact));
@@ -297,25 +309,24 @@ pub async fn search(
     State(state): State<AppState>,
     AppQuery(params): AppQuery<SearchParams>,
 ) -> Result<Json<SearchAnswer>, AppError> {
-    let words: Vec<String> = params
-        .q
-        .split_whitespace()
-        .take(8)
-        .map(str::to_owned)
-        .collect();
-    if words.is_empty() || params.q.len() > 200 {
-        return Err(AppError::bad_request("q: 1 to 200 characters with a word").with_param("q"));
+    let words: Vec<String> = params.q.split_whitespace().map(str::to_owned).collect();
+    if words.is_empty() || words.len() > MAX_WORDS || params.q.chars().count() > 200 {
+        return Err(AppError::bad_request(format!(
+            "q: 1 to {MAX_WORDS} words in at most 200 characters"
+        ))
+        .with_param("q"));
     }
     let limit = params.limit.unwrap_or(20);
     if !(1..=200).contains(&limit) {
         return Err(AppError::bad_request("limit: 1 to 200").with_param("limit"));
     }
-    // Provenance facts repeat the values they describe: over-fetch, then drop them.
-    let rows = state.store.profile.search(words, limit * 8).await?;
+    let rows = state
+        .store
+        .profile
+        .search(words, Some(RESERVED), limit)
+        .await?;
     let results = rows
         .into_iter()
-        .filter(|r| !r.a.starts_with(RESERVED))
-        .take(limit)
         .map(|r| SearchHit {
             entity: r.e.to_json(),
             predicate: r.a,
