@@ -247,19 +247,18 @@ pub async fn get(
 
 /// 204 with the methods; which origins may call is `TOOLSHED_CORS_ORIGINS`' to say (its
 /// layer answers a browser's preflight before this route).
-fn preflight() -> Response {
+fn preflight(allow: &'static str) -> Response {
     let mut response = StatusCode::NO_CONTENT.into_response();
-    response.headers_mut().insert(
-        header::ALLOW,
-        HeaderValue::from_static("GET, HEAD, PUT, PATCH, OPTIONS"),
-    );
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
     response
 }
 
 /// CORS preflight: 204.
 #[utoipa::path(options, path = "/api/data", operation_id = "data_preflight", tag = "data", responses((status = 204, description = "The methods allowed (`Allow`)")))]
 pub async fn options_root() -> Response {
-    preflight()
+    preflight("PUT, PATCH, OPTIONS")
 }
 
 /// CORS preflight: 204.
@@ -267,5 +266,5 @@ pub async fn options_root() -> Response {
     params(("id" = String, Path, description = "A query or blob id")),
     responses((status = 204, description = "The methods allowed (`Allow`)")))]
 pub async fn options_item() -> Response {
-    preflight()
+    preflight("GET, HEAD, OPTIONS")
 }
