@@ -58,17 +58,20 @@ impl<S: Send + Sync> FromRequest<S> for AppBytes {
     }
 }
 
-/// Whether the headers name a JSON media type. Media types are case-insensitive
-/// (RFC 9110 §8.3.1).
-pub fn is_json(headers: &HeaderMap) -> bool {
-    let Some(media) = headers
+/// The media type of `Content-Type`, lower-cased (media types are case-insensitive, RFC
+/// 9110 §8.3.1), without parameters; empty when there is none.
+pub fn media_type(headers: &HeaderMap) -> String {
+    headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
-    else {
-        return false;
-    };
-    let media = media.trim().to_ascii_lowercase();
+        .map(|v| v.trim().to_ascii_lowercase())
+        .unwrap_or_default()
+}
+
+/// Whether the headers name a JSON media type.
+pub fn is_json(headers: &HeaderMap) -> bool {
+    let media = media_type(headers);
     media == "application/json" || (media.starts_with("application/") && media.ends_with("+json"))
 }
 

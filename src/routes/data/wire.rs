@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 
 use super::{blob, live};
 use crate::platform::error::AppError;
-use crate::platform::extract::AppBytes;
+use crate::platform::extract::{AppBytes, media_type};
 use crate::platform::state::AppState;
 use crate::storage::StorageError;
 use crate::storage::facts::ordered_json::Ordered;
@@ -37,17 +37,7 @@ fn storage_failure(e: StorageError) -> Response {
     failure(error.status, error.message)
 }
 
-/// The media type of `Content-Type`, lower-cased, without parameters.
-pub fn media_type(headers: &HeaderMap, name: header::HeaderName) -> String {
-    headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .map(|v| v.trim().to_ascii_lowercase())
-        .unwrap_or_default()
-}
-
-pub fn commit_body(commit: &Commit) -> Value {
+fn commit_body(commit: &Commit) -> Value {
     json!({"ok": {"before": {"id": commit.before}, "after": {"id": commit.after}}})
 }
 
@@ -112,7 +102,7 @@ pub async fn put(
     headers: HeaderMap,
     AppBytes(body): AppBytes,
 ) -> Response {
-    let media = media_type(&headers, header::CONTENT_TYPE);
+    let media = media_type(&headers);
     if media == QUERY_MEDIA {
         return put_query(&state, &body).await;
     }

@@ -1,6 +1,6 @@
 use axum::Json;
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 
 use super::key_path::{key_from_raw_path, key_from_raw_query, raw_query_value};
@@ -9,7 +9,9 @@ use super::schemas::{
     MutationBody, PutEntry, Versionstamp,
 };
 use crate::platform::error::{AppError, ErrorBody};
-use crate::platform::extract::{AppBytes, AppJson, AppQuery, Caller, is_json, parse_json};
+use crate::platform::extract::{
+    AppBytes, AppJson, AppQuery, Caller, is_json, media_type, parse_json,
+};
 use crate::platform::openapi::Binary;
 use crate::platform::state::AppState;
 use crate::storage::entry::{KvValue, format_versionstamp, parse_versionstamp};
@@ -87,14 +89,7 @@ pub async fn put_entry(
     AppBytes(body): AppBytes,
 ) -> Result<Json<Versionstamp>, AppError> {
     let key = entry_key(&uri)?;
-    // Media types are case-insensitive (RFC 9110 §8.3.1).
-    let media = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
+    let media = media_type(&headers);
     let (value, expire_in_ms) = match media.as_str() {
         _ if is_json(&headers) => {
             let put: PutEntry = parse_json(&body)?;

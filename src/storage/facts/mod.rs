@@ -170,19 +170,9 @@ impl Facts {
         let space = self.space;
         self.db
             .read(move |conn| {
-                let at = match as_of {
-                    // One transaction for every lookup of the query, even if one lands meanwhile.
-                    None => Visible::AsOf(store::head(conn, space)?.0),
-                    Some(AsOf::Transaction(tx)) => Visible::AsOf(tx),
-                    Some(AsOf::Revision(id)) => match store::transaction_of(conn, space, &id)? {
-                        Some(tx) => Visible::AsOf(tx),
-                        None => {
-                            return Err(StorageError::NotFound(format!(
-                                "no transaction made revision {id:?}"
-                            )));
-                        }
-                    },
-                };
+                // One transaction for every lookup of the query, even if one lands meanwhile.
+                let (tx, _) = store::resolve(conn, space, as_of)?;
+                let at = Visible::AsOf(tx);
                 evaluate::evaluate(&SqlSource { conn, space, at }, &query)
             })
             .await
@@ -222,27 +212,8 @@ impl Facts {
         let space = self.space;
         self.db
             .read(move |conn| {
-                let (head, head_revision) = store::head(conn, space)?;
                 // One transaction for rows and revision alike, even if one lands meanwhile.
-                let (tx, revision) = match as_of {
-                    None => (head, head_revision),
-                    Some(AsOf::Revision(id)) => match store::transaction_of(conn, space, &id)? {
-                        Some(tx) => (tx, id),
-                        None => {
-                            return Err(StorageError::NotFound(format!(
-                                "no transaction made revision {id:?}"
-                            )));
-                        }
-                    },
-                    Some(AsOf::Transaction(tx)) => match store::revision_of(conn, space, tx)? {
-                        Some(revision) if tx <= head => (tx, revision),
-                        _ => {
-                            return Err(StorageError::NotFound(format!(
-                                "no transaction {tx} (the latest is {head})"
-                            )));
-                        }
-                    },
-                };
+                let (tx, revision) = store::resolve(conn, space, as_of)?;
                 let source = SqlSource {
                     conn,
                     space,
@@ -284,10 +255,7 @@ impl Facts {
                     lookups: std::cell::RefCell::new(Vec::new()),
                 };
                 let rows = evaluate::evaluate(&source, &query)?;
-                let mut lookups = source.lookups.into_inner();
-                lookups.sort_by(|x, y| (x.e, &x.a, x.v).cmp(&(y.e, &y.a, y.v)));
-                lookups.dedup();
-                Ok((rows, lookups, tx))
+                Ok((rows, source.lookups.into_inner(), tx))
             })
             .await
     }

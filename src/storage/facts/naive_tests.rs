@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use serde_json::{Value, json};
 
 use super::reference::Reference;
-use super::tests::facts;
+use super::tests::{facts, rt};
 
 struct Random(u64);
 
@@ -133,10 +133,7 @@ fn rows(facts: &[Fact], clauses: &[Value]) -> BTreeSet<String> {
 
 #[test]
 fn the_engine_answers_as_a_naive_evaluator_does() {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = rt();
     let mut r = Random(0x9e37_79b9_7f4a_7c15);
     let entities: Vec<Value> = (0..4)
         .map(|i| Reference::of(&json!({"id": i})).expect("ref").to_json())

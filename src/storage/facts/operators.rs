@@ -289,7 +289,7 @@ fn arithmetic(numbers: Option<Vec<f64>>, start: f64, step: fn(f64, f64) -> f64) 
 }
 
 /// Numbers by value, strings by code point; other pairs do not compare.
-fn order(left: &Value, right: &Value) -> Option<Ordering> {
+pub fn order(left: &Value, right: &Value) -> Option<Ordering> {
     match (left, right) {
         (Value::Number(l), Value::Number(r)) => l.as_f64()?.partial_cmp(&r.as_f64()?),
         (Value::String(l), Value::String(r)) => Some(l.cmp(r)),

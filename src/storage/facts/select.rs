@@ -147,14 +147,11 @@ fn compare(a: Option<&Value>, b: Option<&Value>) -> std::cmp::Ordering {
         (None, None) => Ordering::Equal,
         (None, Some(_)) => Ordering::Greater,
         (Some(_), None) => Ordering::Less,
-        (Some(Value::Number(x)), Some(Value::Number(y))) => x
-            .as_f64()
-            .partial_cmp(&y.as_f64())
-            .unwrap_or(Ordering::Equal),
-        (Some(Value::String(x)), Some(Value::String(y))) => x.cmp(y),
-        (Some(Value::Bool(x)), Some(Value::Bool(y))) => x.cmp(y),
-        (Some(x), Some(y)) => kind(x)
-            .cmp(&kind(y))
-            .then_with(|| x.to_string().cmp(&y.to_string())),
+        // As the comparison operators order, then by kind.
+        (Some(x), Some(y)) => super::operators::order(x, y).unwrap_or_else(|| {
+            kind(x)
+                .cmp(&kind(y))
+                .then_with(|| x.to_string().cmp(&y.to_string()))
+        }),
     }
 }

@@ -215,6 +215,31 @@ pub fn revision_of(conn: &Connection, space: Space, tx: i64) -> Result<Option<St
         .optional()?)
 }
 
+/// The transaction a read sees, and its revision id: the latest, or the one `as_of` names
+/// (`NotFound` when no transaction made it).
+pub fn resolve(
+    conn: &Connection,
+    space: Space,
+    as_of: Option<super::AsOf>,
+) -> Result<(i64, String)> {
+    let (head, head_revision) = head(conn, space)?;
+    match as_of {
+        None => Ok((head, head_revision)),
+        Some(super::AsOf::Revision(id)) => match transaction_of(conn, space, &id)? {
+            Some(tx) => Ok((tx, id)),
+            None => Err(StorageError::NotFound(format!(
+                "no transaction made revision {id:?}"
+            ))),
+        },
+        Some(super::AsOf::Transaction(tx)) => match revision_of(conn, space, tx)? {
+            Some(revision) if tx <= head => Ok((tx, revision)),
+            _ => Err(StorageError::NotFound(format!(
+                "no transaction {tx} (the latest is {head})"
+            ))),
+        },
+    }
+}
+
 /// The transaction that made `revision`.
 pub fn transaction_of(conn: &Connection, space: Space, revision: &str) -> Result<Option<i64>> {
     if revision == revision::EMPTY {
