@@ -127,10 +127,15 @@ fn scan_sql(
 ) -> (String, Vec<SqlValue>) {
     let mut sql = select_rows(space);
     let mut params: Vec<SqlValue> = Vec::with_capacity(4);
-    let by_digest = format!("(SELECT id FROM {} WHERE digest = ?", space.refs());
+    let refs = space.refs();
+    let by_digest = |n: usize| {
+        format!(
+            "(SELECT id FROM {refs} WHERE substr(digest, 1, 8) = substr(?{n}, 1, 8) AND digest = ?{n})"
+        )
+    };
     if let Some(e) = e {
         params.push(SqlValue::Blob(e.digest().to_vec()));
-        sql.push_str(&format!("f.e = {by_digest}{}) AND ", params.len()));
+        sql.push_str(&format!("f.e = {} AND ", by_digest(params.len())));
     }
     if let Some(a) = a {
         params.push(SqlValue::Text(a.to_owned()));
@@ -138,7 +143,7 @@ fn scan_sql(
     }
     if let Some(v) = v {
         params.push(SqlValue::Blob(v.digest().to_vec()));
-        sql.push_str(&format!("f.v = {by_digest}{}) AND ", params.len()));
+        sql.push_str(&format!("f.v = {} AND ", by_digest(params.len())));
     }
     match at {
         Visible::Now => sql.push_str("f.removed IS NULL"),
@@ -432,8 +437,7 @@ pub fn transact(ctx: &mut WriteCtx<'_>, space: Space, instructions: &[Prepared])
     let tx = last + 1;
     let mut applying = Applying {
         conn: ctx.conn,
-        table: space.facts(),
-        refs: space.refs(),
+        sql: Statements::new(space),
         ids: HashMap::new(),
         fresh: HashSet::new(),
         inserted: HashSet::new(),
@@ -482,10 +486,45 @@ pub fn transact(ctx: &mut WriteCtx<'_>, space: Space, instructions: &[Prepared])
     })
 }
 
+/// The writer's statements for one space, written out once per transaction rather than
+/// once per fact.
+struct Statements {
+    id: String,
+    insert_ref: String,
+    present: String,
+    insert: String,
+    retract: String,
+    retract_others: String,
+}
+
+impl Statements {
+    fn new(space: Space) -> Statements {
+        let (table, refs) = (space.facts(), space.refs());
+        Statements {
+            id: format!(
+                "SELECT id FROM {refs} WHERE substr(digest, 1, 8) = substr(?1, 1, 8) AND digest = ?1"
+            ),
+            insert_ref: format!("INSERT INTO {refs} (digest) VALUES (?1)"),
+            present: format!(
+                "SELECT 1 FROM {table} WHERE e = ?1 AND a = ?2 AND v = ?3 AND removed IS NULL"
+            ),
+            insert: format!(
+                "INSERT INTO {table} (e, a, v, value, added) VALUES (?1, ?2, ?3, ?4, ?5)"
+            ),
+            retract: format!(
+                "UPDATE {table} SET removed = ?4 WHERE e = ?1 AND a = ?2 AND v = ?3 AND removed IS NULL"
+            ),
+            retract_others: format!(
+                "UPDATE {table} SET removed = ?4 WHERE e = ?1 AND a = ?2 AND v != ?3 AND removed IS NULL \
+                 RETURNING (SELECT digest FROM {refs} WHERE id = v)"
+            ),
+        }
+    }
+}
+
 struct Applying<'a> {
     conn: &'a Connection,
-    table: &'static str,
-    refs: &'static str,
+    sql: Statements,
     /// Reference ids met in this transaction (an imported entity has several facts).
     ids: HashMap<Reference, i64>,
     /// Ids first given in this transaction: no stored fact has such an entity, so its
@@ -507,7 +546,7 @@ impl Applying<'_> {
         }
         let id: Option<i64> = self
             .conn
-            .prepare_cached(&format!("SELECT id FROM {} WHERE digest = ?1", self.refs))?
+            .prepare_cached(&self.sql.id)?
             .query_row([reference.digest()], |r| r.get(0))
             .optional()?;
         if let Some(id) = id {
@@ -519,27 +558,14 @@ impl Applying<'_> {
     /// The id of a reference, given one if it has none: ids are handed out in order, so a
     /// load's new entities and values go at the end of the indexes, not all over them.
     fn id_or_new(&mut self, reference: &Reference) -> Result<i64> {
-        if let Some(id) = self.ids.get(reference) {
-            return Ok(*id);
+        if let Some(id) = self.id(reference)? {
+            return Ok(id);
         }
-        // Most references of a load are new: insert first, look up only on a conflict.
-        let inserted: Option<i64> = self
-            .conn
-            .prepare_cached(&format!(
-                "INSERT INTO {} (digest) VALUES (?1) ON CONFLICT (digest) DO NOTHING RETURNING id",
-                self.refs
-            ))?
-            .query_row([reference.digest()], |r| r.get(0))
-            .optional()?;
-        let id = match inserted {
-            Some(id) => {
-                self.fresh.insert(id);
-                id
-            }
-            None => self.id(reference)?.ok_or_else(|| {
-                StorageError::Internal("a reference vanished while being written".into())
-            })?,
-        };
+        self.conn
+            .prepare_cached(&self.sql.insert_ref)?
+            .execute([reference.digest()])?;
+        let id = self.conn.last_insert_rowid();
+        self.fresh.insert(id);
         self.ids.insert(*reference, id);
         Ok(id)
     }
@@ -551,20 +577,14 @@ impl Applying<'_> {
             !self.inserted.insert((e_id, a.clone(), v_id))
         } else {
             self.conn
-                .prepare_cached(&format!(
-                    "SELECT 1 FROM {} WHERE e = ?1 AND a = ?2 AND v = ?3 AND removed IS NULL",
-                    self.table
-                ))?
+                .prepare_cached(&self.sql.present)?
                 .exists(rusqlite::params![e_id, a, v_id])?
         };
         if present {
             return Ok(());
         }
         self.conn
-            .prepare_cached(&format!(
-                "INSERT INTO {} (e, a, v, value, added) VALUES (?1, ?2, ?3, ?4, ?5)",
-                self.table
-            ))?
+            .prepare_cached(&self.sql.insert)?
             .execute(rusqlite::params![e_id, a, v_id, text, self.tx])?;
         self.hasher.change(ASSERTED, e.digest(), a, v.digest());
         self.note(e, a, v);
@@ -580,10 +600,7 @@ impl Applying<'_> {
         self.fresh.remove(&e_id);
         let changed = self
             .conn
-            .prepare_cached(&format!(
-                "UPDATE {} SET removed = ?4 WHERE e = ?1 AND a = ?2 AND v = ?3 AND removed IS NULL",
-                self.table
-            ))?
+            .prepare_cached(&self.sql.retract)?
             .execute(rusqlite::params![e_id, a, v_id, self.tx])?;
         if changed > 0 {
             self.hasher.change(RETRACTED, e.digest(), a, v.digest());
@@ -600,12 +617,7 @@ impl Applying<'_> {
         };
         self.fresh.remove(&e_id);
         let keep_id = self.id(keep)?.unwrap_or(0);
-        let mut statement = self.conn.prepare_cached(&format!(
-            "UPDATE {table} SET removed = ?4 WHERE e = ?1 AND a = ?2 AND v != ?3 AND removed IS NULL \
-             RETURNING (SELECT digest FROM {refs} WHERE id = v)",
-            table = self.table,
-            refs = self.refs
-        ))?;
+        let mut statement = self.conn.prepare_cached(&self.sql.retract_others)?;
         let gone: Vec<Vec<u8>> = statement
             .query_map(rusqlite::params![e_id, a, keep_id, self.tx], |r| r.get(0))?
             .collect::<rusqlite::Result<_>>()?;
@@ -669,6 +681,14 @@ mod tests {
                 .expect("rows")
                 .map(|r| r.expect("row"))
                 .collect();
+            // A reference's id is found by its hash's prefix, not by reading every one.
+            let scans = lines.iter().filter(|l| l.starts_with("SCAN")).count();
+            assert_eq!(scans, usize::from(!(e || a || v)), "{lines:?}");
+            let by_prefix = lines.iter().any(|l| {
+                l.starts_with("SEARCH fact_refs USING INDEX fact_refs_prefix")
+                    || l.starts_with("SEARCH fact_refs USING COVERING INDEX fact_refs_prefix")
+            });
+            assert_eq!(by_prefix, e || v, "{lines:?}");
             lines
                 .into_iter()
                 .find(|l| l.contains(" f ") || l.ends_with(" f"))

@@ -526,3 +526,49 @@ fn a_runaway_query_is_refused_not_run_forever() {
         "{answer:?}"
     );
 }
+
+#[test]
+fn references_sharing_a_hash_prefix_stay_apart() {
+    // The index finds a reference by its hash's first 8 bytes; these differ only after them.
+    let mut digest = [7u8; 32];
+    let first = super::reference::Reference::from_digest(digest).to_link();
+    digest[31] = 8;
+    let second = super::reference::Reference::from_digest(digest).to_link();
+    let (rt, db) = (rt(), facts());
+    db.transact(
+        &rt,
+        &format!(r#"[{{"Assert": [{}, "name", "first"]}}]"#, link(&first)),
+    );
+    db.transact(
+        &rt,
+        &format!(
+            r#"[{{"Assert": [{}, "name", "second"]}}, {{"Assert": [{}, "knows", {}]}}]"#,
+            link(&second),
+            link(&first),
+            link(&second)
+        ),
+    );
+    let names = |e: &str| {
+        db.ask(
+            &rt,
+            &format!(
+                r#"{{"select": {{"n": "?n"}}, "where": [{{"Case": [{}, "name", "?n"]}}]}}"#,
+                link(e)
+            ),
+            None,
+        )
+    };
+    assert_eq!(names(&first), json!([{"n": "first"}]));
+    assert_eq!(names(&second), json!([{"n": "second"}]));
+    let known = r#"{"select": {"k": "?k"}, "where": [{"Case": ["?p", "knows", "?k"]}]}"#;
+    assert_eq!(
+        db.ask(&rt, known, None),
+        json!([{"k": {"/": second.clone()}}])
+    );
+    db.transact(
+        &rt,
+        &format!(r#"[{{"Retract": [{}, "name", "second"]}}]"#, link(&second)),
+    );
+    assert_eq!(names(&first), json!([{"n": "first"}]));
+    assert_eq!(names(&second), json!([]));
+}
