@@ -62,7 +62,10 @@ async fn main() {
         .unwrap_or(BATCH);
     let dir =
         std::env::temp_dir().join(format!("toolshed-facts-{}", uuid::Uuid::new_v4().simple()));
-    let mut server = Command::new(env!("CARGO_BIN_EXE_toolshed"))
+    // FACTS_SERVER names another build to measure (an A/B of two binaries).
+    let binary = std::env::var_os("FACTS_SERVER")
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_toolshed").into());
+    let mut server = Command::new(binary)
         .arg("serve")
         .env_clear()
         .env("PORT", "0")

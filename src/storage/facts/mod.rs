@@ -139,9 +139,20 @@ impl Facts {
                 .iter()
                 .any(|i| matches!(i, Instruction::Import(_)));
         let prepared = if large {
-            tokio::task::spawn_blocking(move || store::prepare(instructions))
-                .await
-                .map_err(|e| StorageError::Internal(format!("preparing a transaction: {e}")))??
+            // Side by side on the blocking pool's threads, which live on between requests
+            // (new threads each time left the allocator holding memory in more arenas).
+            let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+            let running: Vec<_> = store::shares(instructions, threads)
+                .into_iter()
+                .map(|share| tokio::task::spawn_blocking(move || store::prepare(share)))
+                .collect();
+            let mut prepared = Vec::new();
+            for share in running {
+                prepared.extend(share.await.map_err(|e| {
+                    StorageError::Internal(format!("preparing a transaction: {e}"))
+                })??);
+            }
+            prepared
         } else {
             store::prepare(instructions)?
         };

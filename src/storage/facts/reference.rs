@@ -33,9 +33,9 @@ fn sha256(parts: &[&[u8]]) -> [u8; 32] {
     hasher.finalize().into()
 }
 
-/// `digest(tag ‖ payload)`, as every typed node hashes.
-fn tagged(tag: &str, payload: &[u8]) -> [u8; 32] {
-    sha256(&[&sha256(&[tag.as_bytes()]), payload])
+/// `digest(digest(tag) ‖ payload)`, as every typed node hashes.
+fn tagged(tag: &Tag, payload: &[u8]) -> [u8; 32] {
+    sha256(&[&tag.digest, payload])
 }
 
 /// Pairwise SHA-256 up to one node; an odd last node goes up unchanged.
@@ -96,23 +96,23 @@ fn integer_payload(value: i128) -> Vec<u8> {
 
 /// The payload of a finite number: an integral one (`1.0`, `1e300` too, as JavaScript's
 /// `Number.isInteger` says) as the exact integer, any other as a little-endian double.
-fn number_payload(number: &serde_json::Number) -> Result<(&'static str, Vec<u8>), ReferenceError> {
+fn number_payload(number: &serde_json::Number) -> Result<(&'static Tag, Vec<u8>), ReferenceError> {
     if let Some(i) = number.as_i64() {
-        return Ok((INTEGER, integer_payload(i.into())));
+        return Ok((&INTEGER, integer_payload(i.into())));
     }
     if let Some(u) = number.as_u64() {
-        return Ok((INTEGER, integer_payload(u.into())));
+        return Ok((&INTEGER, integer_payload(u.into())));
     }
     let float = number.as_f64().ok_or(ReferenceError::NotFinite)?;
     if !float.is_finite() {
         return Err(ReferenceError::NotFinite);
     }
     if float.fract() != 0.0 {
-        return Ok((FLOAT, float.to_le_bytes().to_vec()));
+        return Ok((&FLOAT, float.to_le_bytes().to_vec()));
     }
     if float == 0.0 {
         // -0 too.
-        return Ok((INTEGER, integer_payload(0)));
+        return Ok((&INTEGER, integer_payload(0)));
     }
     // An integral double beyond 64 bits: mantissa × 2^exponent, exactly.
     let bits = float.to_bits();
@@ -127,7 +127,7 @@ fn number_payload(number: &serde_json::Number) -> Result<(&'static str, Vec<u8>)
     }
     let negative = float < 0.0;
     let bytes = twos_complement(magnitude, negative);
-    Ok((INTEGER, sleb128(&bytes, negative)))
+    Ok((&INTEGER, sleb128(&bytes, negative)))
 }
 
 fn shift_left(bytes: &[u8], by: usize) -> Vec<u8> {
@@ -140,14 +140,73 @@ fn shift_left(bytes: &[u8], by: usize) -> Vec<u8> {
     out
 }
 
-const NULL: &str = "merkle-structure:null";
-const BOOLEAN: &str = "merkle-structure:boolean/byte";
-const INTEGER: &str = "merkle-structure:integer/leb128";
-const FLOAT: &str = "merkle-structure:float/double-precision";
-const STRING: &str = "merkle-structure:string/utf-8";
-const BYTES: &str = "merkle-structure:bytes/raw";
-const LIST: &str = "merkle-structure:list/item/ref-tree";
-const MAP: &str = "merkle-structure:map/k+v/ref-tree";
+/// A node type's tag with its digest, written out here because every value hashes it:
+/// hashing it each time was half of an import's hashing (a test checks each digest).
+struct Tag {
+    #[cfg(test)]
+    name: &'static str,
+    digest: [u8; 32],
+}
+
+impl Tag {
+    const fn new(name: &'static str, hex: &str) -> Tag {
+        let hex = hex.as_bytes();
+        let mut digest = [0u8; 32];
+        let mut i = 0;
+        while i < 32 {
+            digest[i] = nibble(hex[2 * i]) << 4 | nibble(hex[2 * i + 1]);
+            i += 1;
+        }
+        #[cfg(not(test))]
+        let _ = name;
+        Tag {
+            #[cfg(test)]
+            name,
+            digest,
+        }
+    }
+}
+
+const fn nibble(c: u8) -> u8 {
+    match c {
+        b'0'..=b'9' => c - b'0',
+        b'a'..=b'f' => c - b'a' + 10,
+        _ => panic!("a tag's digest is lowercase hex"),
+    }
+}
+
+const NULL: Tag = Tag::new(
+    "merkle-structure:null",
+    "d918629e0a878b7a60d089f9361709b65c862b80117c8e17f580ad4b712e7b27",
+);
+const BOOLEAN: Tag = Tag::new(
+    "merkle-structure:boolean/byte",
+    "dd57cee12c6eafe31a9f6f75729b9934f90922d7c8dd24a073d1d3438f03df5d",
+);
+const INTEGER: Tag = Tag::new(
+    "merkle-structure:integer/leb128",
+    "dcee3d9ad8aacc5fba134213648279ec61aaac596d20c967cd61e1f92a7af6b1",
+);
+const FLOAT: Tag = Tag::new(
+    "merkle-structure:float/double-precision",
+    "e783385e0056c32987ef6174a5057a3cfd904f57a07ab7543c702aa4729890f5",
+);
+const STRING: Tag = Tag::new(
+    "merkle-structure:string/utf-8",
+    "7906c4dd132815dc81dd4a001b71a625bc146d95e63453f568d4c6044a899e98",
+);
+const BYTES: Tag = Tag::new(
+    "merkle-structure:bytes/raw",
+    "95a7149bc3012e9357740c5cc4961d54ceae504f3f876a2c2e9812bcf4a3b7a3",
+);
+const LIST: Tag = Tag::new(
+    "merkle-structure:list/item/ref-tree",
+    "170093cfabd73ab932696704e7271615a572d124fc9ee1555d636db936b319ea",
+);
+const MAP: Tag = Tag::new(
+    "merkle-structure:map/k+v/ref-tree",
+    "14e549179b64ecf56bc518684cc23782a0510a12724b7439fb5ab7b07b798f56",
+);
 
 impl Reference {
     /// The reference of a JSON value as synopsys reads JSON (DAG-JSON): an object whose one
@@ -159,7 +218,7 @@ impl Reference {
 
     /// The reference of raw bytes (a blob's id).
     pub fn of_bytes(bytes: &[u8]) -> Reference {
-        Reference(tagged(BYTES, bytes))
+        Reference(tagged(&BYTES, bytes))
     }
 
     /// The reference whose digest this is (as the store keeps it).
@@ -215,15 +274,15 @@ impl std::fmt::Display for Reference {
 
 fn digest(value: &Value) -> Result<[u8; 32], ReferenceError> {
     Ok(match value {
-        Value::Null => tagged(NULL, &[]),
-        Value::Bool(b) => tagged(BOOLEAN, &[u8::from(*b)]),
+        Value::Null => tagged(&NULL, &[]),
+        Value::Bool(b) => tagged(&BOOLEAN, &[u8::from(*b)]),
         Value::Number(n) => {
             let (tag, payload) = number_payload(n)?;
             tagged(tag, &payload)
         }
-        Value::String(s) => tagged(STRING, s.as_bytes()),
+        Value::String(s) => tagged(&STRING, s.as_bytes()),
         Value::Array(items) => tagged(
-            LIST,
+            &LIST,
             &fold(items.iter().map(digest).collect::<Result<_, _>>()?),
         ),
         Value::Object(map) => {
@@ -237,9 +296,11 @@ fn digest(value: &Value) -> Result<[u8; 32], ReferenceError> {
             entries.sort_by(|a, b| a.0.cmp(b.0));
             let hashed = entries
                 .into_iter()
-                .map(|(key, value)| Ok(sha256(&[&tagged(STRING, key.as_bytes()), &digest(value)?])))
+                .map(|(key, value)| {
+                    Ok(sha256(&[&tagged(&STRING, key.as_bytes()), &digest(value)?]))
+                })
                 .collect::<Result<Vec<_>, ReferenceError>>()?;
-            tagged(MAP, &fold(hashed))
+            tagged(&MAP, &fold(hashed))
         }
     })
 }
@@ -257,7 +318,7 @@ fn link_digest(link: &Value) -> Result<[u8; 32], ReferenceError> {
             let bytes = base64::engine::general_purpose::STANDARD_NO_PAD
                 .decode(encoded.trim_end_matches('='))
                 .map_err(|_| ReferenceError::BadLink(link.to_string()))?;
-            Ok(tagged(BYTES, &bytes))
+            Ok(tagged(&BYTES, &bytes))
         }
         other => Err(ReferenceError::BadLink(other.to_string())),
     }
@@ -307,6 +368,15 @@ mod tests {
 
     fn hex(bytes: &[u8]) -> String {
         crate::platform::hex::to_hex(bytes)
+    }
+
+    #[test]
+    fn each_tag_digest_is_its_names() {
+        for tag in [
+            &NULL, &BOOLEAN, &INTEGER, &FLOAT, &STRING, &BYTES, &LIST, &MAP,
+        ] {
+            assert_eq!(tag.digest, sha256(&[tag.name.as_bytes()]), "{}", tag.name);
+        }
     }
 
     /// merkle-reference 1.1.0's own answers (docs/design/synopsys-ids.md §1.6).

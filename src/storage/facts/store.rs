@@ -5,10 +5,12 @@
 //! hashes are random, and three indexes keyed by them took a random page write each per
 //! fact (docs/PERFORMANCE.md, "Facts").
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::BTreeSet;
+
+use foldhash::{HashMap, HashSet};
 
 use rusqlite::types::Value as SqlValue;
-use rusqlite::{Connection, OptionalExtension};
+use rusqlite::{CachedStatement, Connection, OptionalExtension};
 use serde_json::Value;
 
 use super::import::{self, ImportError};
@@ -325,6 +327,20 @@ pub enum Prepared {
     Import { root: Reference, facts: Vec<Ready> },
 }
 
+/// `instructions` in `n` runs of about equal length, in order (for `prepare` to run side
+/// by side: the writer waits for it, and hashing a load's imports took a sixth of its time).
+pub fn shares(mut instructions: Vec<Instruction>, n: usize) -> Vec<Vec<Instruction>> {
+    let share = instructions.len().div_ceil(n.max(1)).max(1);
+    let mut out = Vec::with_capacity(n);
+    while instructions.len() > share {
+        let tail = instructions.split_off(share);
+        out.push(instructions);
+        instructions = tail;
+    }
+    out.push(instructions);
+    out
+}
+
 /// Hashes, serializes and expands `instructions` (off the writer thread).
 pub fn prepare(instructions: Vec<Instruction>) -> Result<Vec<Prepared>> {
     let ready = |f: FactIn| Ready::new(f.e, f.a, &f.value);
@@ -437,10 +453,10 @@ pub fn transact(ctx: &mut WriteCtx<'_>, space: Space, instructions: &[Prepared])
     let tx = last + 1;
     let mut applying = Applying {
         conn: ctx.conn,
-        sql: Statements::new(space),
-        ids: HashMap::new(),
-        fresh: HashSet::new(),
-        inserted: HashSet::new(),
+        sql: Statements::prepare(ctx.conn, space)?,
+        ids: HashMap::default(),
+        fresh: HashSet::default(),
+        inserted: HashSet::default(),
         tx,
         hasher: RevisionHasher::new(&before, tx, ctx.now_ms),
         attributes: BTreeSet::new(),
@@ -486,46 +502,48 @@ pub fn transact(ctx: &mut WriteCtx<'_>, space: Space, instructions: &[Prepared])
     })
 }
 
-/// The writer's statements for one space, written out once per transaction rather than
-/// once per fact.
-struct Statements {
-    id: String,
-    insert_ref: String,
-    present: String,
-    insert: String,
-    retract: String,
-    retract_others: String,
+/// The writer's statements for one space, taken from the statement cache once per
+/// transaction rather than once per fact (the cache looks a statement up by its text).
+struct Statements<'c> {
+    id: CachedStatement<'c>,
+    insert_ref: CachedStatement<'c>,
+    present: CachedStatement<'c>,
+    insert: CachedStatement<'c>,
+    retract: CachedStatement<'c>,
+    retract_others: CachedStatement<'c>,
 }
 
-impl Statements {
-    fn new(space: Space) -> Statements {
+impl<'c> Statements<'c> {
+    fn prepare(conn: &'c Connection, space: Space) -> Result<Statements<'c>> {
         let (table, refs) = (space.facts(), space.refs());
-        Statements {
-            id: format!(
+        Ok(Statements {
+            id: conn.prepare_cached(&format!(
                 "SELECT id FROM {refs} WHERE substr(digest, 1, 8) = substr(?1, 1, 8) AND digest = ?1"
-            ),
-            insert_ref: format!("INSERT INTO {refs} (digest) VALUES (?1)"),
-            present: format!(
+            ))?,
+            insert_ref: conn.prepare_cached(&format!("INSERT INTO {refs} (digest) VALUES (?1)"))?,
+            present: conn.prepare_cached(&format!(
                 "SELECT 1 FROM {table} WHERE e = ?1 AND a = ?2 AND v = ?3 AND removed IS NULL"
-            ),
-            insert: format!(
+            ))?,
+            insert: conn.prepare_cached(&format!(
                 "INSERT INTO {table} (e, a, v, value, added) VALUES (?1, ?2, ?3, ?4, ?5)"
-            ),
-            retract: format!(
+            ))?,
+            retract: conn.prepare_cached(&format!(
                 "UPDATE {table} SET removed = ?4 WHERE e = ?1 AND a = ?2 AND v = ?3 AND removed IS NULL"
-            ),
-            retract_others: format!(
+            ))?,
+            retract_others: conn.prepare_cached(&format!(
                 "UPDATE {table} SET removed = ?4 WHERE e = ?1 AND a = ?2 AND v != ?3 AND removed IS NULL \
                  RETURNING (SELECT digest FROM {refs} WHERE id = v)"
-            ),
-        }
+            ))?,
+        })
     }
 }
 
 struct Applying<'a> {
     conn: &'a Connection,
-    sql: Statements,
+    sql: Statements<'a>,
     /// Reference ids met in this transaction (an imported entity has several facts).
+    /// These maps take a lookup or two per fact: foldhash (seeded at random, as std's
+    /// maps are) rather than SipHash, which showed in the writer's profile.
     ids: HashMap<Reference, i64>,
     /// Ids first given in this transaction: no stored fact has such an entity, so its
     /// facts are checked for repeats here, not with a query each.
@@ -545,8 +563,8 @@ impl Applying<'_> {
             return Ok(Some(*id));
         }
         let id: Option<i64> = self
-            .conn
-            .prepare_cached(&self.sql.id)?
+            .sql
+            .id
             .query_row([reference.digest()], |r| r.get(0))
             .optional()?;
         if let Some(id) = id {
@@ -561,9 +579,7 @@ impl Applying<'_> {
         if let Some(id) = self.id(reference)? {
             return Ok(id);
         }
-        self.conn
-            .prepare_cached(&self.sql.insert_ref)?
-            .execute([reference.digest()])?;
+        self.sql.insert_ref.execute([reference.digest()])?;
         let id = self.conn.last_insert_rowid();
         self.fresh.insert(id);
         self.ids.insert(*reference, id);
@@ -576,15 +592,13 @@ impl Applying<'_> {
         let present = if self.fresh.contains(&e_id) {
             !self.inserted.insert((e_id, a.clone(), v_id))
         } else {
-            self.conn
-                .prepare_cached(&self.sql.present)?
-                .exists(rusqlite::params![e_id, a, v_id])?
+            self.sql.present.exists(rusqlite::params![e_id, a, v_id])?
         };
         if present {
             return Ok(());
         }
-        self.conn
-            .prepare_cached(&self.sql.insert)?
+        self.sql
+            .insert
             .execute(rusqlite::params![e_id, a, v_id, text, self.tx])?;
         self.hasher.change(ASSERTED, e.digest(), a, v.digest());
         self.note(e, a, v);
@@ -599,8 +613,8 @@ impl Applying<'_> {
         // Its facts may now be retracted ones: ask the table from here on.
         self.fresh.remove(&e_id);
         let changed = self
-            .conn
-            .prepare_cached(&self.sql.retract)?
+            .sql
+            .retract
             .execute(rusqlite::params![e_id, a, v_id, self.tx])?;
         if changed > 0 {
             self.hasher.change(RETRACTED, e.digest(), a, v.digest());
@@ -617,8 +631,9 @@ impl Applying<'_> {
         };
         self.fresh.remove(&e_id);
         let keep_id = self.id(keep)?.unwrap_or(0);
-        let mut statement = self.conn.prepare_cached(&self.sql.retract_others)?;
-        let gone: Vec<Vec<u8>> = statement
+        let gone: Vec<Vec<u8>> = self
+            .sql
+            .retract_others
             .query_map(rusqlite::params![e_id, a, keep_id, self.tx], |r| r.get(0))?
             .collect::<rusqlite::Result<_>>()?;
         for v in &gone {
@@ -650,8 +665,38 @@ impl Applying<'_> {
 mod tests {
     use super::*;
 
-    /// Every lookup the engine makes with a bound position is an index search, never a
-    /// scan of the table (SQLite's own plan says which index).
+    #[test]
+    fn shares_keep_the_order_and_every_instruction() {
+        let entity = Reference::of_bytes(b"e").to_json();
+        let body = Value::Array(
+            (0..7)
+                .map(|i| serde_json::json!({"Assert": [entity, "n", i]}))
+                .collect(),
+        );
+        let instructions = parse_transaction(&body).expect("transaction");
+        let numbers = |shares: Vec<Vec<Instruction>>| -> Vec<Vec<String>> {
+            shares
+                .into_iter()
+                .map(|share| {
+                    share
+                        .into_iter()
+                        .map(|i| match i {
+                            Instruction::Assert(f) => f.value.to_string(),
+                            other => format!("{other:?}"),
+                        })
+                        .collect()
+                })
+                .collect()
+        };
+        assert_eq!(
+            numbers(shares(instructions.clone(), 2)),
+            [vec!["0", "1", "2", "3"], vec!["4", "5", "6"]]
+        );
+        assert_eq!(numbers(shares(instructions.clone(), 3)).len(), 3);
+        assert_eq!(numbers(shares(instructions.clone(), 1)).concat().len(), 7);
+        assert_eq!(numbers(shares(Vec::new(), 2)), [Vec::<String>::new()]);
+    }
+
     #[test]
     fn bound_positions_are_index_searches() {
         let dir = tempfile::tempdir().expect("temp dir");
