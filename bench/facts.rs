@@ -63,8 +63,8 @@ async fn main() {
     let dir =
         std::env::temp_dir().join(format!("toolshed-facts-{}", uuid::Uuid::new_v4().simple()));
     // FACTS_SERVER names another build to measure (an A/B of two binaries).
-    let binary = std::env::var_os("FACTS_SERVER")
-        .unwrap_or_else(|| env!("CARGO_BIN_EXE_toolshed").into());
+    let binary =
+        std::env::var_os("FACTS_SERVER").unwrap_or_else(|| env!("CARGO_BIN_EXE_toolshed").into());
     let mut server = Command::new(binary)
         .arg("serve")
         .env_clear()

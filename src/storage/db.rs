@@ -139,10 +139,6 @@ impl Db {
         // Checkpoint every 64 MB of WAL, not every 4 MB: a page written by several commits
         // in between is copied into the database once (docs/PERFORMANCE.md, "Facts").
         writer.execute_batch("PRAGMA wal_autocheckpoint=16384;")?;
-        // 8 MB of pages rather than SQLite's 2: a large transaction's changed pages then stay
-        // in memory until it commits instead of being written out and read back
-        // (docs/PERFORMANCE.md, "Facts").
-        writer.execute_batch("PRAGMA cache_size=-8192;")?;
         schema::migrate(&writer)?;
         let next_version: u64 = writer
             .query_row("SELECT v FROM meta WHERE k = 'version'", [], |r| {

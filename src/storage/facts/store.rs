@@ -462,6 +462,25 @@ pub fn transact(ctx: &mut WriteCtx<'_>, space: Space, instructions: &[Prepared])
         attributes: BTreeSet::new(),
         changes: Some(Vec::new()),
     };
+    // Every reference an assertion needs, looked up or added in hash order: the index from
+    // hash to id is then walked once from one end to the other, each page read and written
+    // once, instead of pages being thrown out of the cache and read back as random hashes
+    // come (docs/PERFORMANCE.md, "Facts").
+    let mut needed: Vec<&Reference> = Vec::new();
+    for instruction in instructions {
+        match instruction {
+            Prepared::Assert(f) | Prepared::Upsert(f) => needed.extend([&f.e, &f.v]),
+            Prepared::Import { facts, .. } => {
+                needed.extend(facts.iter().flat_map(|f| [&f.e, &f.v]));
+            }
+            Prepared::Retract(_) => {}
+        }
+    }
+    needed.sort_unstable();
+    needed.dedup();
+    for reference in needed {
+        applying.id_or_new(reference)?;
+    }
     let mut imported = Vec::new();
     for instruction in instructions {
         match instruction {
