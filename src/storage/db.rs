@@ -5,8 +5,9 @@
 //! connection and takes every write job waiting in its channel into one transaction, so
 //! thousands of concurrent writes share one commit (group commit). Each job of a batch runs
 //! inside its own savepoint, so one job failing (a failed check, a bad key) never undoes
-//! its neighbours; a job alone in its batch needs none (a rollback undoes it). A job's caller hears back only after the transaction has committed: an
-//! acknowledged write is in the WAL. Readers have their own connections (WAL lets them read
+//! its neighbours; a job alone in its batch needs none (a rollback undoes it). A job's
+//! caller hears back only after the transaction has committed: an acknowledged write is in
+//! the WAL. Readers have their own connections (WAL lets them read
 //! while the writer writes) on reader threads of their own that share one queue, so a slow
 //! query never stalls the threads that serve requests.
 

@@ -119,6 +119,12 @@ pub fn scan(
     read_rows(&mut statement, rusqlite::params_from_iter(params))
 }
 
+/// The condition on a refs table that a reference's digest, parameter `n`, finds by the
+/// index on its first 8 bytes (migration 8): the expression must be the index's own.
+fn digest_is(n: usize) -> String {
+    format!("substr(digest, 1, 8) = substr(?{n}, 1, 8) AND digest = ?{n}")
+}
+
 /// The statement `scan` runs, and its parameters.
 fn scan_sql(
     space: Space,
@@ -130,11 +136,7 @@ fn scan_sql(
     let mut sql = select_rows(space);
     let mut params: Vec<SqlValue> = Vec::with_capacity(4);
     let refs = space.refs();
-    let by_digest = |n: usize| {
-        format!(
-            "(SELECT id FROM {refs} WHERE substr(digest, 1, 8) = substr(?{n}, 1, 8) AND digest = ?{n})"
-        )
-    };
+    let by_digest = |n: usize| format!("(SELECT id FROM {refs} WHERE {})", digest_is(n));
     if let Some(e) = e {
         params.push(SqlValue::Blob(e.digest().to_vec()));
         sql.push_str(&format!("f.e = {} AND ", by_digest(params.len())));
@@ -536,9 +538,7 @@ impl<'c> Statements<'c> {
     fn prepare(conn: &'c Connection, space: Space) -> Result<Statements<'c>> {
         let (table, refs) = (space.facts(), space.refs());
         Ok(Statements {
-            id: conn.prepare_cached(&format!(
-                "SELECT id FROM {refs} WHERE substr(digest, 1, 8) = substr(?1, 1, 8) AND digest = ?1"
-            ))?,
+            id: conn.prepare_cached(&format!("SELECT id FROM {refs} WHERE {}", digest_is(1)))?,
             insert_ref: conn.prepare_cached(&format!("INSERT INTO {refs} (digest) VALUES (?1)"))?,
             present: conn.prepare_cached(&format!(
                 "SELECT 1 FROM {table} WHERE e = ?1 AND a = ?2 AND v = ?3 AND removed IS NULL"
